@@ -1,0 +1,404 @@
+//! The command-line front-end: parse argv, build the `Context`, call the
+//! operations, print text or JSON, and turn the result into an exit code.
+
+use std::ffi::OsString;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{CommandFactory, Parser};
+
+use crate::api::{Envelope, RunStatus};
+use crate::cli::{BreakerCmd, CacheCmd, Cli, Command, Global, PolicyCmd, RunArgs, SchemaKind};
+use crate::config::Context;
+use crate::error::{Error, Result, code};
+use crate::health;
+use crate::manifest::Severity;
+use crate::ops;
+use crate::output;
+use crate::run::{self, RunRequest};
+use crate::runner::{self, StdSink, Stdin};
+use crate::schema;
+
+fn exit(n: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(n.clamp(0, 255)).unwrap_or(1))
+}
+
+/// Parse `args` and run the command; the whole CLI.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return exit(if e.use_stderr() {
+                i32::from(code::USAGE)
+            } else {
+                0
+            });
+        }
+    };
+    match dispatch(cli) {
+        Ok(c) => exit(c),
+        Err(e) => {
+            output::error(&e.to_string());
+            exit(i32::from(e.exit_code()))
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    let g = cli.global;
+    // Completions and schemas work without touching GATHM_HOME.
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "gathm", &mut buf);
+            output::raw_out(&buf);
+            return Ok(0);
+        }
+        Command::Schema { kind } => {
+            output::json(&match kind {
+                SchemaKind::Tool => schema::tool(),
+                SchemaKind::Policies => schema::policies(),
+            });
+            return Ok(0);
+        }
+        _ => {}
+    }
+    let ctx = Context::new(&g.tools_dir, g.policies.as_deref());
+    match cli.command {
+        Command::Run(args) => run_cmd(&ctx, &g, args),
+        Command::External(argv) => run_cmd(
+            &ctx,
+            &g,
+            RunArgs {
+                command: argv,
+                ..RunArgs::default()
+            },
+        ),
+        Command::List { category } => {
+            let (list, diags) = ops::list(&ctx, &g.role, category.as_deref())?;
+            for d in &diags {
+                output::error(&d.to_string());
+            }
+            if g.json {
+                output::json(&list);
+            } else {
+                let w = list.tools.iter().map(|t| t.name.len()).max().unwrap_or(4);
+                let mut s = String::new();
+                for t in &list.tools {
+                    s.push_str(&format!(
+                        "{:<w$}  {:<8}  {:<22}  {}\n",
+                        t.name,
+                        t.version,
+                        t.category.join(","),
+                        t.description
+                    ));
+                }
+                s.push_str(&format!("{} tools\n", list.count));
+                output::text(&s);
+            }
+            Ok(0)
+        }
+        Command::Show { tool } => {
+            let v = ops::show(&ctx, &g.role, &tool)?;
+            if g.json {
+                output::json(&v);
+            } else {
+                let yaml = serde_saphyr::to_string(&v).unwrap_or_default();
+                output::text(&yaml);
+            }
+            Ok(0)
+        }
+        Command::Validate { tools, strict } => {
+            let report = ops::validate(&ctx, &tools, strict)?;
+            if g.json {
+                output::json(&report);
+            } else {
+                for d in &report.diagnostics {
+                    output::raw_err(format!("{d}\n").as_bytes());
+                }
+                output::text(&format!(
+                    "{} manifests checked ({}), policies {}: {} errors, {} warnings",
+                    report.checked,
+                    if report.ok { "ok" } else { "FAILED" },
+                    report.policies,
+                    report.errors,
+                    report.warnings
+                ));
+            }
+            Ok(if report.ok {
+                0
+            } else {
+                i32::from(code::DATA_ERR)
+            })
+        }
+        Command::Status => {
+            let s = ops::status(&ctx, &g.role)?;
+            if g.json {
+                output::json(&s);
+            } else {
+                let mut t = format!(
+                    "gathm {}\nhome:      {}\ntools:     {} found in {}\npolicies:  {}\nrole:      {}\ncache:     {} active entries, {} expired, {} bytes\n",
+                    s.version,
+                    s.home,
+                    s.tools,
+                    s.tools_path.join(":"),
+                    s.policies,
+                    s.role,
+                    s.cache.active,
+                    s.cache.expired,
+                    s.cache.size_bytes
+                );
+                if s.manifest_problems > 0 {
+                    t.push_str(&format!(
+                        "manifests: {} problems (run `gathm validate`)\n",
+                        s.manifest_problems
+                    ));
+                }
+                if s.breakers.is_empty() {
+                    t.push_str("breakers:  all closed\n");
+                }
+                for b in &s.breakers {
+                    t.push_str(&format!(
+                        "breaker:   {} is {} ({} failures)\n",
+                        b.tool, b.state, b.failures
+                    ));
+                }
+                output::text(&t);
+            }
+            Ok(0)
+        }
+        Command::Health { tool } => health_cmd(&ctx, &g, tool.as_deref().unwrap_or("all"), false),
+        Command::Heal { tool } => health_cmd(&ctx, &g, &tool, true),
+        Command::Breaker(BreakerCmd::Status { tool }) => {
+            let list = ops::breaker_status(&ctx, tool.as_deref())?;
+            if g.json {
+                if tool.is_some() {
+                    output::json(&list[0]);
+                } else {
+                    output::json(&list);
+                }
+            } else if list.is_empty() {
+                output::text("no breaker state recorded (all closed)");
+            } else {
+                let mut s = String::new();
+                for b in &list {
+                    s.push_str(&format!(
+                        "{}  {}  failures={} (threshold {}){}\n",
+                        b.tool,
+                        b.state,
+                        b.failures,
+                        b.failure_threshold,
+                        b.retry_in
+                            .map(|r| format!("  probe in {r:.0} s"))
+                            .unwrap_or_default()
+                    ));
+                }
+                output::text(&s);
+            }
+            Ok(0)
+        }
+        Command::Breaker(BreakerCmd::Reset { tool }) => {
+            let reset = ops::breaker_reset(&ctx, &tool)?;
+            if g.json {
+                output::json(&serde_json::json!({"reset": reset}));
+            } else {
+                output::text(&format!(
+                    "reset: {}",
+                    if reset.is_empty() {
+                        "nothing".into()
+                    } else {
+                        reset.join(", ")
+                    }
+                ));
+            }
+            Ok(0)
+        }
+        Command::Cache { cmd } => {
+            let v = match cmd.unwrap_or(CacheCmd::Stats) {
+                CacheCmd::Stats => serde_json::to_value(ops::cache_stats(&ctx)?),
+                CacheCmd::Clear => serde_json::to_value(ops::cache_change(&ctx, "clear", None)?),
+                CacheCmd::Purge => serde_json::to_value(ops::cache_change(&ctx, "purge", None)?),
+                CacheCmd::Invalidate { tool } => {
+                    serde_json::to_value(ops::cache_change(&ctx, "invalidate", Some(&tool))?)
+                }
+            }
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            if g.json {
+                output::json(&v);
+            } else {
+                let mut s = String::new();
+                if let serde_json::Value::Object(o) = &v {
+                    for (k, val) in o {
+                        s.push_str(&format!("{k}: {val}\n"));
+                    }
+                }
+                output::text(&s);
+            }
+            Ok(0)
+        }
+        Command::Policy(PolicyCmd::Check {
+            tool,
+            args,
+            approve,
+        }) => {
+            let c = ops::policy_check(&ctx, &g.role, &tool, &args, approve)?;
+            if g.json {
+                output::json(&c);
+            } else {
+                let verdict = serde_json::to_value(c.decision.decision).unwrap_or_default();
+                output::text(&format!(
+                    "{}: {}\nrule: {}\npolicies: {}",
+                    verdict.as_str().unwrap_or(""),
+                    c.decision.message,
+                    c.decision.rule,
+                    c.policies
+                ));
+            }
+            Ok(if c.decision.allowed() {
+                0
+            } else {
+                i32::from(code::NO_PERM)
+            })
+        }
+        Command::Policy(PolicyCmd::Show) => {
+            let v = ops::policy_show(&ctx)?;
+            if g.json {
+                output::json(&v);
+            } else {
+                output::text(&format!("# source: {}", v["source"].as_str().unwrap_or("")));
+                output::text(&serde_saphyr::to_string(&v["policy"]).unwrap_or_default());
+            }
+            Ok(0)
+        }
+        Command::Completions { .. } | Command::Schema { .. } => Ok(0),
+    }
+}
+
+fn health_cmd(ctx: &Context, g: &Global, which: &str, heal: bool) -> Result<i32> {
+    let tools = if which == "all" {
+        ctx.search.scan().tools
+    } else {
+        vec![ops::find(ctx, which)?]
+    };
+    let results = health::check_all(ctx, &tools);
+    let mut healed = Vec::new();
+    if heal {
+        for h in &results {
+            if health::healthy_ignoring_breaker(h) {
+                ops::breaker_reset(ctx, &h.tool)?;
+                healed.push(h.tool.clone());
+            }
+        }
+    }
+    let unhealthy = results
+        .iter()
+        .filter(|h| h.status == health::Status::Unhealthy)
+        .count();
+    if g.json {
+        if heal {
+            output::json(&serde_json::json!({"healed": healed, "health": results}));
+        } else if which == "all" {
+            output::json(&results);
+        } else {
+            output::json(&results[0]);
+        }
+    } else {
+        let mut s = String::new();
+        for h in &results {
+            s.push_str(&format!(
+                "{:<16} {:<9} breaker={}\n",
+                h.tool,
+                format!("{:?}", h.status).to_lowercase(),
+                h.breaker
+            ));
+            for i in &h.issues {
+                s.push_str(&format!("    - {i}\n"));
+            }
+        }
+        if heal {
+            s.push_str(&format!(
+                "healed (breaker reset): {}\n",
+                if healed.is_empty() {
+                    "none".into()
+                } else {
+                    healed.join(", ")
+                }
+            ));
+        }
+        output::text(&s);
+    }
+    Ok(if unhealthy > 0 { 1 } else { 0 })
+}
+
+fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
+    let mut argv = a.command.into_iter();
+    let tool = argv
+        .next()
+        .ok_or_else(|| Error::Usage("missing tool name".into()))?
+        .into_string()
+        .map_err(|_| Error::Usage("tool name is not UTF-8".into()))?;
+    runner::install_signal_flags();
+    let mut req = RunRequest::new(&tool, argv.collect(), &g.role);
+    req.approved = a.approve;
+    req.use_cache = !a.no_cache;
+    req.refresh = a.refresh;
+    req.timeout = a.timeout;
+    req.stdin = Stdin::Inherit;
+    let live = !g.json && !g.quiet;
+    if live {
+        req.sink = Some(Arc::new(StdSink));
+    }
+    req.notes = !g.json && !g.quiet;
+    if !g.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        req.prompt = Some(Arc::new(|tool: &str, role: &str| {
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "gathm: {tool} requires approval for role {role}. Run it? [y/N] "
+            );
+            let _ = err.flush();
+            let mut line = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut line);
+            matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+        }));
+    }
+    if let Some(t) = a.timeout
+        && !(t > 0.0 && t.is_finite())
+    {
+        return Err(Error::Usage(
+            "--timeout must be a positive number of seconds".into(),
+        ));
+    }
+    let env = run::run(ctx, &req);
+    print_envelope(g, &env, live);
+    Ok(env.exit_code)
+}
+
+/// Print a run's result for the CLI's modes.
+fn print_envelope(g: &Global, env: &Envelope, streamed: bool) {
+    if g.json {
+        output::json(env);
+        return;
+    }
+    let ran = env.attempts.iter().any(|a| a.exit_code.is_some());
+    if g.quiet {
+        if env.status == RunStatus::Error {
+            output::raw_out(env.output.as_bytes());
+            output::raw_err(env.error.as_bytes());
+            if ran && let Some(m) = &env.message {
+                output::error(m);
+            }
+        }
+        return;
+    }
+    if !streamed || !ran {
+        // Nothing was streamed: refusals (policy, rate limit, not found, breaker).
+        output::raw_err(env.error.as_bytes());
+    } else if let Some(m) = &env.message {
+        output::error(m);
+    }
+    let _ = Severity::Error;
+}

@@ -1,0 +1,131 @@
+//! The resolved configuration: the state home, the tool search path, the
+//! policies and the settings from `GATHM_*` variables. Both front-ends build
+//! one `Context` and pass it to the operations.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::breaker;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::logs::Logger;
+use crate::policy::{self, Policies, Source};
+use crate::registry::SearchPath;
+
+/// Settings read from the environment once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `GATHM_CACHE_ENABLED` (default true).
+    pub cache_enabled: bool,
+    /// `GATHM_CACHE_DEFAULT_TTL` (default 300).
+    pub cache_ttl: u64,
+    /// Breaker defaults (`CB_FAILURE_THRESHOLD`, `CB_RECOVERY_TIMEOUT`).
+    pub breaker: breaker::Config,
+    /// `GATHM_MAX_FALLBACK_DEPTH` (default 3).
+    pub max_fallback_depth: u32,
+    /// `GATHM_DEFAULT_TIMEOUT` (default 120 s).
+    pub default_timeout: f64,
+    /// `GATHM_KILL_GRACE` seconds between TERM and KILL (default 2).
+    pub kill_grace: f64,
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+impl Settings {
+    /// Read from the environment.
+    pub fn from_env() -> Settings {
+        Settings {
+            cache_enabled: std::env::var("GATHM_CACHE_ENABLED")
+                .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
+                .unwrap_or(true),
+            cache_ttl: env_parse("GATHM_CACHE_DEFAULT_TTL").unwrap_or(300),
+            breaker: breaker::Config {
+                threshold: env_parse("CB_FAILURE_THRESHOLD")
+                    .filter(|n| *n > 0)
+                    .unwrap_or(3),
+                recovery_timeout: env_parse("CB_RECOVERY_TIMEOUT")
+                    .filter(|n: &f64| *n >= 0.0)
+                    .unwrap_or(60.0),
+            },
+            max_fallback_depth: env_parse("GATHM_MAX_FALLBACK_DEPTH").unwrap_or(3),
+            default_timeout: env_parse("GATHM_DEFAULT_TIMEOUT")
+                .filter(|n: &f64| *n > 0.0)
+                .unwrap_or(120.0),
+            kill_grace: env_parse("GATHM_KILL_GRACE")
+                .filter(|n: &f64| *n >= 0.0)
+                .unwrap_or(2.0),
+        }
+    }
+}
+
+/// Everything an operation needs.
+#[derive(Debug)]
+pub struct Context {
+    /// State layout.
+    pub home: Home,
+    /// Tool search path.
+    pub search: SearchPath,
+    /// Where the policies come from.
+    pub policy_source: Source,
+    policies: OnceLock<std::result::Result<Policies, String>>,
+    /// Log writer.
+    pub logger: Logger,
+    /// Environment settings.
+    pub settings: Settings,
+}
+
+impl Context {
+    /// Resolve from command-line values and the environment.
+    pub fn new(tools_dirs: &[PathBuf], policies_file: Option<&Path>) -> Context {
+        let home = Home::from_env();
+        let search = SearchPath::new(
+            tools_dirs,
+            std::env::var("GATHM_TOOLS_PATH").ok().as_deref(),
+            home.tools(),
+        );
+        let policy_source = policy::locate(
+            policies_file,
+            std::env::var("GATHM_POLICIES").ok().as_deref(),
+            &home.policies(),
+        );
+        Context {
+            logger: Logger::new(&home),
+            home,
+            search,
+            policy_source,
+            policies: OnceLock::new(),
+            settings: Settings::from_env(),
+        }
+    }
+
+    /// The text of the effective policies file.
+    pub fn policies_text(&self) -> Result<(PathBuf, String)> {
+        match &self.policy_source {
+            Source::Builtin => Ok((
+                PathBuf::from("(built-in policies.yaml)"),
+                policy::DEFAULT_POLICIES.to_string(),
+            )),
+            Source::File(p) => std::fs::read_to_string(p)
+                .map(|t| (p.clone(), t))
+                .map_err(|e| {
+                    Error::InvalidData(format!("cannot read policies {}: {e}", p.display()))
+                }),
+        }
+    }
+
+    /// The effective policies, loaded once; an invalid file is an `InvalidData` error.
+    pub fn policies(&self) -> Result<&Policies> {
+        let r = self.policies.get_or_init(|| {
+            let (path, text) = self.policies_text().map_err(|e| e.to_string())?;
+            let p = policy::parse(&path, &text).map_err(|d| d.to_string())?;
+            let problems = policy::check(&path, &text, &p);
+            if let Some(first) = problems.first() {
+                return Err(first.to_string());
+            }
+            Ok(p)
+        });
+        r.as_ref().map_err(|e| Error::InvalidData(e.clone()))
+    }
+}

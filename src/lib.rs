@@ -1,0 +1,28 @@
+//! gathm: discover tools described by `tool.yaml` manifests and run them
+//! behind a persisted circuit breaker, fallback chains, a result cache, role
+//! policies and rate limits, with audit logs. See ARCHITECTURE.md for the map.
+
+pub mod api;
+pub mod app;
+pub mod breaker;
+pub mod cache;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod fallback;
+pub mod health;
+pub mod home;
+pub mod logs;
+pub mod manifest;
+pub mod ops;
+pub mod output;
+pub mod policy;
+pub mod ratelimit;
+pub mod registry;
+pub mod run;
+pub mod runner;
+pub mod schema;
+pub mod state;
+
+pub use app::main;

@@ -1,0 +1,135 @@
+//! The app, audit and metrics logs: one JSON object per line, appended with a
+//! single write, rotated by size (`GATHM_MAX_LOG_SIZE_MB`, `GATHM_LOG_ROTATE_COUNT`).
+
+use serde_json::{Map, Value, json};
+
+use crate::clock;
+use crate::home::Home;
+use crate::state;
+
+/// Writes the three JSON-lines logs under the log directory.
+#[derive(Debug, Clone)]
+pub struct Logger {
+    home: Home,
+    max_bytes: u64,
+    keep: u32,
+    level: Level,
+}
+
+/// Log levels of `gathm.log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn parse(s: &str) -> Level {
+        match s.to_ascii_uppercase().as_str() {
+            "DEBUG" => Level::Debug,
+            "WARN" | "WARNING" => Level::Warn,
+            "ERROR" | "FATAL" => Level::Error,
+            _ => Level::Info,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl Logger {
+    /// A logger for a home, with rotation settings from the environment.
+    pub fn new(home: &Home) -> Logger {
+        let mb: f64 = std::env::var("GATHM_MAX_LOG_SIZE_MB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100.0);
+        let keep = std::env::var("GATHM_LOG_ROTATE_COUNT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5);
+        let level = Level::parse(&std::env::var("GATHM_LOG_LEVEL").unwrap_or_default());
+        Logger {
+            home: home.clone(),
+            max_bytes: (mb * 1024.0 * 1024.0) as u64,
+            keep,
+            level,
+        }
+    }
+
+    fn write(&self, file: &str, records: &[Value]) {
+        let mut buf = Vec::with_capacity(256 * records.len());
+        for r in records {
+            if serde_json::to_writer(&mut buf, r).is_ok() {
+                buf.push(b'\n');
+            }
+        }
+        let path = self.home.log_file(file);
+        // Logging never fails a run: errors are swallowed here on purpose.
+        if let Ok(len) = state::append(&path, &buf)
+            && len > self.max_bytes
+        {
+            let _ = state::rotate(&path, self.max_bytes, self.keep);
+        }
+    }
+
+    /// A line of `gathm.log`.
+    pub fn app(&self, level: Level, component: &str, message: &str, extra: Map<String, Value>) {
+        if level < self.level {
+            return;
+        }
+        let mut obj = Map::new();
+        obj.insert("timestamp".into(), clock::rfc3339(clock::now()).into());
+        obj.insert("level".into(), level.as_str().into());
+        obj.insert("component".into(), component.into());
+        obj.insert("message".into(), message.into());
+        obj.insert("hostname".into(), hostname().into());
+        obj.insert("pid".into(), std::process::id().into());
+        obj.extend(extra);
+        self.write("gathm.log", &[Value::Object(obj)]);
+    }
+
+    /// Lines of `audit.log` (each gets a timestamp if it lacks one).
+    pub fn audit(&self, records: Vec<Value>) {
+        let ts = clock::rfc3339(clock::now());
+        let records: Vec<Value> = records
+            .into_iter()
+            .map(|mut r| {
+                if let Value::Object(o) = &mut r {
+                    o.entry("timestamp").or_insert_with(|| ts.clone().into());
+                }
+                r
+            })
+            .collect();
+        self.write("audit.log", &records);
+    }
+
+    /// A line of `metrics.log`.
+    pub fn metric(&self, tool: &str, duration_ms: u64, exit_code: i32, extra: Value) {
+        let mut r = json!({
+            "timestamp": clock::rfc3339(clock::now()),
+            "tool": tool,
+            "duration_ms": duration_ms,
+            "exit_code": exit_code,
+            "status": if exit_code == 0 { "success" } else { "failure" },
+        });
+        if let (Value::Object(o), Value::Object(e)) = (&mut r, extra) {
+            o.extend(e);
+        }
+        self.write("metrics.log", &[r]);
+    }
+}

@@ -1,0 +1,740 @@
+//! `tool.yaml`: serde types for every field of the reference schema plus the
+//! gathm extensions, and validation that reports file, line and column (pure:
+//! text in, `Manifest` and diagnostics out).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The eight reference categories.
+pub const CATEGORIES: [&str; 8] = [
+    "security",
+    "networking",
+    "data",
+    "media",
+    "utility",
+    "finance",
+    "science",
+    "productivity",
+];
+
+/// Top-level keys a manifest may carry (anything else is a warning, an error under `--strict`).
+pub const KNOWN_KEYS: [&str; 21] = [
+    "name",
+    "version",
+    "description",
+    "category",
+    "dependencies",
+    "apis",
+    "requires_internet",
+    "input_schema",
+    "output_schema",
+    "fallback_tool",
+    "tags",
+    "author",
+    "install_hints",
+    "command",
+    "timeout",
+    "cache",
+    "breaker",
+    "retry",
+    "env",
+    "max_concurrency",
+    "schema_version",
+];
+
+const VALUE_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "array", "object"];
+
+/// A value that may be written as one item or as a list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// `key: value`
+    One(T),
+    /// `key: [a, b]`
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    /// The items as a vector.
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `dependencies`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Dependencies {
+    /// Commands looked up on PATH.
+    pub system: Vec<String>,
+    /// Python modules.
+    pub python: Vec<String>,
+    /// Optional commands (not required for health).
+    pub optional: Vec<String>,
+}
+
+/// An entry of `apis`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Api {
+    /// Display name.
+    pub name: String,
+    /// Base URL.
+    pub base_url: String,
+    /// URL probed by `gathm health` (null or empty: none).
+    #[serde(default)]
+    pub health_endpoint: Option<String>,
+    /// Whether a key is needed.
+    #[serde(default)]
+    pub auth_required: bool,
+    /// e.g. `api_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<String>,
+}
+
+/// An entry of `input_schema.arguments`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Argument {
+    /// Name.
+    pub name: String,
+    /// One of the six value types.
+    #[serde(default = "default_type", rename = "type")]
+    pub kind: String,
+    /// Whether it is required.
+    #[serde(default)]
+    pub required: bool,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_type() -> String {
+    "string".into()
+}
+
+/// An entry of `input_schema.flags` (free text, as in the reference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    /// The flag text, e.g. `-t`.
+    pub flag: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Whether it takes a value.
+    #[serde(default)]
+    pub has_argument: bool,
+}
+
+/// `input_schema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InputSchema {
+    /// Positional arguments.
+    pub arguments: Vec<Argument>,
+    /// Flags.
+    pub flags: Vec<Flag>,
+}
+
+/// An entry of `output_schema.json_fields`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsonField {
+    /// Field name.
+    pub name: String,
+    /// Value type.
+    #[serde(default = "default_type", rename = "type")]
+    pub kind: String,
+    /// Item description for arrays (seen in real manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<serde_json::Value>,
+}
+
+/// `output_schema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputSchema {
+    /// Description of the text output.
+    pub text: String,
+    /// Fields of the `--json` output.
+    pub json_fields: Vec<JsonField>,
+}
+
+/// `cache`: `false`, `true`, or `{ttl: seconds}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CacheSetting {
+    /// `cache: false` never caches; `true` uses the default TTL.
+    Enabled(bool),
+    /// `cache: {ttl: N}`.
+    Ttl {
+        /// Seconds an entry lives.
+        ttl: u64,
+    },
+}
+
+/// `breaker`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BreakerSetting {
+    /// Consecutive counted failures that open the circuit.
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    /// Seconds before an open circuit lets a probe through.
+    #[serde(default)]
+    pub recovery_timeout: Option<f64>,
+}
+
+/// `retry`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrySetting {
+    /// Total attempts (1 = no retry).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// First delay in seconds.
+    #[serde(default = "one_f")]
+    pub delay: f64,
+    /// Multiplier per attempt.
+    #[serde(default = "two_f")]
+    pub backoff: f64,
+    /// Cap on one delay, seconds.
+    #[serde(default = "thirty_f")]
+    pub max_delay: f64,
+    /// Only retry these exit codes (124 = timeout); empty: any counted failure.
+    #[serde(default)]
+    pub on_exit_codes: Vec<i32>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+fn two_f() -> f64 {
+    2.0
+}
+fn thirty_f() -> f64 {
+    30.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A parsed `tool.yaml`. Required fields are optional here so that a missing
+/// one is reported by `validate` with a location instead of a serde error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Tool name (by convention the directory name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `x.y.z`.
+    #[serde(default, deserialize_with = "de_version")]
+    pub version: Option<String>,
+    /// At least 5 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// One category or a list.
+    #[serde(default)]
+    pub category: Option<OneOrMany<String>>,
+    /// Required commands and modules.
+    #[serde(default)]
+    pub dependencies: Dependencies,
+    /// External services.
+    #[serde(default)]
+    pub apis: Vec<Api>,
+    /// Needs the network (default true, as in the reference).
+    #[serde(default = "yes")]
+    pub requires_internet: bool,
+    /// Arguments and flags.
+    #[serde(default)]
+    pub input_schema: Option<InputSchema>,
+    /// Output description.
+    #[serde(default)]
+    pub output_schema: Option<OutputSchema>,
+    /// A name or an ordered list of names.
+    #[serde(default)]
+    pub fallback_tool: Option<OneOrMany<String>>,
+    /// Free tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Install hints (free map).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_hints: Option<serde_json::Value>,
+    /// Extension: argv prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<OneOrMany<String>>,
+    /// Extension: seconds before the process group is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// Extension: result cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSetting>,
+    /// Extension: breaker thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerSetting>,
+    /// Extension: retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySetting>,
+    /// Extension: extra environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Extension: runs of this tool at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+/// Accept `version: "1.0.0"`, `version: 1.0.0` and numbers like `version: 3.0`.
+fn de_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        S(String),
+        F(f64),
+        I(i64),
+    }
+    Ok(match Option::<V>::deserialize(d)? {
+        None => None,
+        Some(V::S(s)) => Some(s),
+        Some(V::F(f)) => Some(f.to_string()),
+        Some(V::I(i)) => Some(i.to_string()),
+    })
+}
+
+impl Manifest {
+    /// The tool name (empty if missing).
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("")
+    }
+
+    /// Categories as a list.
+    pub fn categories(&self) -> Vec<String> {
+        self.category
+            .as_ref()
+            .map(|c| c.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Fallback names in order (`null`/empty: none).
+    pub fn fallbacks(&self) -> Vec<String> {
+        self.fallback_tool
+            .as_ref()
+            .map(|f| f.to_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty() && s != "null")
+            .collect()
+    }
+}
+
+/// How serious a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Makes the file invalid.
+    Error,
+    /// Reported; an error under `--strict`.
+    Warning,
+}
+
+/// A problem at a place in a file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line (0: unknown).
+    pub line: u64,
+    /// 1-based column (0: unknown).
+    pub column: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{}:{}:{}: {sev}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Find the line and column of the value of `key` (first `key:` at any
+/// indentation), for locating semantic problems.
+pub fn locate(text: &str, key: &str) -> (u64, u64) {
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let trimmed = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && rest.trim_start().starts_with(':')
+        {
+            let indent = line.len() - trimmed.len();
+            return (i as u64 + 1, indent as u64 + 1);
+        }
+    }
+    (1, 1)
+}
+
+/// Find the line and column where `needle` first appears (1, 1 if absent).
+pub fn locate_text(text: &str, needle: &str) -> (u64, u64) {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find(needle).map(|c| (i as u64 + 1, c as u64 + 1)))
+        .unwrap_or((1, 1))
+}
+
+/// Turn a YAML error into a diagnostic with its location.
+pub fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let text = e.to_string();
+    let message = text.lines().next().unwrap_or("invalid YAML").to_string();
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Parse a manifest; a YAML or type error becomes one located diagnostic.
+pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostic> {
+    if text.trim().is_empty() {
+        return Err(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: "empty manifest: the YAML root must be a mapping".into(),
+        });
+    }
+    serde_saphyr::from_str::<Manifest>(text).map_err(|e| yaml_error(file, &e))
+}
+
+/// A tool name that is safe as a path component and a cache or state key.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+fn valid_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Check a parsed manifest against the schema; `dir_name` is the directory it
+/// was found in. Returns every problem found.
+pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut push = |severity, key: &str, message: String| {
+        let (line, column) = locate(text, key);
+        out.push(Diagnostic {
+            severity,
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        });
+    };
+    use Severity::{Error, Warning};
+    match m.name.as_deref() {
+        None => push(Error, "name", "missing required field `name`".into()),
+        Some(n) if !valid_name(n) => push(
+            Error,
+            "name",
+            format!("invalid tool name {n:?}: use letters, digits, '-', '_' and '.'"),
+        ),
+        Some(n) => {
+            if let Some(d) = dir_name
+                && d != n
+            {
+                push(
+                    Warning,
+                    "name",
+                    format!("name {n:?} differs from its directory {d:?}"),
+                );
+            }
+        }
+    }
+    match m.version.as_deref() {
+        None => push(Error, "version", "missing required field `version`".into()),
+        Some(v) if !valid_version(v) => push(
+            Error,
+            "version",
+            format!("version {v:?} must look like x.y.z (digits only)"),
+        ),
+        _ => {}
+    }
+    match m.description.as_deref() {
+        None => push(
+            Error,
+            "description",
+            "missing required field `description`".into(),
+        ),
+        Some(d) if d.trim().chars().count() < 5 => push(
+            Error,
+            "description",
+            "description must be at least 5 characters".into(),
+        ),
+        _ => {}
+    }
+    match &m.category {
+        None => push(
+            Error,
+            "category",
+            "missing required field `category`".into(),
+        ),
+        Some(c) => {
+            let cats = c.to_vec();
+            if cats.is_empty() {
+                push(Error, "category", "category must not be empty".into());
+            }
+            for cat in cats {
+                if !CATEGORIES.contains(&cat.as_str()) {
+                    push(
+                        Error,
+                        "category",
+                        format!(
+                            "unknown category {cat:?}; expected one of {}",
+                            CATEGORIES.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(is) = &m.input_schema {
+        for a in &is.arguments {
+            if !VALUE_TYPES.contains(&a.kind.as_str()) {
+                push(
+                    Error,
+                    "type",
+                    format!("argument {:?} has unknown type {:?}", a.name, a.kind),
+                );
+            }
+        }
+    }
+    if let Some(os) = &m.output_schema {
+        for f in &os.json_fields {
+            if !VALUE_TYPES.contains(&f.kind.as_str()) {
+                push(
+                    Error,
+                    "type",
+                    format!("json field {:?} has unknown type {:?}", f.name, f.kind),
+                );
+            }
+        }
+    }
+    for fb in m.fallbacks() {
+        if Some(fb.as_str()) == m.name.as_deref() {
+            push(
+                Error,
+                "fallback_tool",
+                format!("fallback_tool cannot point to itself ({fb:?})"),
+            );
+        } else if !valid_name(&fb) {
+            push(
+                Error,
+                "fallback_tool",
+                format!("invalid fallback tool name {fb:?}"),
+            );
+        }
+    }
+    if let Some(t) = m.timeout
+        && !(t > 0.0 && t.is_finite())
+    {
+        push(Error, "timeout", "timeout must be a positive number".into());
+    }
+    if let Some(CacheSetting::Ttl { ttl: 0 }) = m.cache {
+        push(
+            Warning,
+            "cache",
+            "cache ttl 0 never hits; use `cache: false`".into(),
+        );
+    }
+    if let Some(r) = &m.retry {
+        if r.attempts == 0 {
+            push(Error, "retry", "retry.attempts must be at least 1".into());
+        }
+        if r.delay < 0.0 || r.backoff < 1.0 || r.max_delay < 0.0 {
+            push(
+                Error,
+                "retry",
+                "retry needs delay >= 0, backoff >= 1, max_delay >= 0".into(),
+            );
+        }
+    }
+    if let Some(b) = &m.breaker
+        && b.failure_threshold == Some(0)
+    {
+        push(
+            Error,
+            "failure_threshold",
+            "breaker.failure_threshold must be at least 1".into(),
+        );
+    }
+    if let Some(cmd) = &m.command
+        && cmd.to_vec().first().is_none_or(|s| s.is_empty())
+    {
+        push(Error, "command", "command must name a program".into());
+    }
+    if m.max_concurrency == Some(0) {
+        push(
+            Error,
+            "max_concurrency",
+            "max_concurrency must be at least 1".into(),
+        );
+    }
+    for key in unknown_keys(text) {
+        push(Warning, &key, format!("unknown key `{key}`"));
+    }
+    out
+}
+
+/// Top-level keys of the mapping that the schema does not know.
+pub fn unknown_keys(text: &str) -> Vec<String> {
+    let Ok(map) = serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text) else {
+        return Vec::new();
+    };
+    map.keys()
+        .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_text(text: &str) -> Vec<String> {
+        let p = Path::new("t/tool.yaml");
+        match parse(p, text) {
+            Err(d) => vec![d.to_string()],
+            Ok(m) => check(p, text, &m, Some("t"))
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+        }
+    }
+
+    const GOOD: &str = r#"
+name: t
+version: "3.0.0"
+description: "One: two, with a colon"
+category: [networking, security]
+dependencies:
+  system: [curl]
+  optional: [tmate]
+apis:
+  - name: x
+    base_url: https://x
+    health_endpoint: null
+    auth_required: true
+    auth_type: api_key
+requires_internet: false
+input_schema:
+  arguments:
+    - name: domain
+      type: string
+      required: true
+  flags:
+    - flag: "-json"
+      has_argument: false
+output_schema:
+  text: "out"
+  json_fields:
+    - name: answers
+      type: array
+      items: {type: object}
+fallback_tool: null
+tags: [a]
+author: me
+install_hints: {apt: "apt install x"}
+"#;
+
+    #[test]
+    fn reference_fields_parse_cleanly() {
+        assert_eq!(check_text(GOOD), Vec::<String>::new());
+        let m = parse(Path::new("x"), GOOD).unwrap();
+        assert_eq!(m.description.as_deref(), Some("One: two, with a colon"));
+        assert_eq!(m.categories(), vec!["networking", "security"]);
+        assert!(m.fallbacks().is_empty());
+        assert_eq!(m.apis[0].health_endpoint, None);
+    }
+
+    #[test]
+    fn problems_are_located() {
+        let text = "name: t\nversion: 1.0\ndescription: abc\ncategory: cooking\nbogus: 1\n";
+        let d = check_text(text);
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("t/tool.yaml:2:1: error: version")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter().any(|l| l.contains(":3:1: error: description")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter()
+                .any(|l| l.contains(":4:1: error: unknown category \"cooking\"")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter()
+                .any(|l| l.contains(":5:1: warning: unknown key `bogus`")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn bad_yaml_and_wrong_types_report_line() {
+        let d = check_text("name: t\nversion: \"1.0.0\"\n  bad: [\n");
+        assert_eq!(d.len(), 1);
+        assert!(d[0].starts_with("t/tool.yaml:"), "{d:?}");
+        assert!(!d[0].starts_with("t/tool.yaml:0:"), "{d:?}");
+        let d = check_text(
+            "name: t\nversion: \"1.0.0\"\ndescription: hello\ncategory: data\ntags: 5\n",
+        );
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].contains(":5:"), "{d:?}");
+    }
+
+    #[test]
+    fn self_fallback_and_missing_fields() {
+        let d = check_text("name: t\nfallback_tool: [x, t]\n");
+        assert!(d.iter().any(|l| l.contains("cannot point to itself")));
+        assert!(
+            d.iter()
+                .any(|l| l.contains("missing required field `version`"))
+        );
+        assert!(
+            d.iter()
+                .any(|l| l.contains("missing required field `category`"))
+        );
+    }
+}

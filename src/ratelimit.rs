@@ -1,0 +1,164 @@
+//! Rate limits as a sliding window log: the arithmetic is pure (explicit
+//! `now`); the persisted check locks every involved window (in a fixed order)
+//! and commits only when all admit, so concurrent processes are exact.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::state::{self, Durability};
+
+/// The stored window of one key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    /// Format version.
+    #[serde(default)]
+    pub schema_version: u32,
+    /// Admitted calls (epoch s) inside the window.
+    #[serde(default)]
+    pub hits: Vec<f64>,
+}
+
+/// Drop hits outside `[now - window, now + window]` (the upper bound guards
+/// against stamps from a clock that has since stepped back).
+pub fn prune(w: &mut Window, window: f64, now: f64) {
+    w.hits.retain(|t| now - t < window && *t <= now + window);
+}
+
+/// Would a call be admitted? `Ok(remaining after it)` or `Err(seconds to wait)`.
+pub fn check(w: &Window, capacity: u32, window: f64, now: f64) -> std::result::Result<u32, f64> {
+    let mut w = w.clone();
+    prune(&mut w, window, now);
+    let used = w.hits.len() as u32;
+    if used < capacity {
+        Ok(capacity - used - 1)
+    } else {
+        let oldest = w.hits.iter().copied().fold(f64::INFINITY, f64::min);
+        Err((oldest + window - now).max(0.0))
+    }
+}
+
+/// One limit to enforce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// State file.
+    pub path: PathBuf,
+    /// The nominal limit (for headers and messages).
+    pub limit: u32,
+    /// Limit plus burst.
+    pub capacity: u32,
+}
+
+/// The result of an admission check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Admission {
+    /// Admitted.
+    pub allowed: bool,
+    /// The tightest nominal limit involved.
+    pub limit: u32,
+    /// Calls left in the tightest window.
+    pub remaining: u32,
+    /// Seconds until the next call would be admitted (0 when allowed).
+    pub retry_after: f64,
+    /// Which key refused (when refused).
+    pub key: Option<String>,
+}
+
+/// Admit one call against every limit atomically across processes.
+pub fn admit(limits: &[Limit], window: f64, now: f64) -> Result<Admission> {
+    let mut adm = Admission {
+        allowed: true,
+        limit: u32::MAX,
+        remaining: u32::MAX,
+        retry_after: 0.0,
+        key: None,
+    };
+    if limits.is_empty() {
+        return Ok(adm);
+    }
+    let mut sorted: Vec<&Limit> = limits.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    let _guards = sorted
+        .iter()
+        .map(|l| state::lock(&l.path))
+        .collect::<Result<Vec<_>>>()?;
+    let mut windows = Vec::with_capacity(sorted.len());
+    for l in &sorted {
+        let mut w: Window = state::read_json(&l.path)?.unwrap_or_default();
+        prune(&mut w, window, now);
+        match check(&w, l.capacity, window, now) {
+            Ok(rem) => {
+                if rem < adm.remaining {
+                    adm.remaining = rem;
+                    adm.limit = l.limit;
+                }
+            }
+            Err(wait) => {
+                adm.allowed = false;
+                adm.limit = l.limit;
+                adm.remaining = 0;
+                adm.retry_after = adm.retry_after.max(wait);
+                adm.key = l.path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            }
+        }
+        windows.push(w);
+    }
+    if adm.allowed {
+        for (l, mut w) in sorted.iter().zip(windows) {
+            w.schema_version = 1;
+            w.hits.push(now);
+            state::write_json(&l.path, &w, Durability::Atomic)?;
+        }
+    }
+    Ok(adm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sliding_window_admits_capacity_then_waits() {
+        let mut w = Window::default();
+        for i in 0..5 {
+            let r = check(&w, 5, 60.0, 10.0 + i as f64).unwrap();
+            assert_eq!(r, 4 - i);
+            w.hits.push(10.0 + i as f64);
+        }
+        assert_eq!(check(&w, 5, 60.0, 20.0), Err(50.0));
+        // It slides: the first hit leaves the window at t=70.
+        assert_eq!(check(&w, 5, 60.0, 70.0), Ok(0));
+    }
+
+    #[test]
+    fn future_stamps_are_dropped() {
+        let mut w = Window {
+            schema_version: 1,
+            hits: vec![10_000.0; 5],
+        };
+        prune(&mut w, 60.0, 100.0);
+        assert!(w.hits.is_empty());
+    }
+
+    #[test]
+    fn admit_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Limit {
+            path: dir.path().join("a.json"),
+            limit: 10,
+            capacity: 10,
+        };
+        let b = Limit {
+            path: dir.path().join("b.json"),
+            limit: 1,
+            capacity: 1,
+        };
+        assert!(admit(&[a.clone(), b.clone()], 60.0, 1.0).unwrap().allowed);
+        let second = admit(&[a.clone(), b.clone()], 60.0, 2.0).unwrap();
+        assert!(!second.allowed);
+        assert_eq!(second.retry_after, 59.0);
+        let w: Window = state::read_json(&a.path).unwrap().unwrap();
+        assert_eq!(w.hits.len(), 1, "a refused call consumes nothing");
+    }
+}

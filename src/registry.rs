@@ -1,0 +1,276 @@
+//! Discovery: the tool search path, loading manifests, shadowed duplicates.
+//!
+//! Search order, first match wins: every `--tools-dir`, else `GATHM_TOOLS_PATH`
+//! (colon-separated), else `./tools` if it exists; then `$GATHM_HOME/tools`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::manifest::{self, Diagnostic, Manifest, Severity};
+
+/// A discovered tool.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// The name it is called by (the manifest's `name`).
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// `<dir>/tool.yaml`.
+    pub manifest_path: PathBuf,
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// blake3 of the manifest bytes (part of the cache key).
+    pub digest: [u8; 32],
+}
+
+impl Tool {
+    /// The program and argv prefix: the manifest `command`, else `<dir>/<name>`.
+    pub fn program(&self) -> (PathBuf, Vec<OsString>) {
+        match self.manifest.command.as_ref().map(|c| c.to_vec()) {
+            Some(cmd) if !cmd.is_empty() => {
+                let first = &cmd[0];
+                let local = self.dir.join(first);
+                let program = if first.contains('/') || local.exists() {
+                    local
+                } else {
+                    PathBuf::from(first)
+                };
+                (program, cmd[1..].iter().map(OsString::from).collect())
+            }
+            _ => (self.dir.join(&self.name), Vec::new()),
+        }
+    }
+}
+
+/// The ordered list of directories searched for tools.
+#[derive(Debug, Clone)]
+pub struct SearchPath {
+    /// Directories, highest priority first.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl SearchPath {
+    /// Build from `--tools-dir` values, `GATHM_TOOLS_PATH` and the home.
+    pub fn new(cli_dirs: &[PathBuf], env_path: Option<&str>, home_tools: PathBuf) -> SearchPath {
+        let mut dirs: Vec<PathBuf> = if !cli_dirs.is_empty() {
+            cli_dirs.to_vec()
+        } else if let Some(p) = env_path.filter(|p| !p.is_empty()) {
+            p.split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        } else if Path::new("tools").is_dir() {
+            vec![PathBuf::from("tools")]
+        } else {
+            Vec::new()
+        };
+        if !dirs.contains(&home_tools) {
+            dirs.push(home_tools);
+        }
+        SearchPath { dirs }
+    }
+
+    /// Load one tool by name: `<dir>/<name>/tool.yaml` in search order, then
+    /// (rarely) a manifest whose `name` differs from its directory.
+    pub fn find(&self, name: &str) -> Result<Option<Tool>, Diagnostic> {
+        if !manifest::valid_name(name) {
+            return Ok(None);
+        }
+        for dir in &self.dirs {
+            let path = dir.join(name).join("tool.yaml");
+            match std::fs::read(&path) {
+                Ok(bytes) => return load(&path, &bytes).map(Some),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {}
+                Err(e) => return Err(io_diag(&path, &e)),
+            }
+        }
+        let scan = self.scan();
+        Ok(scan.tools.into_iter().find(|t| t.name == name))
+    }
+
+    /// Every manifest file on the search path, in priority order.
+    pub fn manifest_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in &self.dirs {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            let mut entries: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("tool.yaml"))
+                .filter(|p| p.is_file())
+                .collect();
+            entries.sort();
+            out.extend(entries);
+        }
+        out
+    }
+
+    /// Load every tool; invalid manifests and shadowed duplicates become diagnostics.
+    pub fn scan(&self) -> Scan {
+        let files = self.manifest_files();
+        let loaded = load_all(&files);
+        let mut scan = Scan::default();
+        let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for (path, res) in files.iter().zip(loaded) {
+            match res {
+                Err(d) => scan.diagnostics.push(d),
+                Ok(tool) => {
+                    if let Some(first) = seen.get(&tool.name) {
+                        scan.diagnostics.push(Diagnostic {
+                            severity: Severity::Warning,
+                            file: path.clone(),
+                            line: 1,
+                            column: 1,
+                            message: format!(
+                                "tool {:?} is shadowed by {}",
+                                tool.name,
+                                first.display()
+                            ),
+                        });
+                    } else {
+                        seen.insert(tool.name.clone(), path.clone());
+                        scan.tools.push(tool);
+                    }
+                }
+            }
+        }
+        scan.tools.sort_by(|a, b| a.name.cmp(&b.name));
+        scan
+    }
+}
+
+/// The result of scanning the search path.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Tools, sorted by name, duplicates removed.
+    pub tools: Vec<Tool>,
+    /// Unparsable manifests and shadowed duplicates.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+fn io_diag(path: &Path, e: &std::io::Error) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Error,
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    }
+}
+
+/// Parse one manifest file's bytes into a tool.
+pub fn load(path: &Path, bytes: &[u8]) -> Result<Tool, Diagnostic> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Diagnostic {
+        severity: Severity::Error,
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("not UTF-8: {e}"),
+    })?;
+    let m = manifest::parse(path, text)?;
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let dir_name = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = m.name.clone().unwrap_or_else(|| dir_name.clone());
+    if !manifest::valid_name(&name) {
+        let (line, column) = manifest::locate(text, "name");
+        return Err(Diagnostic {
+            severity: Severity::Error,
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: format!("invalid tool name {name:?}"),
+        });
+    }
+    Ok(Tool {
+        name,
+        dir,
+        manifest_path: path.to_path_buf(),
+        manifest: m,
+        digest: *blake3::hash(bytes).as_bytes(),
+    })
+}
+
+fn load_file(path: &Path) -> Result<Tool, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| io_diag(path, &e))?;
+    load(path, &bytes)
+}
+
+/// Load many manifests, on two threads when there are many.
+fn load_all(files: &[PathBuf]) -> Vec<Result<Tool, Diagnostic>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4);
+    if files.len() < 64 || threads < 2 {
+        return files.iter().map(|p| load_file(p)).collect();
+    }
+    let chunk = files.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(|p| load_file(p)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Names close to `name`, for "did you mean".
+pub fn suggestions(name: &str, candidates: &[String]) -> Vec<String> {
+    let mut scored: Vec<(usize, &String)> = candidates
+        .iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2) || c.starts_with(name))
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, c)| c.clone()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_near_names() {
+        let c: Vec<String> = ["dns", "dnssec", "hash", "httpprobe"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(suggestions("dsn", &c)[0], "dns");
+        assert!(suggestions("zzzzzzzz", &c).is_empty());
+    }
+
+    #[test]
+    fn search_path_order() {
+        let home = PathBuf::from("/h/tools");
+        let sp = SearchPath::new(&[PathBuf::from("/a")], Some("/b:/c"), home.clone());
+        assert_eq!(sp.dirs, vec![PathBuf::from("/a"), home.clone()]);
+        let sp = SearchPath::new(&[], Some("/b:/c"), home.clone());
+        assert_eq!(
+            sp.dirs,
+            vec![PathBuf::from("/b"), PathBuf::from("/c"), home]
+        );
+    }
+}

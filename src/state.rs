@@ -1,0 +1,285 @@
+//! The locked file store: the only module that writes under `GATHM_HOME`.
+//!
+//! Every read-modify-write holds an exclusive `flock` on a sibling `*.lock`
+//! file (never on the file that is replaced), writes a temporary file and
+//! renames it over the old one, fsyncing first when durability matters. A file
+//! that does not parse is moved aside (`*.corrupt-<epoch>`) with a warning and
+//! treated as absent: state problems never stop a run.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// Whether a write must survive a power cut (fsync file and directory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Atomic rename only: a lost last update is acceptable, a torn file is not.
+    Atomic,
+    /// fsync the data before the rename and the directory after it.
+    Durable,
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Create a directory and its parents (mode 0700 for new ones).
+pub fn create_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("creating directory", dir, e))
+}
+
+fn open_with_parents(path: &Path, opts: &OpenOptions) -> Result<File> {
+    match opts.open(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                create_dir(parent)?;
+            }
+            opts.open(path).map_err(|e| Error::io("opening", path, e))
+        }
+        Err(e) => Err(Error::io("opening", path, e)),
+    }
+}
+
+/// An exclusive lock on `<path>.lock`, released on drop (or process death).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Take the exclusive lock that guards `path`.
+pub fn lock(path: &Path) -> Result<Lock> {
+    let lock_path = sibling(path, ".lock");
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(false).write(true).mode(0o600);
+    let file = open_with_parents(&lock_path, &opts)?;
+    file.lock()
+        .map_err(|e| Error::io("locking", &lock_path, e))?;
+    Ok(Lock { _file: file })
+}
+
+/// Read a whole file; `None` when it does not exist.
+pub fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", path, e)),
+    }
+}
+
+/// Move an unreadable file aside and warn; returns the new path.
+pub fn quarantine(path: &Path, why: &str) -> Option<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let aside = sibling(path, &format!(".corrupt-{stamp}"));
+    match fs::rename(path, &aside) {
+        Ok(()) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "gathm: warning: state file {} was unreadable ({why}); moved aside to {} and started fresh",
+                    path.display(),
+                    aside.display()
+                );
+            }
+            Some(aside)
+        }
+        Err(_) => None,
+    }
+}
+
+/// Parse a JSON state file; a corrupt one is quarantined and reads as absent.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    let Some(bytes) = read_bytes(path)? else {
+        return Ok(None);
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            quarantine(path, &e.to_string());
+            Ok(None)
+        }
+    }
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Replace `path` atomically with `bytes` (temp file + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = sibling(path, &format!(".tmp.{}.{n}", std::process::id()));
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(true).write(true).mode(0o600);
+    let mut f = open_with_parents(&tmp, &opts)?;
+    let res = f
+        .write_all(bytes)
+        .and_then(|()| {
+            if durability == Durability::Durable {
+                f.sync_all()
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("writing", path, e));
+    }
+    if durability == Durability::Durable
+        && let Some(parent) = path.parent()
+        && let Ok(d) = File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Serialise and atomically replace a JSON state file.
+pub fn write_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -> Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+    write_atomic(path, &bytes, durability)
+}
+
+/// Locked read-modify-write of a JSON state file.
+///
+/// `f` receives the current value (`None` if absent or corrupt) and returns
+/// the new value (`None`: leave the file as it is) and a result.
+pub fn update_json<T, R>(
+    path: &Path,
+    durability: Durability,
+    f: impl FnOnce(Option<T>) -> (Option<T>, R),
+) -> Result<R>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let _guard = lock(path)?;
+    let current = read_json(path)?;
+    let (next, result) = f(current);
+    if let Some(next) = next {
+        write_json(path, &next, durability)?;
+    }
+    Ok(result)
+}
+
+/// Append bytes with a single `write(2)` on an `O_APPEND` descriptor, so
+/// concurrent appenders never interleave within a record.
+pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true).mode(0o600);
+    let mut f = open_with_parents(path, &opts)?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io("appending to", path, e))?;
+    Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
+}
+
+/// Rotate `path` to `path.1`, `path.1` to `path.2`, … keeping `keep` files,
+/// under the file's lock and only if it is still larger than `max_bytes`.
+pub fn rotate(path: &Path, max_bytes: u64, keep: u32) -> Result<()> {
+    let _guard = lock(path)?;
+    let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if len <= max_bytes {
+        return Ok(());
+    }
+    if keep == 0 {
+        return remove_file(path);
+    }
+    for i in (1..keep).rev() {
+        let from = sibling(path, &format!(".{i}"));
+        let to = sibling(path, &format!(".{}", i + 1));
+        let _ = fs::rename(from, to);
+    }
+    fs::rename(path, sibling(path, ".1")).map_err(|e| Error::io("rotating", path, e))
+}
+
+/// Remove a file; absent is fine.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path, e)),
+    }
+}
+
+/// Remove a directory tree; absent is fine.
+pub fn remove_dir_all(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path, e)),
+    }
+}
+
+/// List the entries of a directory (absent: empty).
+pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Ok(rd) => Ok(rd.filter_map(|e| e.ok().map(|e| e.path())).collect()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io("listing", dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn update_creates_reads_and_skips_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/state.json");
+        let r = update_json::<u32, _>(&p, Durability::Atomic, |cur| {
+            assert_eq!(cur, None);
+            (Some(1), "first")
+        })
+        .unwrap();
+        assert_eq!(r, "first");
+        update_json::<u32, _>(&p, Durability::Durable, |cur| (cur.map(|c| c + 1), ())).unwrap();
+        assert_eq!(read_json::<u32>(&p).unwrap(), Some(2));
+        update_json::<u32, _>(&p, Durability::Atomic, |_| (None, ())).unwrap();
+        assert_eq!(read_json::<u32>(&p).unwrap(), Some(2));
+    }
+
+    #[test]
+    fn corrupt_file_is_quarantined_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        fs::write(&p, b"{not json").unwrap();
+        assert_eq!(read_json::<u32>(&p).unwrap(), None);
+        assert!(!p.exists());
+        let aside: Vec<_> = list_dir(dir.path())
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+    }
+
+    #[test]
+    fn rotation_keeps_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.log");
+        for _ in 0..4 {
+            append(&p, &[b'x'; 100]).unwrap();
+            rotate(&p, 50, 2).unwrap();
+        }
+        assert!(!p.exists());
+        assert!(sibling(&p, ".1").exists());
+        assert!(sibling(&p, ".2").exists());
+        assert!(!sibling(&p, ".3").exists());
+    }
+}
