@@ -1,0 +1,369 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[gathm] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'gathm'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'gathm'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the tools the role may discover'
+            cand show 'Show a tool''s whole manifest'
+            cand validate 'Check manifests (file, line and column), the fallback graph and the policies'
+            cand schema 'Print the JSON Schema of tool.yaml or policies.yaml'
+            cand run 'Run a tool: gathm''s options first, then TOOL and its arguments'
+            cand status 'Version, paths, tools, open breakers, cache'
+            cand completions 'Print a shell completion script'
+            cand health 'Check executables, system dependencies, API health endpoints and breakers'
+            cand heal 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
+            cand breaker 'Circuit-breaker state'
+            cand cache 'The result cache'
+            cand policy 'Policy decisions and the effective policy'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;list'= {
+            cand --category 'Only tools of this category'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;show'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;validate'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --strict 'Treat warnings (unknown keys, cycles, shadowed tools) as errors'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;schema'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gathm;run'= {
+            cand --timeout 'Kill the tool''s process group after SECS seconds (overrides the manifest)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --no-cache 'Neither read nor write the result cache'
+            cand --refresh 'Ignore a cached result but store the new one'
+            cand --approve 'Approve a tool that the role''s policy marks `requires_approval`'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;status'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;completions'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;health'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;heal'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;breaker'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand status 'Show breaker state (all tools with state, or one)'
+            cand reset 'Reset a tool''s breaker to closed (`all` for every one)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;breaker;status'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;breaker;reset'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;breaker;help'= {
+            cand status 'Show breaker state (all tools with state, or one)'
+            cand reset 'Reset a tool''s breaker to closed (`all` for every one)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;breaker;help;status'= {
+        }
+        &'gathm;breaker;help;reset'= {
+        }
+        &'gathm;breaker;help;help'= {
+        }
+        &'gathm;cache'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand stats 'Entry counts and sizes'
+            cand clear 'Remove expired entries'
+            cand purge 'Remove every entry'
+            cand invalidate 'Remove one tool''s entries'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;cache;stats'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;cache;clear'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;cache;purge'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;cache;invalidate'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;cache;help'= {
+            cand stats 'Entry counts and sizes'
+            cand clear 'Remove expired entries'
+            cand purge 'Remove every entry'
+            cand invalidate 'Remove one tool''s entries'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;cache;help;stats'= {
+        }
+        &'gathm;cache;help;clear'= {
+        }
+        &'gathm;cache;help;purge'= {
+        }
+        &'gathm;cache;help;invalidate'= {
+        }
+        &'gathm;cache;help;help'= {
+        }
+        &'gathm;policy'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand check 'Print the decision for a role and tool, and the rule behind it'
+            cand show 'Print the effective policy and where it came from'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;policy;check'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --approve 'Treat the call as approved'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;policy;show'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;policy;help'= {
+            cand check 'Print the decision for a role and tool, and the rule behind it'
+            cand show 'Print the effective policy and where it came from'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;policy;help;check'= {
+        }
+        &'gathm;policy;help;show'= {
+        }
+        &'gathm;policy;help;help'= {
+        }
+        &'gathm;help'= {
+            cand list 'List the tools the role may discover'
+            cand show 'Show a tool''s whole manifest'
+            cand validate 'Check manifests (file, line and column), the fallback graph and the policies'
+            cand schema 'Print the JSON Schema of tool.yaml or policies.yaml'
+            cand run 'Run a tool: gathm''s options first, then TOOL and its arguments'
+            cand status 'Version, paths, tools, open breakers, cache'
+            cand completions 'Print a shell completion script'
+            cand health 'Check executables, system dependencies, API health endpoints and breakers'
+            cand heal 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
+            cand breaker 'Circuit-breaker state'
+            cand cache 'The result cache'
+            cand policy 'Policy decisions and the effective policy'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;help;list'= {
+        }
+        &'gathm;help;show'= {
+        }
+        &'gathm;help;validate'= {
+        }
+        &'gathm;help;schema'= {
+        }
+        &'gathm;help;run'= {
+        }
+        &'gathm;help;status'= {
+        }
+        &'gathm;help;completions'= {
+        }
+        &'gathm;help;health'= {
+        }
+        &'gathm;help;heal'= {
+        }
+        &'gathm;help;breaker'= {
+            cand status 'Show breaker state (all tools with state, or one)'
+            cand reset 'Reset a tool''s breaker to closed (`all` for every one)'
+        }
+        &'gathm;help;breaker;status'= {
+        }
+        &'gathm;help;breaker;reset'= {
+        }
+        &'gathm;help;cache'= {
+            cand stats 'Entry counts and sizes'
+            cand clear 'Remove expired entries'
+            cand purge 'Remove every entry'
+            cand invalidate 'Remove one tool''s entries'
+        }
+        &'gathm;help;cache;stats'= {
+        }
+        &'gathm;help;cache;clear'= {
+        }
+        &'gathm;help;cache;purge'= {
+        }
+        &'gathm;help;cache;invalidate'= {
+        }
+        &'gathm;help;policy'= {
+            cand check 'Print the decision for a role and tool, and the rule behind it'
+            cand show 'Print the effective policy and where it came from'
+        }
+        &'gathm;help;policy;check'= {
+        }
+        &'gathm;help;policy;show'= {
+        }
+        &'gathm;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

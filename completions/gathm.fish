@@ -1,0 +1,216 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_gathm_global_optspecs
+    string join \n json q/quiet role= tools-dir= policies= h/help V/version
+end
+
+function __fish_gathm_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_gathm_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_gathm_using_subcommand
+    set -l cmd (__fish_gathm_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c gathm -n "__fish_gathm_needs_command" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_needs_command" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_needs_command" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_needs_command" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_needs_command" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_needs_command" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_needs_command" -s V -l version -d 'Print version'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "list" -d 'List the tools the role may discover'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "show" -d 'Show a tool\'s whole manifest'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "validate" -d 'Check manifests (file, line and column), the fallback graph and the policies'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "schema" -d 'Print the JSON Schema of tool.yaml or policies.yaml'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "run" -d 'Run a tool: gathm\'s options first, then TOOL and its arguments'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "status" -d 'Version, paths, tools, open breakers, cache'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "health" -d 'Check executables, system dependencies, API health endpoints and breakers'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "heal" -d 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "breaker" -d 'Circuit-breaker state'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "cache" -d 'The result cache'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "policy" -d 'Policy decisions and the effective policy'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand list" -l category -d 'Only tools of this category' -r
+complete -c gathm -n "__fish_gathm_using_subcommand list" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand list" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand list" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand list" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand list" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand list" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand show" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand show" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand show" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand show" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand show" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand show" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand validate" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand validate" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand validate" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand validate" -l strict -d 'Treat warnings (unknown keys, cycles, shadowed tools) as errors'
+complete -c gathm -n "__fish_gathm_using_subcommand validate" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand validate" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand schema" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand schema" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand schema" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand schema" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand schema" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand schema" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l timeout -d 'Kill the tool\'s process group after SECS seconds (overrides the manifest)' -r
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l no-cache -d 'Neither read nor write the result cache'
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l refresh -d 'Ignore a cached result but store the new one'
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l approve -d 'Approve a tool that the role\'s policy marks `requires_approval`'
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand run" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand run" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand status" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand status" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand status" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand status" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand status" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand status" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand completions" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand completions" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand completions" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand completions" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand completions" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand health" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand health" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand health" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand health" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand health" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand health" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand heal" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand heal" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand heal" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand heal" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand heal" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand heal" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -f -a "status" -d 'Show breaker state (all tools with state, or one)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -f -a "reset" -d 'Reset a tool\'s breaker to closed (`all` for every one)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and not __fish_seen_subcommand_from status reset help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from status" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from status" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from status" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from status" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from reset" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from reset" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from reset" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from reset" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from reset" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from reset" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show breaker state (all tools with state, or one)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from help" -f -a "reset" -d 'Reset a tool\'s breaker to closed (`all` for every one)'
+complete -c gathm -n "__fish_gathm_using_subcommand breaker; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "stats" -d 'Entry counts and sizes'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "clear" -d 'Remove expired entries'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "purge" -d 'Remove every entry'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "invalidate" -d 'Remove one tool\'s entries'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from stats" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from stats" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from stats" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from stats" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from stats" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from stats" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from clear" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from clear" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from clear" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from clear" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from clear" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from clear" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from purge" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from purge" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from purge" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from purge" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from purge" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "stats" -d 'Entry counts and sizes'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "clear" -d 'Remove expired entries'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove every entry'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "invalidate" -d 'Remove one tool\'s entries'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -f -a "check" -d 'Print the decision for a role and tool, and the rule behind it'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -f -a "show" -d 'Print the effective policy and where it came from'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from check" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from check" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from check" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from check" -l approve -d 'Treat the call as approved'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from check" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from show" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from show" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from show" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from show" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "check" -d 'Print the decision for a role and tool, and the rule behind it'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the effective policy and where it came from'
+complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "list" -d 'List the tools the role may discover'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "show" -d 'Show a tool\'s whole manifest'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "validate" -d 'Check manifests (file, line and column), the fallback graph and the policies'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "schema" -d 'Print the JSON Schema of tool.yaml or policies.yaml'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "run" -d 'Run a tool: gathm\'s options first, then TOOL and its arguments'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "status" -d 'Version, paths, tools, open breakers, cache'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "health" -d 'Check executables, system dependencies, API health endpoints and breakers'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "heal" -d 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "breaker" -d 'Circuit-breaker state'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "cache" -d 'The result cache'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "policy" -d 'Policy decisions and the effective policy'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from breaker" -f -a "status" -d 'Show breaker state (all tools with state, or one)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from breaker" -f -a "reset" -d 'Reset a tool\'s breaker to closed (`all` for every one)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "stats" -d 'Entry counts and sizes'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "clear" -d 'Remove expired entries'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "purge" -d 'Remove every entry'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "invalidate" -d 'Remove one tool\'s entries'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Print the decision for a role and tool, and the rule behind it'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "show" -d 'Print the effective policy and where it came from'
