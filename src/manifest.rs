@@ -341,6 +341,8 @@ pub enum Severity {
     Error,
     /// Reported; an error under `--strict`.
     Warning,
+    /// Reported only (e.g. a fallback cycle, which runs terminate safely).
+    Info,
 }
 
 /// A problem at a place in a file.
@@ -363,6 +365,7 @@ impl std::fmt::Display for Diagnostic {
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Info => "info",
         };
         write!(
             f,

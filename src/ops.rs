@@ -123,7 +123,7 @@ pub struct Report {
     pub checked: usize,
     /// Error count.
     pub errors: usize,
-    /// Warning count.
+    /// Warning count (errors under `--strict`; `info` notes such as cycles are not counted).
     pub warnings: usize,
     /// The policies file that was checked.
     pub policies: String,
@@ -216,7 +216,7 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
         let (file, text, _) = &graph[&cycle[0]];
         let (line, column) = manifest::locate(text, "fallback_tool");
         diags.push(Diagnostic {
-            severity: Severity::Warning,
+            severity: Severity::Info,
             file: file.clone(),
             line,
             column,
@@ -237,7 +237,10 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
-    let warnings = diags.len() - errors;
+    let warnings = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
     Ok(Report {
         ok: errors == 0 && (!strict || warnings == 0),
         checked,
@@ -263,7 +266,10 @@ fn cycles(graph: &BTreeMap<String, (PathBuf, String, Vec<String>)>) -> Vec<Vec<S
         };
         for n in next {
             if n == start {
-                found.push(path.clone());
+                // A self-loop is already an error of its own.
+                if path.len() > 1 {
+                    found.push(path.clone());
+                }
             } else if n.as_str() > start && !path.contains(n) && path.len() < 32 {
                 path.push(n.clone());
                 dfs(g, start, n, path, found);

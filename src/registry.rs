@@ -26,17 +26,34 @@ pub struct Tool {
 
 impl Tool {
     /// The program and argv prefix: the manifest `command`, else `<dir>/<name>`.
+    /// Relative entries of `command` that name a file in the tool's directory
+    /// (`script.sh`, `lib/main.py`) are resolved there; `python3` stays a PATH lookup.
     pub fn program(&self) -> (PathBuf, Vec<OsString>) {
         match self.manifest.command.as_ref().map(|c| c.to_vec()) {
             Some(cmd) if !cmd.is_empty() => {
-                let first = &cmd[0];
-                let local = self.dir.join(first);
-                let program = if first.contains('/') || local.exists() {
-                    local
-                } else {
-                    PathBuf::from(first)
+                let resolve = |s: &String| -> PathBuf {
+                    let p = Path::new(s);
+                    let local = self.dir.join(p);
+                    if p.is_relative() && !s.starts_with('-') && (s.contains('/') || local.exists())
+                    {
+                        local
+                    } else {
+                        PathBuf::from(s)
+                    }
                 };
-                (program, cmd[1..].iter().map(OsString::from).collect())
+                let program = resolve(&cmd[0]);
+                let rest = cmd[1..]
+                    .iter()
+                    .map(|a| {
+                        let r = resolve(a);
+                        if r.exists() {
+                            r.into_os_string()
+                        } else {
+                            OsString::from(a)
+                        }
+                    })
+                    .collect();
+                (program, rest)
             }
             _ => (self.dir.join(&self.name), Vec::new()),
         }

@@ -4,4 +4,7 @@
 mod harness;
 
 mod cli;
+mod policy;
+mod resilience;
 mod run;
+mod validate;
