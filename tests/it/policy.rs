@@ -267,3 +267,49 @@ fn lookup_order_and_malformed_policies() {
     assert_eq!(o.status.code(), Some(65));
     assert!(stderr(&o).contains("num.yaml:2:"), "{}", stderr(&o));
 }
+
+#[test]
+fn approval_prompt_at_a_terminal() {
+    // `script` gives gathm a terminal; the answer is typed on it.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let s = sandbox();
+    for (answer, want) in [("y\n", 0), ("n\n", 77)] {
+        let cmdline = format!(
+            "{} --role user run --no-cache primary typed",
+            bin().display()
+        );
+        let c = s.cmd();
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &cmdline, "/dev/null"])
+            .envs(
+                c.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .current_dir(s.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = script.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("requires approval for role user"), "{all}");
+        assert_eq!(o.status.code(), Some(want), "{answer:?}: {all}");
+        if want == 0 {
+            assert!(all.contains("backup answered: typed"), "{all}");
+        }
+    }
+}

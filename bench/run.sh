@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# CLI benchmarks (PRODUCT.md §8): run overhead vs exec'ing the tool directly
+# (and `just`), a cache hit as a whole process, `gathm list` over 100 and
+# 1,000 manifests, and the bookkeeping microbenchmark. Ratios are what to quote:
+# the machine is shared and noisy.
+#   bash bench/run.sh            # needs hyperfine (apt-get install hyperfine)
+#   BENCH_JUST=0 bash bench/run.sh   # skip building `just` for the comparison
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
+cargo build --release --quiet
+cargo build --release --quiet --example bookkeeping
+G="$PWD/target/release/gathm"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+export GATHM_HOME="$W/home" NO_COLOR=1
+unset GATHM_TOOLS_PATH GATHM_POLICIES GATHM_ROLE
+mkdir -p "$W/tools/noop" "$W/tools/cached"
+printf '#!/bin/sh\nexit 0\n' > "$W/tools/noop/noop"
+printf 'name: noop\nversion: "1.0.0"\ndescription: does nothing\ncategory: utility\nrequires_internet: false\ncache: false\n' > "$W/tools/noop/tool.yaml"
+printf '#!/bin/sh\necho cached output\n' > "$W/tools/cached/cached"
+printf 'name: cached\nversion: "1.0.0"\ndescription: prints a line\ncategory: utility\nrequires_internet: false\n' > "$W/tools/cached/tool.yaml"
+chmod +x "$W/tools/noop/noop" "$W/tools/cached/cached"
+printf 'noop:\n\t@%s\n' "$W/tools/noop/noop" > "$W/justfile"
+JUST=""
+if command -v just >/dev/null; then JUST=just;
+elif [ "${BENCH_JUST:-1}" = 1 ]; then
+  cargo install --quiet --locked --root "$W/just" just >/dev/null 2>&1 && JUST="$W/just/bin/just" || true
+fi
+
+echo "== run overhead (no-op tool, cache off)"
+cmds=("$W/tools/noop/noop" "$G --tools-dir $W/tools run noop")
+[ -n "$JUST" ] && cmds+=("$JUST --justfile $W/justfile noop")
+hyperfine -N --warmup 50 --runs 1000 --export-json "$W/run.json" "${cmds[@]}"
+
+echo "== cache hit as a whole process"
+"$G" --tools-dir "$W/tools" run cached >/dev/null
+hyperfine -N --warmup 50 --runs 1000 "$G --tools-dir $W/tools run cached"
+
+echo "== gathm list over generated manifests"
+for n in 100 1000; do
+  mkdir -p "$W/many$n"
+  for i in $(seq 1 $n); do
+    d="$W/many$n/tool$i"; mkdir -p "$d"
+    printf 'name: tool%s\nversion: "1.0.0"\ndescription: "generated tool %s: does things"\ncategory: [utility, data]\ndependencies:\n  system: [sh]\ntags: [a, b, c]\nfallback_tool: null\n' "$i" "$i" > "$d/tool.yaml"
+  done
+done
+hyperfine -N --warmup 5 --runs 100 "$G --tools-dir $W/many100 list" "$G --tools-dir $W/many1000 list"
+
+echo "== bookkeeping (library, in-process)"
+./target/release/examples/bookkeeping 20000

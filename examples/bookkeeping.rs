@@ -1,0 +1,82 @@
+//! Microbenchmark of the per-run bookkeeping (PRODUCT.md §8): policy decision,
+//! argument validation, rate-limit admission, cache lookup, breaker gate and
+//! outcome, all against real state files in a temporary GATHM_HOME.
+//! Run: `cargo run --release --example bookkeeping [ITERATIONS]`.
+
+use std::ffi::OsString;
+use std::time::Instant;
+
+use gathm::{breaker, cache, clock, policy, ratelimit};
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    let dir = tempfile_dir();
+    let policies =
+        policy::parse(std::path::Path::new("p"), policy::DEFAULT_POLICIES).expect("policies");
+    let args: Vec<OsString> = vec!["example.com".into(), "-t".into(), "MX".into()];
+    let args_s: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cfg = breaker::Config::default();
+    let bpath = dir.join("health/cb_noop.json");
+    let cache_dir = dir.join("cache/noop");
+    let digest = [7u8; 32];
+    // A rate limit that never refuses during the run (so every call writes).
+    let limit = ratelimit::Limit {
+        path: dir.join("ratelimit/tool-noop.json"),
+        limit: u32::MAX - 10,
+        capacity: u32::MAX - 10,
+    };
+    let mut timings = Vec::with_capacity(n);
+    let run = |full_rl: bool| {
+        let t = Instant::now();
+        let d = policy::decide(&policies, "agent", "noop", policy::Action::Execute, false);
+        assert!(d.allowed());
+        assert!(policy::check_args(&policies, &args_s).is_none());
+        if full_rl {
+            let a =
+                ratelimit::admit(std::slice::from_ref(&limit), 1.0, clock::now()).expect("admit");
+            assert!(a.allowed);
+        }
+        let key = cache::key("noop", &digest, &args);
+        let _ = cache::get(&cache::entry_path(&cache_dir, &key), clock::now()).expect("cache");
+        let g = breaker::gate_at(&bpath, cfg, clock::now(), "run", 60.0).expect("gate");
+        assert_eq!(g, breaker::Gate::Allow);
+        breaker::record_at(&bpath, cfg, clock::now(), true).expect("record");
+        t.elapsed()
+    };
+    for label in ["without rate limit (admin)", "with a persisted rate limit"] {
+        timings.clear();
+        let rl = label.starts_with("with a");
+        for _ in 0..200 {
+            run(rl);
+        }
+        for _ in 0..n {
+            timings.push(run(rl));
+        }
+        timings.sort();
+        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "bookkeeping {label}: median {:.1} µs, p90 {:.1} µs, p99 {:.1} µs over {n} runs",
+            us(timings[n / 2]),
+            us(timings[n * 9 / 10]),
+            us(timings[n * 99 / 100])
+        );
+    }
+    let wrote = std::fs::metadata(&bpath).is_ok();
+    println!(
+        "breaker state written by successes on a healthy tool: {}",
+        if wrote { "yes" } else { "no" }
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gathm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
