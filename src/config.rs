@@ -84,7 +84,8 @@ impl Context {
             tools_dirs,
             std::env::var("GATHM_TOOLS_PATH").ok().as_deref(),
             home.tools(),
-        );
+        )
+        .with_index(home.manifest_index());
         let policy_source = policy::locate(
             policies_file,
             std::env::var("GATHM_POLICIES").ok().as_deref(),
@@ -118,13 +119,29 @@ impl Context {
     /// The effective policies, loaded once; an invalid file is an `InvalidData` error.
     pub fn policies(&self) -> Result<&Policies> {
         let r = self.policies.get_or_init(|| {
-            let (path, text) = self.policies_text().map_err(|e| e.to_string())?;
-            let p = policy::parse(&path, &text).map_err(|d| d.to_string())?;
-            let problems = policy::check(&path, &text, &p);
-            if let Some(first) = problems.first() {
-                return Err(first.to_string());
+            if self.policy_source == Source::Builtin {
+                return Ok(Policies::builtin());
             }
-            Ok(p)
+            let Source::File(path) = &self.policy_source else {
+                return Ok(Policies::builtin());
+            };
+            let files_dir = self.home.root.join("index").join("files");
+            let parse = |bytes: &[u8]| -> std::result::Result<Policies, String> {
+                let text = String::from_utf8_lossy(bytes);
+                let p = policy::parse(path, &text).map_err(|d| d.to_string())?;
+                match policy::check(path, &text, &p).first() {
+                    Some(problem) => Err(problem.to_string()),
+                    None => Ok(p),
+                }
+            };
+            match crate::parsed::load(Some(&files_dir), path, parse, |e| e.to_string()) {
+                Ok(Some((p, _))) => Ok(p),
+                Ok(None) => Err(format!(
+                    "cannot read policies {}: not found",
+                    path.display()
+                )),
+                Err(e) => Err(e),
+            }
         });
         r.as_ref().map_err(|e| Error::InvalidData(e.clone()))
     }

@@ -90,6 +90,11 @@ impl Home {
         self.cache.join(tool)
     }
 
+    /// The manifest index (a cache of parsed manifests for full scans).
+    pub fn manifest_index(&self) -> PathBuf {
+        self.root.join("index").join("manifests.json")
+    }
+
     /// The directory of one job.
     pub fn job_dir(&self, id: &str) -> PathBuf {
         self.jobs.join(id)

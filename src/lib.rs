@@ -17,6 +17,7 @@ pub mod logs;
 pub mod manifest;
 pub mod ops;
 pub mod output;
+pub mod parsed;
 pub mod policy;
 pub mod ratelimit;
 pub mod registry;

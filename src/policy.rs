@@ -129,6 +129,78 @@ pub struct Policies {
     pub audit: Audit,
 }
 
+impl Policies {
+    /// The built-in default, constructed directly (no YAML parse on the hot
+    /// path). A unit test pins it to `DEFAULT_POLICIES`.
+    pub fn builtin() -> Policies {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let role = |d: &str, perms: &[&str], approval: &[&str], rl: u32| Role {
+            description: d.into(),
+            permissions: v(perms),
+            blocked_tools: Vec::new(),
+            requires_approval: v(approval),
+            rate_limit: Some(rl),
+        };
+        let mut roles = BTreeMap::new();
+        roles.insert(
+            "admin".into(),
+            role(
+                "Full access to all tools and configurations",
+                &["*"],
+                &[],
+                0,
+            ),
+        );
+        roles.insert(
+            "agent".into(),
+            role(
+                "AI agent with managed access",
+                &[
+                    "tool:execute",
+                    "tool:discover",
+                    "tool:healthcheck",
+                    "config:read",
+                ],
+                &["shodan", "crypt", "shareterminal", "transfer"],
+                120,
+            ),
+        );
+        roles.insert(
+            "user".into(),
+            role(
+                "Standard user access",
+                &["tool:execute", "tool:discover"],
+                &["crypt", "shareterminal", "transfer"],
+                60,
+            ),
+        );
+        roles.insert(
+            "readonly".into(),
+            role(
+                "Read-only access",
+                &["tool:discover", "tool:healthcheck", "config:read"],
+                &[],
+                30,
+            ),
+        );
+        Policies {
+            roles,
+            rate_limiting: RateLimiting {
+                per_tool_limits: [("websearch", 30), ("shodan", 5), ("movie", 30)]
+                    .into_iter()
+                    .map(|(k, n)| (k.to_string(), n))
+                    .collect(),
+                ..RateLimiting::default()
+            },
+            validation: Validation {
+                blocked_patterns: v(&["$(", "`", "../"]),
+                ..Validation::default()
+            },
+            audit: Audit::default(),
+        }
+    }
+}
+
 /// Where the effective policies came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -424,6 +496,11 @@ mod tests {
 
     fn shipped() -> Policies {
         parse(Path::new("policies.yaml"), DEFAULT_POLICIES).unwrap()
+    }
+
+    #[test]
+    fn builtin_equals_the_shipped_file() {
+        assert_eq!(Policies::builtin(), shipped());
     }
 
     #[test]

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::manifest::{self, Diagnostic, Manifest, Severity};
+use crate::state::{self, Durability};
 
 /// A discovered tool.
 #[derive(Debug, Clone)]
@@ -65,7 +68,26 @@ impl Tool {
 pub struct SearchPath {
     /// Directories, highest priority first.
     pub dirs: Vec<PathBuf>,
+    /// The manifest index file used by full scans (`None`: always parse).
+    pub index: Option<PathBuf>,
 }
+
+/// A cached parse of one manifest, valid while the file's stamp is unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexEntry {
+    stamp: [i64; 6],
+    digest: String,
+    manifest: Manifest,
+}
+
+/// The manifest index: parsed manifests by absolute path.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Index {
+    v: u32,
+    entries: BTreeMap<String, IndexEntry>,
+}
+
+use crate::parsed::stamp;
 
 impl SearchPath {
     /// Build from `--tools-dir` values, `GATHM_TOOLS_PATH` and the home.
@@ -85,7 +107,13 @@ impl SearchPath {
         if !dirs.contains(&home_tools) {
             dirs.push(home_tools);
         }
-        SearchPath { dirs }
+        SearchPath { dirs, index: None }
+    }
+
+    /// Use a manifest index file for full scans.
+    pub fn with_index(mut self, index: PathBuf) -> SearchPath {
+        self.index = Some(index);
+        self
     }
 
     /// Load one tool by name: `<dir>/<name>/tool.yaml` in search order, then
@@ -94,13 +122,26 @@ impl SearchPath {
         if !manifest::valid_name(name) {
             return Ok(None);
         }
+        let files_dir = self
+            .index
+            .as_ref()
+            .and_then(|i| i.parent())
+            .map(|d| d.join("files"));
         for dir in &self.dirs {
             let path = dir.join(name).join("tool.yaml");
-            match std::fs::read(&path) {
-                Ok(bytes) => return load(&path, &bytes).map(Some),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {}
-                Err(e) => return Err(io_diag(&path, &e)),
+            let parse = |bytes: &[u8]| load(&path, bytes).map(|t| t.manifest);
+            match crate::parsed::load(files_dir.as_deref(), &path, parse, |e| io_diag(&path, &e))? {
+                Some((manifest, digest)) => {
+                    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                    return Ok(Some(Tool {
+                        name: manifest.name.clone().unwrap_or_else(|| name.to_string()),
+                        dir,
+                        manifest_path: path,
+                        manifest,
+                        digest,
+                    }));
+                }
+                None => continue,
             }
         }
         let scan = self.scan();
@@ -109,32 +150,111 @@ impl SearchPath {
 
     /// Every manifest file on the search path, in priority order.
     pub fn manifest_files(&self) -> Vec<PathBuf> {
+        self.manifest_entries()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    fn manifest_entries(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
         let mut out = Vec::new();
         for dir in &self.dirs {
             let Ok(rd) = std::fs::read_dir(dir) else {
                 continue;
             };
-            let mut entries: Vec<PathBuf> = rd
+            let mut entries: Vec<(PathBuf, std::fs::Metadata)> = rd
                 .filter_map(|e| e.ok())
                 .map(|e| e.path().join("tool.yaml"))
-                .filter(|p| p.is_file())
+                .filter_map(|p| {
+                    std::fs::metadata(&p)
+                        .ok()
+                        .filter(|m| m.is_file())
+                        .map(|m| (p, m))
+                })
                 .collect();
-            entries.sort();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
             out.extend(entries);
         }
         out
     }
 
-    /// Load every tool; invalid manifests and shadowed duplicates become diagnostics.
+    /// Load every tool; invalid manifests and shadowed duplicates become
+    /// diagnostics. Unchanged manifests come from the index (JSON, ~30x
+    /// faster than YAML); the index is rewritten when anything changed.
     pub fn scan(&self) -> Scan {
-        let files = self.manifest_files();
-        let loaded = load_all(&files);
+        let files = self.manifest_entries();
+        let mut index: Index = self
+            .index
+            .as_ref()
+            .and_then(|p| state::read_json(p).ok().flatten())
+            .unwrap_or_default();
+        let keys: Vec<String> = files
+            .iter()
+            .map(|(p, _)| {
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let mut results: Vec<Option<Result<Tool, Diagnostic>>> = vec![None; files.len()];
+        let mut to_parse = Vec::new();
+        for (i, ((path, meta), key)) in files.iter().zip(&keys).enumerate() {
+            match index.entries.get(key) {
+                Some(e) if e.stamp == stamp(meta) && self.index.is_some() => {
+                    results[i] = Some(tool_from_index(path, e));
+                }
+                _ => to_parse.push(i),
+            }
+        }
+        let parse_paths: Vec<PathBuf> = to_parse.iter().map(|&i| files[i].0.clone()).collect();
+        let mut changed = false;
+        for (&i, res) in to_parse.iter().zip(load_all(&parse_paths)) {
+            match &res {
+                Ok(t) => {
+                    index.entries.insert(
+                        keys[i].clone(),
+                        IndexEntry {
+                            stamp: stamp(&files[i].1),
+                            digest: hex::encode(t.digest),
+                            manifest: t.manifest.clone(),
+                        },
+                    );
+                    changed = true;
+                }
+                Err(_) => changed |= index.entries.remove(&keys[i]).is_some(),
+            }
+            results[i] = Some(res);
+        }
+        if let Some(ipath) = &self.index {
+            // Forget deleted manifests under the scanned directories.
+            let roots: Vec<String> = self
+                .dirs
+                .iter()
+                .map(|d| {
+                    std::path::absolute(d)
+                        .unwrap_or_else(|_| d.clone())
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            let before = index.entries.len();
+            index.entries.retain(|k, _| {
+                keys.contains(k) || !roots.iter().any(|r| k.starts_with(r.as_str()))
+            });
+            changed |= index.entries.len() != before;
+            if changed {
+                index.v = 1;
+                let _ = state::write_json(ipath, &index, Durability::Atomic);
+            }
+        }
         let mut scan = Scan::default();
         let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
-        for (path, res) in files.iter().zip(loaded) {
+        for ((path, _), res) in files.iter().zip(results) {
             match res {
-                Err(d) => scan.diagnostics.push(d),
-                Ok(tool) => {
+                None => {}
+                Some(Err(d)) => scan.diagnostics.push(d),
+                Some(Ok(tool)) => {
                     if let Some(first) = seen.get(&tool.name) {
                         scan.diagnostics.push(Diagnostic {
                             severity: Severity::Warning,
@@ -157,6 +277,26 @@ impl SearchPath {
         scan.tools.sort_by(|a, b| a.name.cmp(&b.name));
         scan
     }
+}
+
+fn tool_from_index(path: &Path, e: &IndexEntry) -> Result<Tool, Diagnostic> {
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let name = e.manifest.name.clone().unwrap_or_else(|| {
+        dir.file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let mut digest = [0u8; 32];
+    if hex::decode_to_slice(&e.digest, &mut digest).is_err() {
+        return load_file(path);
+    }
+    Ok(Tool {
+        name,
+        dir,
+        manifest_path: path.to_path_buf(),
+        manifest: e.manifest.clone(),
+        digest,
+    })
 }
 
 /// The result of scanning the search path.

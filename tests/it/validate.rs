@@ -219,3 +219,39 @@ fn list_show_status_and_shadowing() {
     assert_eq!(v["role"], "admin");
     assert_eq!(v["policies"], "(built-in default)");
 }
+
+#[test]
+fn edited_manifests_and_policies_are_picked_up_despite_the_parse_caches() {
+    let s = Sandbox::new(&[]);
+    s.manifest("t", &good("t"), Some("#!/bin/sh\n"));
+    let (_, v) = s.json(&["show", "--json", "t"]);
+    assert_eq!(v["description"], "a good tool");
+    let (_, v) = s.json(&["list", "--json"]);
+    assert_eq!(v["tools"][0]["description"], "a good tool");
+    s.manifest(
+        "t",
+        &good("t").replace("a good tool", "an edited one"),
+        None,
+    );
+    let (_, v) = s.json(&["show", "--json", "t"]);
+    assert_eq!(v["description"], "an edited one");
+    let (_, v) = s.json(&["list", "--json"]);
+    assert_eq!(v["tools"][0]["description"], "an edited one");
+    // A deleted tool disappears from list.
+    std::fs::remove_dir_all(s.tools().join("t")).unwrap();
+    let (_, v) = s.json(&["list", "--json"]);
+    assert_eq!(v["count"], 0);
+    // Policies: an edit that blocks a tool takes effect at once.
+    s.manifest("t", &good("t"), Some("#!/bin/sh\n"));
+    let p = s.write(
+        "home/policies.yaml",
+        "roles:\n  admin:\n    permissions: [\"*\"]\n",
+    );
+    assert_eq!(s.run(&["run", "t"]).status.code(), Some(0));
+    std::fs::write(
+        &p,
+        "roles:\n  admin:\n    permissions: [\"*\"]\n    blocked_tools: [t]\n",
+    )
+    .unwrap();
+    assert_eq!(s.run(&["run", "t"]).status.code(), Some(77));
+}

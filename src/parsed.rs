@@ -1,0 +1,137 @@
+//! A cache of parsed YAML files (one manifest, a policies file) as JSON under
+//! `$GATHM_HOME/index/files/`, keyed by the file's absolute path and valid
+//! while its stamp (size, mtime, ctime, inode) is unchanged. JSON parses about
+//! 30 times faster than YAML, so the hot path of `gathm run` never parses YAML
+//! for a file it has seen before. A stale or unreadable entry is just re-parsed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::state::{self, Durability};
+
+/// A file's identity for cache validity.
+pub fn stamp(m: &std::fs::Metadata) -> [i64; 6] {
+    use std::os::unix::fs::MetadataExt;
+    [
+        m.len() as i64,
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.ino() as i64,
+    ]
+}
+
+#[derive(serde::Deserialize)]
+struct EntryIn<T> {
+    stamp: [i64; 6],
+    digest: String,
+    value: T,
+}
+
+#[derive(Serialize)]
+struct EntryOut<'a, T> {
+    stamp: [i64; 6],
+    digest: String,
+    value: &'a T,
+}
+
+fn entry_path(dir: &Path, file: &Path) -> PathBuf {
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let h = blake3::hash(abs.as_os_str().as_encoded_bytes());
+    dir.join(format!("{}.json", &h.to_hex()[..32]))
+}
+
+/// Parse `file` with `parse`, or take the cached result. Returns the value and
+/// the blake3 digest of the file's bytes. `Ok(None)` when the file is absent.
+pub fn load<T, E>(
+    dir: Option<&Path>,
+    file: &Path,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+    io_err: impl FnOnce(std::io::Error) -> E,
+) -> Result<Option<(T, [u8; 32])>, E>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let meta = match std::fs::metadata(file) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(io_err(e)),
+    };
+    let st = stamp(&meta);
+    let cache = dir.map(|d| entry_path(d, file));
+    if let Some(c) = &cache
+        && let Ok(Some(bytes)) = state::read_bytes(c)
+        && let Ok(e) = serde_json::from_slice::<EntryIn<T>>(&bytes)
+        && e.stamp == st
+    {
+        let mut digest = [0u8; 32];
+        if hex::decode_to_slice(&e.digest, &mut digest).is_ok() {
+            return Ok(Some((e.value, digest)));
+        }
+    }
+    let bytes = std::fs::read(file).map_err(io_err)?;
+    let digest = *blake3::hash(&bytes).as_bytes();
+    let value = parse(&bytes)?;
+    if let Some(c) = &cache {
+        let entry = EntryOut {
+            stamp: st,
+            digest: hex::encode(digest),
+            value: &value,
+        };
+        if let Ok(b) = serde_json::to_vec(&entry) {
+            let _ = state::write_atomic(c, &b, Durability::Atomic);
+        }
+    }
+    Ok(Some((value, digest)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caches_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.yaml");
+        std::fs::write(&f, "a").unwrap();
+        let idx = dir.path().join("idx");
+        let parse =
+            |b: &[u8]| -> Result<String, String> { Ok(String::from_utf8_lossy(b).into_owned()) };
+        let (v, _) = load(Some(&idx), &f, parse, |e| e.to_string())
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, "a");
+        // A cached hit does not call the parser.
+        let (v, _) = load(
+            Some(&idx),
+            &f,
+            |_| -> Result<String, String> { Err("parsed".into()) },
+            |e| e.to_string(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(v, "a");
+        std::fs::write(&f, "bb").unwrap();
+        let (v, _) = load(Some(&idx), &f, parse, |e| e.to_string())
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, "bb");
+        assert!(
+            load(Some(&idx), &dir.path().join("nope"), parse, |e| e
+                .to_string())
+            .unwrap()
+            .is_none()
+        );
+    }
+}
