@@ -2,9 +2,10 @@
 //!
 //! A tool runs with an exact argv (never through a shell), in its own process
 //! group (so a timeout or cancel kills grandchildren too: TERM, a grace period,
-//! then KILL), with stdout and stderr read on separate threads, teed live to a
-//! [`Sink`] and captured. Completion is the child's exit, not pipe EOF: a
-//! grandchild holding the pipes open cannot hang a run.
+//! then KILL). One thread polls both pipes and a pidfd: output is teed live to
+//! a [`Sink`] and captured. Completion is the child's exit, not pipe EOF: a
+//! grandchild holding the pipes open cannot hang a run (its output is drained
+//! for at most 250 ms after the exit).
 //!
 //! Exception: when the tool inherits a terminal on stdin it stays in gathm's
 //! foreground process group (a background group would be stopped by SIGTTIN
@@ -16,9 +17,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -184,38 +184,42 @@ impl Cancel {
     }
 }
 
-fn pump(
-    mut r: impl Read,
-    sink: Option<Arc<dyn Sink>>,
-    is_err: bool,
+/// Captured bytes of one stream, up to a limit.
+struct Capture {
+    buf: Vec<u8>,
     limit: usize,
-    buf_out: Arc<Mutex<(Vec<u8>, bool)>>,
-    done: mpsc::Sender<()>,
-) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let chunk = &buf[..n];
-                if let Some(s) = &sink {
-                    if is_err {
-                        s.stderr(chunk);
-                    } else {
-                        s.stdout(chunk);
-                    }
-                }
-                let mut g = buf_out.lock().unwrap_or_else(|e| e.into_inner());
-                let room = limit.saturating_sub(g.0.len());
-                if room < n {
-                    g.1 = true;
-                }
-                let take = room.min(n);
-                g.0.extend_from_slice(&chunk[..take]);
+    truncated: bool,
+}
+
+impl Capture {
+    fn push(&mut self, chunk: &[u8]) {
+        let room = self.limit.saturating_sub(self.buf.len());
+        if room < chunk.len() {
+            self.truncated = true;
+        }
+        self.buf.extend_from_slice(&chunk[..room.min(chunk.len())]);
+    }
+}
+
+/// A pipe that may already be closed.
+trait PipeSlot {
+    fn read_some(&mut self, buf: &mut [u8]) -> Option<usize>;
+    fn close(&mut self);
+}
+
+impl<R: Read> PipeSlot for Option<R> {
+    fn read_some(&mut self, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            match self.as_mut()?.read(buf) {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
             }
         }
     }
-    let _ = done.send(());
+    fn close(&mut self) {
+        *self = None;
+    }
 }
 
 /// All descendants of a pid, from `/proc` (Linux); empty elsewhere.
@@ -307,75 +311,133 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
             let _ = w.write_all(&bytes);
         });
     }
-    let out_buf = Arc::new(Mutex::new((Vec::new(), false)));
-    let err_buf = Arc::new(Mutex::new((Vec::new(), false)));
-    let (done_tx, done_rx) = mpsc::channel();
-    let mut readers = 0;
-    if let Some(o) = child.stdout.take() {
-        let (s, b, d, lim) = (
-            sink.clone(),
-            Arc::clone(&out_buf),
-            done_tx.clone(),
-            spec.capture_limit,
-        );
-        thread::spawn(move || pump(o, s, false, lim, b, d));
-        readers += 1;
-    }
-    if let Some(e) = child.stderr.take() {
-        let (s, b, d, lim) = (
-            sink.clone(),
-            Arc::clone(&err_buf),
-            done_tx.clone(),
-            spec.capture_limit,
-        );
-        thread::spawn(move || pump(e, s, true, lim, b, d));
-        readers += 1;
-    }
-    drop(done_tx);
-    let (exit_tx, exit_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = exit_tx.send(child.wait());
-    });
+    // One thread does everything: poll(2) over both pipes and a pidfd.
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let pidfd = Pid::from_raw(pid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let mut cap = [
+        Capture {
+            buf: Vec::new(),
+            limit: spec.capture_limit,
+            truncated: false,
+        },
+        Capture {
+            buf: Vec::new(),
+            limit: spec.capture_limit,
+            truncated: false,
+        },
+    ];
     let deadline = spec.timeout.map(|t| start + t);
     let mut forced: Option<Status> = None;
-    let exit = loop {
-        let mut wait = Duration::from_millis(25);
-        if let Some(d) = deadline {
-            wait = wait.min(d.saturating_duration_since(Instant::now()));
+    let mut kill_at: Option<Instant> = None;
+    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut drain_until: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let now = Instant::now();
+        if exit.is_some()
+            && (out.is_none() && err.is_none() || drain_until.is_some_and(|d| now >= d))
+        {
+            break;
         }
-        match exit_rx.recv_timeout(wait) {
-            Ok(st) => break st.ok(),
-            Err(RecvTimeoutError::Disconnected) => break None,
-            Err(RecvTimeoutError::Timeout) => {
+        let mut wait = Duration::from_millis(25);
+        for t in [deadline, kill_at, drain_until].into_iter().flatten() {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        let (mut r_out, mut r_err, mut r_pid) = (false, false, false);
+        {
+            use rustix::event::{PollFd, PollFlags};
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+            let mut which = Vec::with_capacity(3);
+            if let Some(o) = &out {
+                fds.push(PollFd::new(o, PollFlags::IN));
+                which.push(0);
+            }
+            if let Some(e) = &err {
+                fds.push(PollFd::new(e, PollFlags::IN));
+                which.push(1);
+            }
+            if exit.is_none()
+                && let Some(p) = &pidfd
+            {
+                fds.push(PollFd::new(p, PollFlags::IN));
+                which.push(2);
+            }
+            let ts = rustix::event::Timespec {
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: i64::from(wait.subsec_nanos()),
+            };
+            if fds.is_empty() {
+                thread::sleep(wait);
+            } else if rustix::event::poll(&mut fds, Some(&ts)).is_ok() {
+                for (fd, w) in fds.iter().zip(&which) {
+                    if !fd.revents().is_empty() {
+                        match w {
+                            0 => r_out = true,
+                            1 => r_err = true,
+                            _ => r_pid = true,
+                        }
+                    }
+                }
+            }
+        }
+        for (ready, pipe, idx) in [
+            (r_out, &mut out as &mut dyn PipeSlot, 0usize),
+            (r_err, &mut err as &mut dyn PipeSlot, 1),
+        ] {
+            if !ready {
+                continue;
+            }
+            match pipe.read_some(&mut buf) {
+                Some(0) | None => pipe.close(),
+                Some(n) => {
+                    let chunk = &buf[..n];
+                    if let Some(s) = &sink {
+                        if idx == 0 {
+                            s.stdout(chunk);
+                        } else {
+                            s.stderr(chunk);
+                        }
+                    }
+                    cap[idx].push(chunk);
+                }
+            }
+        }
+        if exit.is_none()
+            && (r_pid || pidfd.is_none())
+            && let Ok(Some(st)) = child.try_wait()
+        {
+            exit = Some(st);
+            if forced.is_some() {
+                // Grandchildren that ignored TERM die with the group now.
+                signal_tree(pid, own_group, Signal::KILL);
+            }
+            let grace = if forced.is_some() { 500 } else { 250 };
+            drain_until = Some(Instant::now() + Duration::from_millis(grace));
+            continue;
+        }
+        if exit.is_none() {
+            let now = Instant::now();
+            if forced.is_none() {
                 let status = if cancel.is_cancelled() {
                     Some(Status::Cancelled { interrupted: false })
                 } else if interrupted() {
                     Some(Status::Cancelled { interrupted: true })
-                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                } else if deadline.is_some_and(|d| now >= d) {
                     Some(Status::TimedOut)
                 } else {
                     None
                 };
-                if let Some(s) = status {
-                    forced = Some(s);
+                if let Some(st) = status {
+                    forced = Some(st);
                     signal_tree(pid, own_group, Signal::TERM);
-                    let r = exit_rx.recv_timeout(spec.grace);
-                    signal_tree(pid, own_group, Signal::KILL);
-                    break match r {
-                        Ok(st) => st.ok(),
-                        Err(_) => exit_rx.recv().ok().and_then(|s| s.ok()),
-                    };
+                    kill_at = Some(now + spec.grace);
                 }
+            } else if kill_at.is_some_and(|k| now >= k) {
+                signal_tree(pid, own_group, Signal::KILL);
+                kill_at = None;
             }
-        }
-    };
-    // Drain the pipes: wait for EOF, but not for grandchildren that keep them open.
-    let drain_until =
-        Instant::now() + Duration::from_millis(if forced.is_some() { 500 } else { 250 });
-    for _ in 0..readers {
-        let left = drain_until.saturating_duration_since(Instant::now());
-        if done_rx.recv_timeout(left).is_err() {
-            break;
         }
     }
     let status = forced.unwrap_or_else(|| match exit {
@@ -386,12 +448,9 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
         },
         None => Status::Exited(1),
     });
-    let take = |b: &Arc<Mutex<(Vec<u8>, bool)>>| {
-        let mut g = b.lock().unwrap_or_else(|e| e.into_inner());
-        (std::mem::take(&mut g.0), g.1)
-    };
-    let (stdout, t1) = take(&out_buf);
-    let (stderr, t2) = take(&err_buf);
+    let [o, e] = cap;
+    let (stdout, t1) = (o.buf, o.truncated);
+    let (stderr, t2) = (e.buf, e.truncated);
     Outcome {
         status,
         stdout,
