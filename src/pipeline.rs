@@ -94,6 +94,7 @@ fn thirty_f() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// Unique id (letters, digits, `-`, `_`).
+    #[serde(deserialize_with = "de_id")]
     pub id: String,
     /// Tool name.
     pub tool: String,
@@ -173,14 +174,18 @@ fn de_needs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum N {
-        One(String),
-        Many(Vec<String>),
+        One(Scalar),
+        Many(Vec<Scalar>),
     }
     Ok(match Option::<N>::deserialize(d)? {
         None => Vec::new(),
-        Some(N::One(s)) => vec![s],
-        Some(N::Many(v)) => v,
+        Some(N::One(s)) => vec![s.into_string()],
+        Some(N::Many(v)) => v.into_iter().map(Scalar::into_string).collect(),
     })
+}
+
+fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Scalar::deserialize(d).map(Scalar::into_string)
 }
 
 /// A scalar written as a string, a number or a boolean.
@@ -245,7 +250,7 @@ fn at<T>(s: &Option<Spanned<T>>) -> Option<(u64, u64)> {
 }
 
 fn spans(text: &str) -> (Option<(u64, u64)>, Vec<StepSpans>) {
-    let Ok(doc) = serde_saphyr::from_str::<SpanDoc>(text) else {
+    let Ok(doc) = serde_saphyr::from_str_with_options::<SpanDoc>(text, yaml_options()) else {
         return (None, Vec::new());
     };
     let steps = doc
@@ -263,6 +268,13 @@ fn spans(text: &str) -> (Option<(u64, u64)>, Vec<StepSpans>) {
         })
         .collect();
     (at(&doc.timeout), steps)
+}
+
+/// YAML 1.2 booleans only: `yes`, `no`, `on` and `off` stay strings (step ids, arguments).
+fn yaml_options() -> serde_saphyr::Options {
+    let mut o = serde_saphyr::Options::default();
+    o.strict_booleans = true;
+    o
 }
 
 fn diag(file: &Path, loc: Option<(u64, u64)>, message: String) -> Diagnostic {
@@ -285,7 +297,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Vec<Diagnostic>> {
             "empty pipeline: expected a mapping with `steps`".into(),
         )]);
     }
-    let mut p: Pipeline = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(path, &e)])?;
+    let mut p: Pipeline =
+        serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
+            let mut d = yaml_error(path, &e);
+            // The location is in the diagnostic already: keep only the message.
+            let m = d.message.trim_start_matches("error: ");
+            let m = match m.split_once(": ") {
+                Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
+                    rest
+                }
+                _ => m,
+            };
+            d.message = m.to_string();
+            vec![d]
+        })?;
     let (timeout, steps) = spans(text);
     p.source = Source {
         file: path.to_path_buf(),
@@ -1255,6 +1280,7 @@ steps:
   - id: c
     tool: ok
     needs: [b]
+    args: [yes, no, on, True]
     when: steps.a.exit_code == 0 && steps.b.status == 'success'
     retry: {attempts: 3, delay: 0.1}
     continue_on_error: true
@@ -1270,7 +1296,8 @@ steps:
         assert_eq!(pl.steps[2].retry.as_ref().unwrap().backoff, 2.0);
         assert!(pl.steps[2].continue_on_error);
         assert_eq!(pl.source.steps[1].tool.map(|l| l.0), Some(8));
-        assert_eq!(pl.source.steps[2].when.map(|l| l.0), Some(14));
+        assert_eq!(pl.source.steps[2].when.map(|l| l.0), Some(15));
+        assert_eq!(pl.steps[2].args, ["yes", "no", "on", "true"]);
         assert!(check(&pl).is_empty(), "{:?}", check(&pl));
     }
 

@@ -3,5 +3,8 @@
 
 mod harness;
 
+mod chain;
 mod cli;
+mod parallel;
+mod pipeline;
 mod run;
