@@ -380,7 +380,8 @@ fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
     let code = parallel::exit_code(&results);
     if g.json {
         output::json(&results);
-    } else if !g.quiet || code != 0 {
+    } else if code != 0 {
+        // Piped output carries nothing but results unless something failed.
         let failed = results
             .iter()
             .filter(|e| e.status != RunStatus::Success)

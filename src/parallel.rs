@@ -100,6 +100,12 @@ pub fn parse_argv(argv: &[String]) -> Result<Vec<Item>> {
                 n + 1
             )));
         };
+        if tool.contains(|c: char| c.is_whitespace() || c == ',') {
+            return Err(Error::Usage(format!(
+                "{tool:?} is not a tool name: give the items as one quoted string \
+                 ('dns a.com, ok b') or separate them with `{ARGV_SEPARATOR}`"
+            )));
+        }
         items.push(Item {
             tool: tool.clone(),
             args: args.to_vec(),
@@ -395,6 +401,8 @@ mod tests {
         );
         assert!(parse_argv(&s(&["ok", ":::"])).is_err());
         assert!(parse_argv(&s(&[":::", "ok"])).is_err());
+        assert!(parse_argv(&s(&["ok a", "ok b"])).is_err());
+        assert!(parse_argv(&s(&["ok,", "b"])).is_err());
     }
 
     #[test]

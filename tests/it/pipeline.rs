@@ -438,3 +438,50 @@ fn text_mode_prints_a_summary_table() {
     assert!(out.contains("pipeline demo: failed"), "{out}");
     assert!(stderr(&o).contains("fail: stderr"));
 }
+
+#[test]
+fn ctrl_c_cancels_running_steps() {
+    let s = sandbox();
+    let pidfile = s.path().join("gc.pid");
+    let file = s.write(
+        "p.yaml",
+        &format!(
+            "steps:\n  - {{id: hang, tool: grandchild, args: ['{}']}}\n  - {{id: after, tool: ok, needs: hang}}\n",
+            pidfile.display()
+        ),
+    );
+    let mut child = s
+        .cmd()
+        .env("GATHM_KILL_GRACE", "0.2")
+        .args(["--json", "pipeline", "run", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the grandchild", Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.trim().parse::<i32>().is_ok())
+    });
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "gathm did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "interrupted");
+    assert_eq!(step(&v, "hang")["status"], "cancelled");
+    assert_eq!(step(&v, "after")["status"], "cancelled");
+    wait_until("the grandchild to die", Duration::from_secs(5), || {
+        !alive(pid)
+    });
+}
