@@ -35,3 +35,14 @@ for n in 1 8 32; do
     -n "xargs -P $n" "sh -c 'seq $n | xargs -P $n -n 1 $NOOP'" \
     -n "sequential gathm run" "sh -c '$runs_cmd'"
 done
+
+# Medians are steadier than means on a shared machine.
+echo "== medians (ms)"
+python3 - "$W" <<'PY'
+import json, sys
+print(f"{'N':>3}  {'gathm parallel':>15}  {'sequential exec':>15}  {'xargs -P N':>11}  {'N x gathm run':>13}  {'per item':>9}")
+for n in (1, 8, 32):
+    r = json.load(open(f"{sys.argv[1]}/parallel-{n}.json"))["results"]
+    m = [x["median"] * 1000 for x in r]
+    print(f"{n:>3}  {m[0]:>15.1f}  {m[1]:>15.1f}  {m[2]:>11.1f}  {m[3]:>13.1f}  {m[0] / n:>9.2f}")
+PY

@@ -33,6 +33,7 @@
 //! interrupt cancels every running step (its whole process group) and marks
 //! the steps not yet started `cancelled`.
 
+pub mod dag;
 pub mod template;
 pub mod when;
 
@@ -349,92 +350,10 @@ fn edges(p: &Pipeline) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Every dependency cycle, each as step indices in run order starting from
-/// its first step in the file and repeating it at the end (`a -> b -> a`).
-pub fn cycles(needs: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Active,
-        Done,
-    }
-    fn dfs(
-        v: usize,
-        needs: &[Vec<usize>],
-        mark: &mut [Mark],
-        stack: &mut Vec<usize>,
-        out: &mut Vec<Vec<usize>>,
-    ) {
-        mark[v] = Mark::Active;
-        stack.push(v);
-        for &w in &needs[v] {
-            match mark[w] {
-                Mark::New => dfs(w, needs, mark, stack, out),
-                Mark::Active => {
-                    let from = stack.iter().position(|&x| x == w).unwrap_or(0);
-                    let mut c: Vec<usize> = stack[from..].to_vec();
-                    // `needs` points backwards in time: list the cycle in run
-                    // order, starting from its first step in the file.
-                    c.reverse();
-                    let m = c.iter().enumerate().min_by_key(|x| x.1).map_or(0, |x| x.0);
-                    c.rotate_left(m);
-                    c.push(c[0]);
-                    out.push(c);
-                }
-                Mark::Done => {}
-            }
-        }
-        stack.pop();
-        mark[v] = Mark::Done;
-    }
-    let mut mark = vec![Mark::New; needs.len()];
-    let mut out = Vec::new();
-    for v in 0..needs.len() {
-        if mark[v] == Mark::New {
-            dfs(v, needs, &mut mark, &mut Vec::new(), &mut out);
-        }
-    }
-    out
-}
-
-/// The steps each step depends on, directly or not (by index).
-fn ancestors(needs: &[Vec<usize>]) -> Vec<BTreeSet<usize>> {
-    (0..needs.len())
-        .map(|v| {
-            let mut seen = BTreeSet::new();
-            let mut todo: Vec<usize> = needs[v].clone();
-            while let Some(w) = todo.pop() {
-                if seen.insert(w) {
-                    todo.extend(needs[w].iter().copied());
-                }
-            }
-            seen
-        })
-        .collect()
-}
-
-/// A step in dependency order: every step after all its needs (cycles broken arbitrarily).
+/// The steps in dependency order: every step after all its needs (a cycle is
+/// broken at its first remaining step).
 pub fn order(p: &Pipeline) -> Vec<usize> {
-    let needs = edges(p);
-    let mut done = vec![false; needs.len()];
-    let mut out = Vec::new();
-    while out.len() < needs.len() {
-        let before = out.len();
-        for v in 0..needs.len() {
-            if !done[v] && needs[v].iter().all(|&w| done[w] || w == v) {
-                done[v] = true;
-                out.push(v);
-            }
-        }
-        if out.len() == before {
-            // A cycle: take the first remaining step.
-            if let Some(v) = (0..needs.len()).find(|&v| !done[v]) {
-                done[v] = true;
-                out.push(v);
-            }
-        }
-    }
-    out
+    dag::order(&edges(p))
 }
 
 fn finite_pos(x: f64) -> bool {
@@ -498,7 +417,7 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
         }
     }
     let needs = edges(p);
-    for c in cycles(&needs) {
+    for c in dag::cycles(&needs) {
         let names: Vec<&str> = c.iter().map(|&v| p.steps[v].id.as_str()).collect();
         let sp = span(c[0]);
         out.push(diag(
@@ -507,7 +426,7 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
             format!("dependency cycle: {}", names.join(" -> ")),
         ));
     }
-    let anc = ancestors(&needs);
+    let anc = dag::ancestors(&needs);
     for (i, s) in p.steps.iter().enumerate() {
         let sp = span(i);
         let reachable = |id: &str| first.get(id).is_some_and(|j| anc[i].contains(j) && *j != i);
@@ -1035,7 +954,7 @@ pub fn run(
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
     let needs = edges(p);
-    let anc = ancestors(&needs);
+    let anc = dag::ancestors(&needs);
     let whens: Vec<Option<Expr>> = p
         .steps
         .iter()
