@@ -447,50 +447,53 @@ fn chain_cmd(ctx: &Context, g: &Global, a: ChainArgs) -> Result<i32> {
     Ok(r.exit_code)
 }
 
-fn read_pipeline(file: &std::path::Path) -> std::result::Result<pipeline::Pipeline, i32> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            output::error(&format!("cannot read pipeline {}: {e}", file.display()));
-            return Err(i32::from(code::DATA_ERR));
-        }
-    };
-    pipeline::parse(file, &text).map_err(|diags| {
-        for d in &diags {
-            output::raw_err(format!("{d}\n").as_bytes());
-        }
-        i32::from(code::DATA_ERR)
-    })
+fn read_pipeline(
+    file: &std::path::Path,
+) -> std::result::Result<pipeline::Pipeline, Vec<crate::manifest::Diagnostic>> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        vec![crate::manifest::Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the pipeline: {e}"),
+        }]
+    })?;
+    pipeline::parse(file, &text)
+}
+
+fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
+    for d in diags {
+        output::raw_err(format!("{d}\n").as_bytes());
+    }
 }
 
 fn pipeline_cmd(ctx: &Context, g: &Global, cmd: PipelineCmd) -> Result<i32> {
     match cmd {
         PipelineCmd::Validate { file } => {
-            let p = match read_pipeline(&file) {
-                Ok(p) => p,
-                Err(c) => {
-                    if g.json {
-                        output::json(&serde_json::json!({"ok": false, "file": file}));
-                    }
-                    return Ok(c);
+            let (steps, order, diags) = match read_pipeline(&file) {
+                Ok(p) => {
+                    let order: Vec<String> = pipeline::order(&p)
+                        .iter()
+                        .map(|&i| p.steps[i].id.clone())
+                        .collect();
+                    (p.steps.len(), order, pipeline::validate(ctx, &p))
                 }
+                Err(d) => (0, Vec::new(), d),
             };
-            let diags = pipeline::validate(ctx, &p);
             let ok = diags.is_empty();
             if g.json {
                 output::json(&serde_json::json!({
                     "ok": ok,
                     "file": file,
-                    "steps": p.steps.len(),
-                    "order": pipeline::order(&p).iter().map(|&i| &p.steps[i].id).collect::<Vec<_>>(),
+                    "steps": steps,
+                    "order": order,
                     "diagnostics": diags,
                 }));
             } else {
-                for d in &diags {
-                    output::raw_err(format!("{d}\n").as_bytes());
-                }
+                print_diagnostics(&diags);
                 if ok {
-                    output::text(&format!("{}: ok ({} steps)", file.display(), p.steps.len()));
+                    output::text(&format!("{}: ok ({steps} steps)", file.display()));
                 }
             }
             Ok(if ok { 0 } else { i32::from(code::DATA_ERR) })
@@ -502,7 +505,22 @@ fn pipeline_cmd(ctx: &Context, g: &Global, cmd: PipelineCmd) -> Result<i32> {
         } => {
             let p = match read_pipeline(&file) {
                 Ok(p) => p,
-                Err(c) => return Ok(c),
+                Err(diagnostics) => {
+                    let r = pipeline::PipelineResult {
+                        name: None,
+                        status: pipeline::PipelineStatus::Invalid,
+                        exit_code: i32::from(code::DATA_ERR),
+                        duration_ms: 0,
+                        steps: Vec::new(),
+                        diagnostics,
+                    };
+                    if g.json {
+                        output::json(&r);
+                    } else {
+                        print_diagnostics(&r.diagnostics);
+                    }
+                    return Ok(r.exit_code);
+                }
             };
             runner::install_signal_flags();
             let opts = pipeline::Options {
@@ -546,9 +564,7 @@ fn pipeline_cmd(ctx: &Context, g: &Global, cmd: PipelineCmd) -> Result<i32> {
                 output::json(&r);
                 return Ok(r.exit_code);
             }
-            for d in &r.diagnostics {
-                output::raw_err(format!("{d}\n").as_bytes());
-            }
+            print_diagnostics(&r.diagnostics);
             if r.status == pipeline::PipelineStatus::Invalid {
                 return Ok(r.exit_code);
             }

@@ -273,6 +273,15 @@ fn rejected(s: &Sandbox, yaml: &str, expect: &str) {
     let (code, v) = s.json(&["--json", "pipeline", "validate", file.to_str().unwrap()]);
     assert_eq!(code, 65);
     assert_eq!(v["ok"], false);
+    let d = &v["diagnostics"][0];
+    assert!(d["line"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(d["severity"], "error");
+    let (code, v) = s.json(&["--json", "pipeline", "run", file.to_str().unwrap()]);
+    assert_eq!(code, 65);
+    assert_eq!(v["status"], "invalid");
+    assert_eq!(v["steps"].as_array().unwrap().len(), 0);
+    assert!(!v["diagnostics"].as_array().unwrap().is_empty());
+    assert!(!counter.exists());
 }
 
 #[test]
