@@ -146,7 +146,7 @@ pub enum Command {
     #[command(after_help = CHAIN_HELP)]
     Chain(ChainArgs),
     /// Run or check a DAG of steps described in a YAML file.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = PIPELINE_HELP)]
     Pipeline(PipelineCmd),
     /// `gathm TOOL ARGS…` is short for `gathm run TOOL ARGS…`.
     #[command(external_subcommand)]
@@ -175,6 +175,17 @@ step's trimmed stdout inside that one argument, and an argument that is
 exactly {prev_words} becomes that output split on whitespace. The first step
 reads gathm's stdin when it is not a terminal. The chain stops at the first
 failing step, names it on stderr and exits with its code.";
+
+const PIPELINE_HELP: &str = "\
+File: name, timeout (seconds), steps: [{id, tool, args, needs, when, retry:
+{attempts, delay, backoff, max_delay}, timeout, continue_on_error}].
+Arguments may use ${steps.ID.output} (trimmed stdout), ${steps.ID.exit_code}
+and ${steps.ID.status}, each inside one argument. `when` examples:
+  steps.a.status == 'success'    steps.a.exit_code != 0 && !failure()
+A step without `when` runs only if every step it needs succeeded.
+Exit status: 65 invalid file (file:line:col on stderr), 130 interrupted,
+124 pipeline timeout, else the code of the first failed step (file order)
+without continue_on_error, else 0.";
 
 /// Options of `parallel`.
 #[derive(Debug, Args, Clone)]

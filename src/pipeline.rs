@@ -139,8 +139,10 @@ pub struct Pipeline {
     pub source: Source,
 }
 
-/// Locations of a pipeline's parts in its file.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Locations of a pipeline's parts in its file (for a pipeline deserialized
+/// from JSON: the file `(pipeline)` and no locations, so diagnostics read
+/// `(pipeline):0:0: error: step "b": …`; set `file` to name the request).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     /// The file named in diagnostics.
     pub file: PathBuf,
@@ -148,6 +150,16 @@ pub struct Source {
     pub timeout: Option<(u64, u64)>,
     /// Per step, in order.
     pub steps: Vec<StepSpans>,
+}
+
+impl Default for Source {
+    fn default() -> Source {
+        Source {
+            file: PathBuf::from("(pipeline)"),
+            timeout: None,
+            steps: Vec::new(),
+        }
+    }
 }
 
 /// Locations of one step's parts (line, column).
@@ -1229,6 +1241,12 @@ steps:
         assert_eq!(pl.steps[0].args, ["x", "1"]);
         assert_eq!(pl.steps[1].needs, ["a"]);
         assert!(check(&pl).is_empty());
+        let bad: Pipeline =
+            serde_json::from_str(r#"{"steps":[{"id":"a","tool":"ok","needs":["zz"]}]}"#).unwrap();
+        assert_eq!(
+            check(&bad)[0].to_string(),
+            "(pipeline):0:0: error: step \"a\" needs unknown step \"zz\""
+        );
     }
 
     #[test]
