@@ -23,33 +23,40 @@ fn sandbox() -> Sandbox {
     s
 }
 
-fn naps(n: usize, secs: &str) -> String {
-    (0..n)
-        .map(|i| format!("nap {secs} {i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn timed(s: &Sandbox, args: &[&str]) -> (std::process::Output, Duration) {
     let t = Instant::now();
     let o = s.run(args);
     (o, t.elapsed())
 }
 
+/// Eight spellings of "sleep 1 s" (distinct arguments, so no cache hits).
+const ONE_SECOND: [&str; 8] = ["1", "1.0", "1.00", "1.000", "01", "01.0", "001", "1.0000"];
+
 #[test]
 fn jobs_bound_the_concurrency() {
-    let s = sandbox();
-    let spec = naps(8, "1");
+    let spec = ONE_SECOND
+        .iter()
+        .map(|a| format!("slow {a}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let s = Sandbox::new(&["slow"]);
     let (o, t8) = timed(&s, &["parallel", "-j", "8", &spec]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(t8 < Duration::from_millis(1900), "-j 8 took {t8:?}");
+    // A fresh sandbox: no cached results from the first run.
+    let s = Sandbox::new(&["slow"]);
     let (o, t4) = timed(&s, &["parallel", "-j", "4", &spec]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(t4 >= Duration::from_secs(2), "-j 4 took only {t4:?}");
-    // Every item reported once, in the order given.
+    // Every item reported once, in the order given, with its own output.
     let out = stdout(&o);
-    let tags: Vec<&str> = out.lines().filter(|l| l.starts_with("nap ")).collect();
-    assert_eq!(tags, (0..8).map(|i| format!("nap {i}")).collect::<Vec<_>>());
+    let headers: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("==> slow "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(headers, ONE_SECOND);
+    assert_eq!(out.matches("slow: done").count(), 8, "{out}");
 }
 
 #[test]
