@@ -10,10 +10,8 @@ use clap::{CommandFactory, Parser};
 
 use crate::api::{Envelope, RunStatus};
 use crate::chain;
-use crate::cli::{
-    BreakerCmd, CacheCmd, ChainArgs, Cli, Command, Global, ParallelArgs, PipelineCmd, PolicyCmd,
-    RunArgs, SchemaKind,
-};
+use crate::cli::{BreakerCmd, CacheCmd, Cli, Command, Global, PolicyCmd, RunArgs, SchemaKind};
+use crate::cli::{ChainArgs, ParallelArgs, PipelineCmd};
 use crate::config::Context;
 use crate::error::{Error, Result, code};
 use crate::health;
