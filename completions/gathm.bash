@@ -22,6 +22,9 @@ _gathm() {
             gathm,cache)
                 cmd="gathm__subcmd__cache"
                 ;;
+            gathm,chain)
+                cmd="gathm__subcmd__chain"
+                ;;
             gathm,completions)
                 cmd="gathm__subcmd__completions"
                 ;;
@@ -36,6 +39,12 @@ _gathm() {
                 ;;
             gathm,list)
                 cmd="gathm__subcmd__list"
+                ;;
+            gathm,parallel)
+                cmd="gathm__subcmd__parallel"
+                ;;
+            gathm,pipeline)
+                cmd="gathm__subcmd__pipeline"
                 ;;
             gathm,policy)
                 cmd="gathm__subcmd__policy"
@@ -109,6 +118,9 @@ _gathm() {
             gathm__subcmd__help,cache)
                 cmd="gathm__subcmd__help__subcmd__cache"
                 ;;
+            gathm__subcmd__help,chain)
+                cmd="gathm__subcmd__help__subcmd__chain"
+                ;;
             gathm__subcmd__help,completions)
                 cmd="gathm__subcmd__help__subcmd__completions"
                 ;;
@@ -123,6 +135,12 @@ _gathm() {
                 ;;
             gathm__subcmd__help,list)
                 cmd="gathm__subcmd__help__subcmd__list"
+                ;;
+            gathm__subcmd__help,parallel)
+                cmd="gathm__subcmd__help__subcmd__parallel"
+                ;;
+            gathm__subcmd__help,pipeline)
+                cmd="gathm__subcmd__help__subcmd__pipeline"
                 ;;
             gathm__subcmd__help,policy)
                 cmd="gathm__subcmd__help__subcmd__policy"
@@ -160,11 +178,35 @@ _gathm() {
             gathm__subcmd__help__subcmd__cache,stats)
                 cmd="gathm__subcmd__help__subcmd__cache__subcmd__stats"
                 ;;
+            gathm__subcmd__help__subcmd__pipeline,run)
+                cmd="gathm__subcmd__help__subcmd__pipeline__subcmd__run"
+                ;;
+            gathm__subcmd__help__subcmd__pipeline,validate)
+                cmd="gathm__subcmd__help__subcmd__pipeline__subcmd__validate"
+                ;;
             gathm__subcmd__help__subcmd__policy,check)
                 cmd="gathm__subcmd__help__subcmd__policy__subcmd__check"
                 ;;
             gathm__subcmd__help__subcmd__policy,show)
                 cmd="gathm__subcmd__help__subcmd__policy__subcmd__show"
+                ;;
+            gathm__subcmd__pipeline,help)
+                cmd="gathm__subcmd__pipeline__subcmd__help"
+                ;;
+            gathm__subcmd__pipeline,run)
+                cmd="gathm__subcmd__pipeline__subcmd__run"
+                ;;
+            gathm__subcmd__pipeline,validate)
+                cmd="gathm__subcmd__pipeline__subcmd__validate"
+                ;;
+            gathm__subcmd__pipeline__subcmd__help,help)
+                cmd="gathm__subcmd__pipeline__subcmd__help__subcmd__help"
+                ;;
+            gathm__subcmd__pipeline__subcmd__help,run)
+                cmd="gathm__subcmd__pipeline__subcmd__help__subcmd__run"
+                ;;
+            gathm__subcmd__pipeline__subcmd__help,validate)
+                cmd="gathm__subcmd__pipeline__subcmd__help__subcmd__validate"
                 ;;
             gathm__subcmd__policy,check)
                 cmd="gathm__subcmd__policy__subcmd__check"
@@ -191,7 +233,7 @@ _gathm() {
 
     case "${cmd}" in
         gathm)
-            opts="-q -h -V --json --quiet --role --tools-dir --policies --help --version list show validate schema run status completions health heal breaker cache policy help"
+            opts="-q -h -V --json --quiet --role --tools-dir --policies --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -564,6 +606,36 @@ _gathm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gathm__subcmd__chain)
+            opts="-q -h --timeout --approve --json --quiet --role --tools-dir --policies --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gathm__subcmd__completions)
             opts="-q -h --json --quiet --role --tools-dir --policies --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -643,7 +715,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help)
-            opts="list show validate schema run status completions health heal breaker cache policy help"
+            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -768,6 +840,20 @@ _gathm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gathm__subcmd__help__subcmd__chain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gathm__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -827,6 +913,62 @@ _gathm() {
         gathm__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__parallel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__pipeline)
+            opts="run validate"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__pipeline__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__pipeline__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -961,6 +1103,182 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__parallel)
+            opts="-j -q -h --jobs --approve --json --quiet --role --tools-dir --policies --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__pipeline)
+            opts="-q -h --json --quiet --role --tools-dir --policies --help run validate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__pipeline__subcmd__help)
+            opts="run validate help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__pipeline__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__pipeline__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__pipeline__subcmd__help__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__pipeline__subcmd__run)
+            opts="-j -q -h --jobs --approve --json --quiet --role --tools-dir --policies --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__pipeline__subcmd__validate)
+            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --role)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

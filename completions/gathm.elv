@@ -40,6 +40,9 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand breaker 'Circuit-breaker state'
             cand cache 'The result cache'
             cand policy 'Policy decisions and the effective policy'
+            cand parallel 'Run several tools at once; output grouped per tool, in the order given'
+            cand chain 'Run tools one after another, each step''s stdout feeding the next step''s stdin'
+            cand pipeline 'Run or check a DAG of steps described in a YAML file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;list'= {
@@ -299,6 +302,78 @@ set edit:completion:arg-completer[gathm] = {|@words|
         }
         &'gathm;policy;help;help'= {
         }
+        &'gathm;parallel'= {
+            cand -j 'At most N tools at once (default: the number of CPUs)'
+            cand --jobs 'At most N tools at once (default: the number of CPUs)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --approve 'Approve tools that the role''s policy marks `requires_approval`'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;chain'= {
+            cand --timeout 'Kill each step''s process group after SECS seconds (overrides the manifest)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --approve 'Approve tools that the role''s policy marks `requires_approval`'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;pipeline'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand run 'Validate, then run the steps (independent ones in parallel)'
+            cand validate 'Check the file without running anything (exit 65 on problems)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;pipeline;run'= {
+            cand -j 'At most N steps at once (default: the number of CPUs)'
+            cand --jobs 'At most N steps at once (default: the number of CPUs)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --approve 'Approve tools that the role''s policy marks `requires_approval`'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;pipeline;validate'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;pipeline;help'= {
+            cand run 'Validate, then run the steps (independent ones in parallel)'
+            cand validate 'Check the file without running anything (exit 65 on problems)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;pipeline;help;run'= {
+        }
+        &'gathm;pipeline;help;validate'= {
+        }
+        &'gathm;pipeline;help;help'= {
+        }
         &'gathm;help'= {
             cand list 'List the tools the role may discover'
             cand show 'Show a tool''s whole manifest'
@@ -312,6 +387,9 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand breaker 'Circuit-breaker state'
             cand cache 'The result cache'
             cand policy 'Policy decisions and the effective policy'
+            cand parallel 'Run several tools at once; output grouped per tool, in the order given'
+            cand chain 'Run tools one after another, each step''s stdout feeding the next step''s stdin'
+            cand pipeline 'Run or check a DAG of steps described in a YAML file'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;help;list'= {
@@ -361,6 +439,18 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;policy;check'= {
         }
         &'gathm;help;policy;show'= {
+        }
+        &'gathm;help;parallel'= {
+        }
+        &'gathm;help;chain'= {
+        }
+        &'gathm;help;pipeline'= {
+            cand run 'Validate, then run the steps (independent ones in parallel)'
+            cand validate 'Check the file without running anything (exit 65 on problems)'
+        }
+        &'gathm;help;pipeline;run'= {
+        }
+        &'gathm;help;pipeline;validate'= {
         }
         &'gathm;help;help'= {
         }

@@ -43,6 +43,9 @@ complete -c gathm -n "__fish_gathm_needs_command" -f -a "heal" -d 'Re-check a to
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "breaker" -d 'Circuit-breaker state'
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "cache" -d 'The result cache'
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "policy" -d 'Policy decisions and the effective policy'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "parallel" -d 'Run several tools at once; output grouped per tool, in the order given'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "chain" -d 'Run tools one after another, each step\'s stdout feeding the next step\'s stdin'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "pipeline" -d 'Run or check a DAG of steps described in a YAML file'
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gathm -n "__fish_gathm_using_subcommand list" -l category -d 'Only tools of this category' -r
 complete -c gathm -n "__fish_gathm_using_subcommand list" -l role -d 'Role for policy decisions' -r
@@ -193,19 +196,64 @@ complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subc
 complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "check" -d 'Print the decision for a role and tool, and the rule behind it'
 complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print the effective policy and where it came from'
 complete -c gathm -n "__fish_gathm_using_subcommand policy; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "list" -d 'List the tools the role may discover'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "show" -d 'Show a tool\'s whole manifest'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "validate" -d 'Check manifests (file, line and column), the fallback graph and the policies'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "schema" -d 'Print the JSON Schema of tool.yaml or policies.yaml'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "run" -d 'Run a tool: gathm\'s options first, then TOOL and its arguments'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "status" -d 'Version, paths, tools, open breakers, cache'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "health" -d 'Check executables, system dependencies, API health endpoints and breakers'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "heal" -d 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "breaker" -d 'Circuit-breaker state'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "cache" -d 'The result cache'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "policy" -d 'Policy decisions and the effective policy'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -s j -l jobs -d 'At most N tools at once (default: the number of CPUs)' -r
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -l approve -d 'Approve tools that the role\'s policy marks `requires_approval`'
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand parallel" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -l timeout -d 'Kill each step\'s process group after SECS seconds (overrides the manifest)' -r
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -l approve -d 'Approve tools that the role\'s policy marks `requires_approval`'
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand chain" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -f -a "run" -d 'Validate, then run the steps (independent ones in parallel)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -f -a "validate" -d 'Check the file without running anything (exit 65 on problems)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and not __fish_seen_subcommand_from run validate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -s j -l jobs -d 'At most N steps at once (default: the number of CPUs)' -r
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -l approve -d 'Approve tools that the role\'s policy marks `requires_approval`'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from validate" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from validate" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from validate" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from validate" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from help" -f -a "run" -d 'Validate, then run the steps (independent ones in parallel)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from help" -f -a "validate" -d 'Check the file without running anything (exit 65 on problems)'
+complete -c gathm -n "__fish_gathm_using_subcommand pipeline; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "list" -d 'List the tools the role may discover'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "show" -d 'Show a tool\'s whole manifest'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "validate" -d 'Check manifests (file, line and column), the fallback graph and the policies'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "schema" -d 'Print the JSON Schema of tool.yaml or policies.yaml'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "run" -d 'Run a tool: gathm\'s options first, then TOOL and its arguments'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "status" -d 'Version, paths, tools, open breakers, cache'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "health" -d 'Check executables, system dependencies, API health endpoints and breakers'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "heal" -d 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "breaker" -d 'Circuit-breaker state'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "cache" -d 'The result cache'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "policy" -d 'Policy decisions and the effective policy'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "parallel" -d 'Run several tools at once; output grouped per tool, in the order given'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "chain" -d 'Run tools one after another, each step\'s stdout feeding the next step\'s stdin'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "pipeline" -d 'Run or check a DAG of steps described in a YAML file'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from breaker" -f -a "status" -d 'Show breaker state (all tools with state, or one)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from breaker" -f -a "reset" -d 'Reset a tool\'s breaker to closed (`all` for every one)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "stats" -d 'Entry counts and sizes'
@@ -214,3 +262,5 @@ complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcom
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "invalidate" -d 'Remove one tool\'s entries'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Print the decision for a role and tool, and the rule behind it'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "show" -d 'Print the effective policy and where it came from'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from pipeline" -f -a "run" -d 'Validate, then run the steps (independent ones in parallel)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from pipeline" -f -a "validate" -d 'Check the file without running anything (exit 65 on problems)'

@@ -9,16 +9,21 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 
 use crate::api::{Envelope, RunStatus};
+use crate::chain;
 use crate::cli::{BreakerCmd, CacheCmd, Cli, Command, Global, PolicyCmd, RunArgs, SchemaKind};
+use crate::cli::{ChainArgs, ParallelArgs, PipelineCmd};
 use crate::config::Context;
 use crate::error::{Error, Result, code};
 use crate::health;
 use crate::manifest::Severity;
 use crate::ops;
 use crate::output;
+use crate::parallel;
+use crate::pipeline;
 use crate::run::{self, RunRequest};
 use crate::runner::{self, StdSink, Stdin};
 use crate::schema;
+use crate::slots;
 
 fn exit(n: i32) -> ExitCode {
     ExitCode::from(u8::try_from(n.clamp(0, 255)).unwrap_or(1))
@@ -77,6 +82,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 ..RunArgs::default()
             },
         ),
+        Command::Parallel(a) => parallel_cmd(&ctx, &g, a),
+        Command::Chain(a) => chain_cmd(&ctx, &g, a),
+        Command::Pipeline(cmd) => pipeline_cmd(&ctx, &g, cmd),
         Command::List { category } => {
             let (list, diags) = ops::list(&ctx, &g.role, category.as_deref())?;
             for d in &diags {
@@ -331,6 +339,249 @@ fn health_cmd(ctx: &Context, g: &Global, which: &str, heal: bool) -> Result<i32>
         output::text(&s);
     }
     Ok(if unhealthy > 0 { 1 } else { 0 })
+}
+
+fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
+    let words = a
+        .items
+        .into_iter()
+        .map(|w| {
+            w.into_string()
+                .map_err(|_| Error::Usage("parallel: arguments must be UTF-8".into()))
+        })
+        .collect::<Result<Vec<String>>>()?;
+    let items = parallel::parse_cli(&words)?;
+    runner::install_signal_flags();
+    let opts = parallel::Options {
+        jobs: a.jobs.map_or_else(slots::default_jobs, |j| j as usize),
+        role: g.role.clone(),
+        approved: a.approve,
+        cancel: runner::Cancel::new(),
+        progress: !g.json && !g.quiet && std::io::stderr().is_terminal(),
+        actor: "parallel".into(),
+    };
+    let text = !g.json;
+    let quiet = g.quiet;
+    let results = parallel::run_ordered(ctx, &items, &opts, &mut |i, env| {
+        if !text || (quiet && env.status == RunStatus::Success) {
+            return;
+        }
+        output::raw_out(
+            format!("==> {} ({})\n", items[i].display(), parallel::verdict(env)).as_bytes(),
+        );
+        output::raw_out(env.output.as_bytes());
+        if !env.output.is_empty() && !env.output.ends_with('\n') {
+            output::raw_out(b"\n");
+        }
+        output::raw_err(env.error.as_bytes());
+    });
+    let code = parallel::exit_code(&results);
+    if g.json {
+        output::json(&results);
+    } else if code != 0 {
+        // Piped output carries nothing but results unless something failed.
+        let failed = results
+            .iter()
+            .filter(|e| e.status != RunStatus::Success)
+            .count();
+        output::raw_err(
+            format!(
+                "gathm: parallel: {} items, {failed} failed; exit {code}\n",
+                results.len()
+            )
+            .as_bytes(),
+        );
+    }
+    Ok(code)
+}
+
+fn chain_cmd(ctx: &Context, g: &Global, a: ChainArgs) -> Result<i32> {
+    let steps = chain::parse_spec(&a.steps)?;
+    if let Some(t) = a.timeout
+        && !(t > 0.0 && t.is_finite())
+    {
+        return Err(Error::Usage(
+            "--timeout must be a positive number of seconds".into(),
+        ));
+    }
+    runner::install_signal_flags();
+    let opts = chain::Options {
+        role: g.role.clone(),
+        approved: a.approve,
+        cancel: runner::Cancel::new(),
+        actor: "chain".into(),
+        stdin: if std::io::stdin().is_terminal() {
+            Stdin::Null
+        } else {
+            Stdin::Inherit
+        },
+        timeout: a.timeout,
+    };
+    let r = chain::run(ctx, &steps, &opts);
+    if g.json {
+        output::json(&r);
+        return Ok(r.exit_code);
+    }
+    let failed = r.failed_step.is_some();
+    if !g.quiet || failed {
+        for e in &r.steps {
+            output::raw_err(e.error.as_bytes());
+        }
+    }
+    if let Some(n) = r.failed_step {
+        let e = &r.steps[n - 1];
+        output::raw_out(e.output.as_bytes());
+        output::error(&format!(
+            "chain failed at step {n} of {} ({}): {}",
+            steps.len(),
+            steps[n - 1].tool,
+            parallel::verdict(e)
+        ));
+    } else if !g.quiet
+        && let Some(last) = r.steps.last()
+    {
+        output::raw_out(last.output.as_bytes());
+    }
+    Ok(r.exit_code)
+}
+
+fn read_pipeline(
+    file: &std::path::Path,
+) -> std::result::Result<pipeline::Pipeline, Vec<crate::manifest::Diagnostic>> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        vec![crate::manifest::Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read the pipeline: {e}"),
+        }]
+    })?;
+    pipeline::parse(file, &text)
+}
+
+fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
+    for d in diags {
+        output::raw_err(format!("{d}\n").as_bytes());
+    }
+}
+
+fn pipeline_cmd(ctx: &Context, g: &Global, cmd: PipelineCmd) -> Result<i32> {
+    match cmd {
+        PipelineCmd::Validate { file } => {
+            let (steps, order, diags) = match read_pipeline(&file) {
+                Ok(p) => {
+                    let order: Vec<String> = pipeline::order(&p)
+                        .iter()
+                        .map(|&i| p.steps[i].id.clone())
+                        .collect();
+                    (p.steps.len(), order, pipeline::validate(ctx, &p))
+                }
+                Err(d) => (0, Vec::new(), d),
+            };
+            let ok = diags.is_empty();
+            if g.json {
+                output::json(&serde_json::json!({
+                    "ok": ok,
+                    "file": file,
+                    "steps": steps,
+                    "order": order,
+                    "diagnostics": diags,
+                }));
+            } else {
+                print_diagnostics(&diags);
+                if ok {
+                    output::text(&format!("{}: ok ({steps} steps)", file.display()));
+                }
+            }
+            Ok(if ok { 0 } else { i32::from(code::DATA_ERR) })
+        }
+        PipelineCmd::Run {
+            file,
+            jobs,
+            approve,
+        } => {
+            let p = match read_pipeline(&file) {
+                Ok(p) => p,
+                Err(diagnostics) => {
+                    let r = pipeline::PipelineResult {
+                        name: None,
+                        status: pipeline::PipelineStatus::Invalid,
+                        exit_code: i32::from(code::DATA_ERR),
+                        duration_ms: 0,
+                        steps: Vec::new(),
+                        diagnostics,
+                    };
+                    if g.json {
+                        output::json(&r);
+                    } else {
+                        print_diagnostics(&r.diagnostics);
+                    }
+                    return Ok(r.exit_code);
+                }
+            };
+            runner::install_signal_flags();
+            let opts = pipeline::Options {
+                jobs: jobs.map_or_else(slots::default_jobs, |j| j as usize),
+                role: g.role.clone(),
+                approved: approve,
+                cancel: runner::Cancel::new(),
+                actor: pipeline::actor_for(&file),
+            };
+            let live = !g.json && !g.quiet && std::io::stderr().is_terminal();
+            let on_event = |e: &pipeline::Event| {
+                if !live {
+                    return;
+                }
+                let line = match e {
+                    pipeline::Event::StepStarted { id, tool } => format!("started  {id} ({tool})"),
+                    pipeline::Event::StepRetrying {
+                        id,
+                        attempt,
+                        exit_code,
+                        delay_ms,
+                    } => format!(
+                        "retrying {id}: attempt {attempt} exited {exit_code}; next in {delay_ms} ms"
+                    ),
+                    pipeline::Event::StepFinished {
+                        id,
+                        status,
+                        exit_code,
+                        duration_ms,
+                        ..
+                    } => format!(
+                        "{:<8} {id} (exit {}, {duration_ms} ms)",
+                        status.as_str(),
+                        exit_code.map_or_else(|| "-".to_string(), |c| c.to_string())
+                    ),
+                };
+                output::raw_err(format!("gathm: {line}\n").as_bytes());
+            };
+            let r = pipeline::run(ctx, &p, &opts, &on_event);
+            if g.json {
+                output::json(&r);
+                return Ok(r.exit_code);
+            }
+            print_diagnostics(&r.diagnostics);
+            if r.status == pipeline::PipelineStatus::Invalid {
+                return Ok(r.exit_code);
+            }
+            if !g.quiet || r.exit_code != 0 {
+                output::text(&pipeline::table(&r));
+                for s in &r.steps {
+                    if s.status == pipeline::StepStatus::Failed
+                        && let Some(env) = &s.envelope
+                    {
+                        output::raw_err(
+                            format!("--- step {} ({}) stderr:\n", s.id, s.tool).as_bytes(),
+                        );
+                        output::raw_err(env.error.as_bytes());
+                    }
+                }
+            }
+            Ok(r.exit_code)
+        }
+    }
 }
 
 fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {

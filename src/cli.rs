@@ -139,9 +139,107 @@ pub enum Command {
     /// Policy decisions and the effective policy.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Run several tools at once; output grouped per tool, in the order given.
+    #[command(after_help = PARALLEL_HELP)]
+    Parallel(ParallelArgs),
+    /// Run tools one after another, each step's stdout feeding the next step's stdin.
+    #[command(after_help = CHAIN_HELP)]
+    Chain(ChainArgs),
+    /// Run or check a DAG of steps described in a YAML file.
+    #[command(subcommand, after_help = PIPELINE_HELP)]
+    Pipeline(PipelineCmd),
     /// `gathm TOOL ARGS…` is short for `gathm run TOOL ARGS…`.
     #[command(external_subcommand)]
     External(Vec<OsString>),
+}
+
+const PARALLEL_HELP: &str = "\
+Forms:
+  gathm parallel 'dns a.com, httpprobe https://b.com'
+      one argument: items separated by commas, each split into words
+      (single and double quotes and backslashes work as in a shell;
+      nothing is expanded)
+  gathm parallel -j 4 -- dns a.com ::: httpprobe https://b.com
+      several arguments: items separated by ':::', passed untouched
+
+Each item's output is printed under a header `==> ITEM (exit N, T ms)`,
+in the order given. Exit status: 0 if every item succeeded, 130 if
+interrupted, otherwise the exit code of the first failing item in the
+order given (127 for a missing tool, 77 for a policy refusal).";
+
+const CHAIN_HELP: &str = "\
+Example: gathm chain 'geo -w | ipinfo'
+Steps are separated by '|' (quote a literal '|'). Each step's stdout is the
+next step's stdin. In a step's arguments, {prev} is replaced by the previous
+step's trimmed stdout inside that one argument, and an argument that is
+exactly {prev_words} becomes that output split on whitespace. The first step
+reads gathm's stdin when it is not a terminal. The chain stops at the first
+failing step, names it on stderr and exits with its code.";
+
+const PIPELINE_HELP: &str = "\
+File: name, timeout (seconds), steps: [{id, tool, args, needs, when, retry:
+{attempts, delay, backoff, max_delay}, timeout, continue_on_error}].
+Arguments may use ${steps.ID.output} (trimmed stdout), ${steps.ID.exit_code}
+and ${steps.ID.status}, each inside one argument. `when` examples:
+  steps.a.status == 'success'    steps.a.exit_code != 0 && !failure()
+A step without `when` runs only if every step it needs succeeded.
+Exit status: 65 invalid file (file:line:col on stderr), 130 interrupted,
+124 pipeline timeout, else the code of the first failed step (file order)
+without continue_on_error, else 0.";
+
+/// Options of `parallel`.
+#[derive(Debug, Args, Clone)]
+pub struct ParallelArgs {
+    /// At most N tools at once (default: the number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Approve tools that the role's policy marks `requires_approval`.
+    #[arg(long)]
+    pub approve: bool,
+    /// One string of comma-separated items, or `TOOL ARGS… ::: TOOL ARGS…`.
+    #[arg(
+        value_name = "ITEMS",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub items: Vec<OsString>,
+}
+
+/// Options of `chain`.
+#[derive(Debug, Args, Clone)]
+pub struct ChainArgs {
+    /// Kill each step's process group after SECS seconds (overrides the manifest).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Approve tools that the role's policy marks `requires_approval`.
+    #[arg(long)]
+    pub approve: bool,
+    /// The steps, `'tool args | tool args'` (one argument).
+    #[arg(value_name = "STEPS")]
+    pub steps: String,
+}
+
+/// `pipeline` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PipelineCmd {
+    /// Validate, then run the steps (independent ones in parallel).
+    Run {
+        /// The pipeline file (YAML or JSON).
+        file: PathBuf,
+        /// At most N steps at once (default: the number of CPUs).
+        #[arg(short = 'j', long = "jobs", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        jobs: Option<u32>,
+        /// Approve tools that the role's policy marks `requires_approval`.
+        #[arg(long)]
+        approve: bool,
+    },
+    /// Check the file without running anything (exit 65 on problems).
+    Validate {
+        /// The pipeline file (YAML or JSON).
+        file: PathBuf,
+    },
 }
 
 /// `breaker` subcommands.

@@ -3,7 +3,10 @@
 
 mod harness;
 
+mod chain;
 mod cli;
+mod parallel;
+mod pipeline;
 mod policy;
 mod resilience;
 mod run;
