@@ -25,7 +25,7 @@ printf 'noop:\n\t@%s\n' "$W/tools/noop/noop" > "$W/justfile"
 JUST=""
 if command -v just >/dev/null; then JUST=just;
 elif [ "${BENCH_JUST:-1}" = 1 ]; then
-  cargo install --quiet --locked --root "$W/just" just >/dev/null 2>&1 && JUST="$W/just/bin/just" || true
+  root="$PWD/target/bench-tools"; [ -x "$root/bin/just" ] || cargo install --quiet --locked --root "$root" just >/dev/null 2>&1; [ -x "$root/bin/just" ] && JUST="$root/bin/just"
 fi
 
 echo "== run overhead (no-op tool, cache off)"
