@@ -25,12 +25,15 @@ fn main() {
     let bpath = dir.join("health/cb_noop.json");
     let cache_dir = dir.join("cache/noop");
     let digest = [7u8; 32];
-    // A rate limit that never refuses during the run (so every call writes).
+    // The shipped agent role's limit: 120 per 60 s plus a burst of 10. The
+    // window is emptied every 100 calls, so it never refuses and holds 0–100
+    // stamps, as a busy but legal client's would.
     let limit = ratelimit::Limit {
-        path: dir.join("ratelimit/tool-noop.json"),
-        limit: u32::MAX - 10,
-        capacity: u32::MAX - 10,
+        path: dir.join("ratelimit/role-agent.json"),
+        limit: 120,
+        capacity: 130,
     };
+    let calls = std::cell::Cell::new(0u64);
     let mut timings = Vec::with_capacity(n);
     let run = |full_rl: bool| {
         let t = Instant::now();
@@ -38,8 +41,15 @@ fn main() {
         assert!(d.allowed());
         assert!(policy::check_args(&policies, &args_s).is_none());
         if full_rl {
-            let a =
-                ratelimit::admit(std::slice::from_ref(&limit), 1.0, clock::now()).expect("admit");
+            let a = {
+                calls.set(calls.get() + 1);
+                if calls.get() % 100 == 0 {
+                    for slot in ["role-agent.json.0", "role-agent.json.1"] {
+                        let _ = std::fs::remove_file(dir.join("ratelimit").join(slot));
+                    }
+                }
+                ratelimit::admit(std::slice::from_ref(&limit), 60.0, clock::now()).expect("admit")
+            };
             assert!(a.allowed);
         }
         let key = cache::key("noop", &digest, &args);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::state::{self, Durability};
+use crate::state;
 
 /// The stored window of one key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -79,39 +79,59 @@ pub fn admit(limits: &[Limit], window: f64, now: f64) -> Result<Admission> {
     }
     let mut sorted: Vec<&Limit> = limits.iter().collect();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let _guards = sorted
-        .iter()
-        .map(|l| state::lock(&l.path))
-        .collect::<Result<Vec<_>>>()?;
-    let mut windows = Vec::with_capacity(sorted.len());
-    for l in &sorted {
-        let mut w: Window = state::read_json(&l.path)?.unwrap_or_default();
+    // Lock every window in a fixed order, decide on all, commit only if all admit.
+    admit_nested(&sorted, window, now, &mut adm)?;
+    Ok(adm)
+}
+
+/// Recursively hold each window's slot lock while deciding on the next, so
+/// the decision and the commit are atomic across every window involved.
+fn admit_nested(limits: &[&Limit], window: f64, now: f64, adm: &mut Admission) -> Result<bool> {
+    let Some((first, rest)) = limits.split_first() else {
+        return Ok(adm.allowed);
+    };
+    state::update_slots(&first.path, |cur: Option<Window>| {
+        let mut w = cur.unwrap_or_default();
         prune(&mut w, window, now);
-        match check(&w, l.capacity, window, now) {
+        match check(&w, first.capacity, window, now) {
             Ok(rem) => {
                 if rem < adm.remaining {
                     adm.remaining = rem;
-                    adm.limit = l.limit;
+                    adm.limit = first.limit;
                 }
             }
             Err(wait) => {
                 adm.allowed = false;
-                adm.limit = l.limit;
+                adm.limit = first.limit;
                 adm.remaining = 0;
                 adm.retry_after = adm.retry_after.max(wait);
-                adm.key = l.path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                adm.key = first
+                    .path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned());
             }
         }
-        windows.push(w);
-    }
-    if adm.allowed {
-        for (l, mut w) in sorted.iter().zip(windows) {
+        // Decide on the remaining windows while this one stays locked.
+        let all = match admit_nested(rest, window, now, adm) {
+            Ok(all) => all,
+            Err(_) => {
+                // A window that cannot be read or written refuses nothing.
+                adm.allowed
+            }
+        };
+        if all && adm.allowed {
             w.schema_version = 1;
             w.hits.push(now);
-            state::write_json(&l.path, &w, Durability::Atomic)?;
+            (Some(w), true)
+        } else {
+            (None, false)
         }
-    }
-    Ok(adm)
+    })
+}
+
+/// The current window of a key (for status displays).
+pub fn peek(path: &std::path::Path) -> Window {
+    state::read_slots(path).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -158,7 +178,7 @@ mod tests {
         let second = admit(&[a.clone(), b.clone()], 60.0, 2.0).unwrap();
         assert!(!second.allowed);
         assert_eq!(second.retry_after, 59.0);
-        let w: Window = state::read_json(&a.path).unwrap().unwrap();
+        let w: Window = peek(&a.path);
         assert_eq!(w.hits.len(), 1, "a refused call consumes nothing");
     }
 }

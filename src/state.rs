@@ -177,6 +177,91 @@ where
     Ok(result)
 }
 
+/// One slot of a two-slot record: a generation and the value.
+#[derive(serde::Deserialize)]
+struct SlotIn<T> {
+    generation: u64,
+    value: T,
+}
+
+#[derive(Serialize)]
+struct SlotOut<'a, T> {
+    generation: u64,
+    value: &'a T,
+}
+
+fn read_slot<T: DeserializeOwned>(f: &mut File) -> Option<(u64, T)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(0)).ok()?;
+    f.read_to_end(&mut buf).ok()?;
+    let s: SlotIn<T> = serde_json::from_slice(&buf).ok()?;
+    Some((s.generation, s.value))
+}
+
+/// Locked read-modify-write for small, hot records (rate-limit windows),
+/// without a rename: two slot files `<path>.0` and `<path>.1` hold
+/// `{"generation": N, "value": …}`; a read takes the newest slot that parses,
+/// a write overwrites the *other* slot in place with one `pwrite` (padded with
+/// spaces, so no truncate is needed). A kill, or even a torn write after a
+/// power cut, damages only the slot being written: the previous value is
+/// always still readable. This avoids ext4's flush on rename-over (~0.3 ms).
+pub fn update_slots<T, R>(path: &Path, f: impl FnOnce(Option<T>) -> (Option<T>, R)) -> Result<R>
+where
+    T: Serialize + DeserializeOwned,
+{
+    use std::os::unix::fs::FileExt;
+    let _guard = lock(path)?;
+    let mut opts = OpenOptions::new();
+    opts.create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600);
+    let p0 = sibling(path, ".0");
+    let p1 = sibling(path, ".1");
+    let mut f0 = open_with_parents(&p0, &opts)?;
+    let mut f1 = open_with_parents(&p1, &opts)?;
+    let s0 = read_slot::<T>(&mut f0);
+    let s1 = read_slot::<T>(&mut f1);
+    let (generation, current, target, target_path) = match (s0, s1) {
+        (Some((g0, v0)), Some((g1, _))) if g0 >= g1 => (g0, Some(v0), &f1, &p1),
+        (_, Some((g1, v1))) => (g1, Some(v1), &f0, &p0),
+        (Some((g0, v0)), None) => (g0, Some(v0), &f1, &p1),
+        (None, None) => (0, None, &f0, &p0),
+    };
+    let (next, result) = f(current);
+    if let Some(next) = next {
+        let mut bytes = serde_json::to_vec(&SlotOut {
+            generation: generation + 1,
+            value: &next,
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let old_len = target.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        if bytes.len() < old_len {
+            bytes.resize(old_len, b' ');
+        }
+        target
+            .write_all_at(&bytes, 0)
+            .map_err(|e| Error::io("writing", target_path, e))?;
+    }
+    Ok(result)
+}
+
+/// Read a two-slot record without locking (the newest slot that parses).
+pub fn read_slots<T: DeserializeOwned>(path: &Path) -> Option<T> {
+    let mut best: Option<(u64, T)> = None;
+    for suffix in [".0", ".1"] {
+        if let Ok(mut f) = File::open(sibling(path, suffix))
+            && let Some((g, v)) = read_slot::<T>(&mut f)
+            && best.as_ref().is_none_or(|(bg, _)| g > *bg)
+        {
+            best = Some((g, v));
+        }
+    }
+    best.map(|(_, v)| v)
+}
+
 /// Append bytes with a single `write(2)` on an `O_APPEND` descriptor, so
 /// concurrent appenders never interleave within a record.
 pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
@@ -267,6 +352,41 @@ mod tests {
             .filter(|p| p.to_string_lossy().contains(".corrupt-"))
             .collect();
         assert_eq!(aside.len(), 1);
+    }
+
+    #[test]
+    fn slots_survive_a_torn_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.json");
+        for i in 1..=5u32 {
+            update_slots::<u32, _>(&p, |cur| (Some(cur.unwrap_or(0) + i), ())).unwrap();
+        }
+        assert_eq!(read_slots::<u32>(&p), Some(15));
+        // Tear the newest slot: the previous value is still there.
+        let newest = if read_slot::<u32>(&mut File::open(sibling(&p, ".0")).unwrap())
+            .unwrap()
+            .0
+            == 5
+        {
+            ".0"
+        } else {
+            ".1"
+        };
+        fs::write(sibling(&p, newest), b"{\"generation\": 5, \"val").unwrap();
+        assert_eq!(read_slots::<u32>(&p), Some(10));
+        update_slots::<u32, _>(&p, |cur| (Some(cur.unwrap() + 100), ())).unwrap();
+        assert_eq!(read_slots::<u32>(&p), Some(110));
+        // Shorter values overwrite longer ones cleanly (space padding).
+        update_slots::<String, _>(&dir.path().join("s"), |_| {
+            (Some("long long long".into()), ())
+        })
+        .unwrap();
+        update_slots::<String, _>(&dir.path().join("s"), |_| (Some("x".into()), ())).unwrap();
+        update_slots::<String, _>(&dir.path().join("s"), |_| (Some("y".into()), ())).unwrap();
+        assert_eq!(
+            read_slots::<String>(&dir.path().join("s")),
+            Some("y".into())
+        );
     }
 
     #[test]

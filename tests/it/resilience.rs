@@ -189,6 +189,17 @@ fn kill_9_never_leaves_unreadable_state() {
                 continue;
             }
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if let Some(base) = name.strip_suffix(".json.0") {
+                // Two-slot records: at least one slot always parses.
+                let ok = [".json.0", ".json.1"].iter().any(|suf| {
+                    std::fs::read(p.with_file_name(format!("{base}{suf}")))
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                        .is_some()
+                });
+                assert!(ok, "{base}: no readable slot");
+                checked += 1;
+            }
             if name.ends_with(".json") {
                 let b = std::fs::read(&p).unwrap();
                 serde_json::from_slice::<serde_json::Value>(&b)
