@@ -43,7 +43,7 @@ fn main() {
         if full_rl {
             let a = {
                 calls.set(calls.get() + 1);
-                if calls.get() % 100 == 0 {
+                if calls.get().is_multiple_of(100) {
                     for slot in ["role-agent.json.0", "role-agent.json.1"] {
                         let _ = std::fs::remove_file(dir.join("ratelimit").join(slot));
                     }
