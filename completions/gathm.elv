@@ -40,6 +40,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand breaker 'Circuit-breaker state'
             cand cache 'The result cache'
             cand policy 'Policy decisions and the effective policy'
+            cand serve 'Serve the HTTP API (see README, "gathm serve")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;list'= {
@@ -299,6 +300,18 @@ set edit:completion:arg-completer[gathm] = {|@words|
         }
         &'gathm;policy;help;help'= {
         }
+        &'gathm;serve'= {
+            cand --host 'Address to bind'
+            cand --port 'Port to bind (0: any free port; the address is printed first)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gathm;help'= {
             cand list 'List the tools the role may discover'
             cand show 'Show a tool''s whole manifest'
@@ -312,6 +325,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand breaker 'Circuit-breaker state'
             cand cache 'The result cache'
             cand policy 'Policy decisions and the effective policy'
+            cand serve 'Serve the HTTP API (see README, "gathm serve")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;help;list'= {
@@ -361,6 +375,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;policy;check'= {
         }
         &'gathm;help;policy;show'= {
+        }
+        &'gathm;help;serve'= {
         }
         &'gathm;help;help'= {
         }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod cli;
@@ -13,8 +14,12 @@ pub mod error;
 pub mod fallback;
 pub mod health;
 pub mod home;
+pub mod http;
+pub mod jobs;
 pub mod logs;
 pub mod manifest;
+pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod output;
 pub mod policy;
@@ -23,6 +28,8 @@ pub mod registry;
 pub mod run;
 pub mod runner;
 pub mod schema;
+pub mod server;
+pub mod sse;
 pub mod state;
 
 pub use app::main;

@@ -188,6 +188,55 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
     Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
 }
 
+/// An append-only file kept open (job output): each `write` is one
+/// `write(2)` on an `O_APPEND` descriptor.
+#[derive(Debug)]
+pub struct Appender {
+    file: File,
+    path: PathBuf,
+}
+
+impl Appender {
+    /// Open (creating it and its parents) for appending.
+    pub fn open(path: &Path) -> Result<Appender> {
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true).mode(0o600);
+        Ok(Appender {
+            file: open_with_parents(path, &opts)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Append bytes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::io("appending to", &self.path, e))
+    }
+}
+
+/// fsync a directory (after creating an entry in it that must survive a
+/// power cut). A missing directory is an error.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+/// Try to take the exclusive lock that guards `path` without waiting;
+/// `Ok(None)` when another process holds it.
+pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
+    let lock_path = sibling(path, ".lock");
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(false).write(true).mode(0o600);
+    let file = open_with_parents(&lock_path, &opts)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(Lock { _file: file })),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io("locking", &lock_path, e)),
+    }
+}
+
 /// Rotate `path` to `path.1`, `path.1` to `path.2`, … keeping `keep` files,
 /// under the file's lock and only if it is still larger than `max_bytes`.
 pub fn rotate(path: &Path, max_bytes: u64, keep: u32) -> Result<()> {
