@@ -416,6 +416,7 @@ struct Inner {
     cond: Condvar,
     callbacks: Mutex<Option<std::sync::mpsc::Sender<Delivery>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    journal: state::Journal,
     _store_lock: state::Lock,
 }
 
@@ -480,6 +481,24 @@ pub fn events_path(ctx: &Context, id: &str) -> PathBuf {
     ctx.home.job_dir(id).join("events")
 }
 
+fn journal_path(ctx: &Context) -> PathBuf {
+    ctx.home.jobs.join("journal")
+}
+
+/// Journal records larger than this (big envelopes) are fsynced on their own.
+const JOURNAL_RECORD_MAX: usize = 64 * 1024;
+
+/// Compact the journal once it is this large.
+const JOURNAL_COMPACT_AT: u64 = 8 << 20;
+
+fn rank(s: JobStatus) -> u8 {
+    match s {
+        JobStatus::Pending | JobStatus::AwaitingApproval => 0,
+        JobStatus::Running => 1,
+        _ => 2,
+    }
+}
+
 fn persist(ctx: &Context, job: &Job, d: Durability) -> Result<()> {
     state::write_json(&record_path(ctx, &job.id), job, d)
 }
@@ -495,6 +514,7 @@ impl Jobs {
                 ctx.home.jobs.display()
             ))
         })?;
+        let journal = state::Journal::open(&journal_path(&ctx))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let jobs = Jobs {
             inner: Arc::new(Inner {
@@ -505,6 +525,7 @@ impl Jobs {
                 cond: Condvar::new(),
                 callbacks: Mutex::new(Some(tx)),
                 threads: Mutex::new(Vec::new()),
+                journal,
                 _store_lock: store_lock,
             }),
         };
@@ -535,21 +556,61 @@ impl Jobs {
         Ok(jobs)
     }
 
+    /// Rebuild the index from the job directories and the journal: the more
+    /// advanced record of each job wins (a record in the journal whose
+    /// `job.json` was lost in a power cut is written back); `running` jobs
+    /// become `failed`/`interrupted`, `pending` ones are queued again. The
+    /// journal is then compacted.
     fn recover(&self) -> Result<()> {
         let ctx = &self.inner.ctx;
         let now = clock::now();
-        let mut pending: Vec<Job> = Vec::new();
-        let mut st = lock(&self.inner.state);
+        let mut journaled: HashMap<String, Job> = HashMap::new();
+        if let Some(bytes) = state::read_bytes(&journal_path(ctx))? {
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let Ok(v) = serde_json::from_slice::<Value>(line) else {
+                    continue; // a torn last line
+                };
+                if let Some(id) = v.get("evicted").and_then(Value::as_str) {
+                    journaled.remove(id);
+                } else if let Ok(job) = serde_json::from_value::<Job>(v) {
+                    journaled.insert(job.id.clone(), job);
+                }
+            }
+        }
+        let mut found: Vec<Job> = Vec::new();
         for dir in state::list_dir(&ctx.home.jobs)? {
             if !dir.is_dir() {
                 continue;
             }
-            let file = dir.join("job.json");
-            let Some(mut job) = state::read_json::<Job>(&file)? else {
-                // Never acknowledged (crash before the record was written).
-                let _ = state::remove_dir_all(&dir);
-                continue;
-            };
+            let id = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let on_disk = state::read_json::<Job>(&dir.join("job.json"))?;
+            let from_journal = journaled.remove(&id);
+            match (on_disk, from_journal) {
+                (Some(d), Some(j)) if rank(j.status) > rank(d.status) => {
+                    persist(ctx, &j, Durability::Atomic)?;
+                    found.push(j);
+                }
+                (Some(d), _) => found.push(d),
+                (None, Some(j)) => {
+                    persist(ctx, &j, Durability::Atomic)?;
+                    found.push(j);
+                }
+                // Never acknowledged (a crash before the record was stored).
+                (None, None) => {
+                    let _ = state::remove_dir_all(&dir);
+                }
+            }
+        }
+        for (_, j) in journaled {
+            persist(ctx, &j, Durability::Atomic)?;
+            found.push(j);
+        }
+        let mut pending: Vec<Job> = Vec::new();
+        let mut st = lock(&self.inner.state);
+        for mut job in found {
             job.envelope = None;
             match job.status {
                 JobStatus::Running => {
@@ -559,7 +620,7 @@ impl Jobs {
                     let counts = count_lines(&events_path(ctx, &job.id));
                     job.stdout_lines = counts[0];
                     job.stderr_lines = counts[1];
-                    persist(ctx, &job, Durability::Durable)?;
+                    persist(ctx, &job, Durability::Atomic)?;
                     self.callback(&job);
                 }
                 JobStatus::Pending => pending.push(job.clone()),
@@ -579,7 +640,23 @@ impl Jobs {
         pending.sort_by(|a, b| a.created_at.total_cmp(&b.created_at));
         st.waiting += pending.len();
         st.queue.extend(pending.into_iter().map(|j| j.id));
-        Ok(())
+        drop(st);
+        // Everything recovered is in job.json files now: flush and start afresh.
+        self.inner.journal.compact()
+    }
+
+    /// Store a record durably: `job.json` by atomic rename, plus one journal
+    /// line whose fsync is shared with concurrent writers (group commit).
+    /// Records too large for the journal are fsynced on their own.
+    fn store(&self, job: &Job) -> Result<()> {
+        let ctx = &self.inner.ctx;
+        let mut line = serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))?;
+        if line.len() > JOURNAL_RECORD_MAX {
+            return persist(ctx, job, Durability::Durable);
+        }
+        persist(ctx, job, Durability::Atomic)?;
+        line.push(b'\n');
+        self.inner.journal.append_durable(&line)
     }
 
     /// Accept a job: stored durably, then queued (or left awaiting approval).
@@ -619,8 +696,7 @@ impl Jobs {
             envelope: None,
         };
         let ctx = &self.inner.ctx;
-        let stored =
-            persist(ctx, &job, Durability::Durable).and_then(|()| state::sync_dir(&ctx.home.jobs));
+        let stored = self.store(&job);
         let mut st = lock(&self.inner.state);
         if let Err(e) = stored {
             st.waiting -= 1;
@@ -974,7 +1050,7 @@ impl Jobs {
                 )
             };
             job.envelope = Some(env);
-            if let Err(e) = persist(ctx, &job, Durability::Durable) {
+            if let Err(e) = self.store(&job) {
                 self.log_error(&job.id, &e);
             }
             self.callback(&job);
@@ -1009,6 +1085,11 @@ impl Jobs {
                 }
             }
             self.sweep();
+            if self.inner.journal.len() > JOURNAL_COMPACT_AT
+                && let Err(e) = self.inner.journal.compact()
+            {
+                self.log_error("journal", &e);
+            }
         }
     }
 
@@ -1030,6 +1111,16 @@ impl Jobs {
             }
             ids
         };
+        if !old.is_empty() {
+            let mut t = Vec::new();
+            for id in &old {
+                t.extend_from_slice(json!({ "evicted": id }).to_string().as_bytes());
+                t.push(b'\n');
+            }
+            if let Err(e) = self.inner.journal.append(&t) {
+                self.log_error("sweep", &e);
+            }
+        }
         for id in &old {
             if let Err(e) = state::remove_dir_all(&self.inner.ctx.home.job_dir(id)) {
                 self.log_error(id, &e);
