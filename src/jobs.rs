@@ -242,6 +242,7 @@ struct LiveState {
     seq: u64,
     lines: [u64; 2],
     partial: [Vec<u8>; 2],
+    dir: PathBuf,
     files: Option<Files>,
     done: Option<(JobStatus, Option<i32>)>,
 }
@@ -270,23 +271,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Live {
     fn new(dir: &Path) -> Live {
-        let files = (|| -> Result<Files> {
-            Ok(Files {
-                out: Appender::open(&dir.join("stdout"))?,
-                err: Appender::open(&dir.join("stderr"))?,
-                events: Appender::open(&dir.join("events"))?,
-            })
-        })();
         Live {
             state: Mutex::new(LiveState {
                 seq: 0,
                 lines: [0, 0],
                 partial: [Vec::new(), Vec::new()],
-                files: files.ok(),
+                dir: dir.to_path_buf(),
+                files: None,
                 done: None,
             }),
             cond: Condvar::new(),
         }
+    }
+
+    /// The output files, created on the first output (a silent job creates none).
+    fn files(st: &mut LiveState) -> Option<&mut Files> {
+        if st.files.is_none() {
+            let dir = st.dir.clone();
+            st.files = (|| -> Result<Files> {
+                Ok(Files {
+                    out: Appender::open(&dir.join("stdout"))?,
+                    err: Appender::open(&dir.join("stderr"))?,
+                    events: Appender::open(&dir.join("events"))?,
+                })
+            })()
+            .ok();
+        }
+        st.files.as_mut()
     }
 
     fn emit(st: &mut LiveState, stream: usize, line: &[u8], batch: &mut Vec<u8>) {
@@ -303,7 +314,7 @@ impl Live {
 
     fn feed(&self, stream: usize, chunk: &[u8]) {
         let mut st = lock(&self.state);
-        if let Some(f) = st.files.as_mut() {
+        if let Some(f) = Self::files(&mut st) {
             let _ = if stream == 0 {
                 f.out.write(chunk)
             } else {
@@ -340,7 +351,7 @@ impl Live {
             }
         }
         if !batch.is_empty()
-            && let Some(f) = st.files.as_mut()
+            && let Some(f) = Self::files(&mut st)
         {
             let _ = f.events.write(&batch);
         }
@@ -643,6 +654,13 @@ impl Jobs {
         drop(st);
         // Everything recovered is in job.json files now: flush and start afresh.
         self.inner.journal.compact()
+    }
+
+    /// Append a record to the journal without waiting for the disk.
+    fn journal_record(&self, job: &Job) -> Result<()> {
+        let mut line = serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))?;
+        line.push(b'\n');
+        self.inner.journal.append(&line)
     }
 
     /// Store a record durably: `job.json` by atomic rename, plus one journal
@@ -1004,7 +1022,9 @@ impl Jobs {
     fn worker(&self) {
         while let Some((mut job, cancel, live)) = self.next() {
             let ctx = &self.inner.ctx;
-            if let Err(e) = persist(ctx, &job, Durability::Atomic) {
+            // `running` goes to the journal only (no new file per job): after
+            // a crash, recovery sees it there and marks the job interrupted.
+            if let Err(e) = self.journal_record(&job) {
                 self.log_error(&job.id, &e);
             }
             let env = match job.kind {
@@ -1085,10 +1105,25 @@ impl Jobs {
                 }
             }
             self.sweep();
-            if self.inner.journal.len() > JOURNAL_COMPACT_AT
-                && let Err(e) = self.inner.journal.compact()
+            if self.inner.journal.len() > JOURNAL_COMPACT_AT {
+                self.compact();
+            }
+        }
+    }
+
+    /// Flush and empty the journal, then record the running jobs again (their
+    /// `running` state lives only in the journal). Transitions wait meanwhile.
+    fn compact(&self) {
+        let st = lock(&self.inner.state);
+        if let Err(e) = self.inner.journal.compact() {
+            self.log_error("journal", &e);
+            return;
+        }
+        for e in st.jobs.values() {
+            if e.job.status == JobStatus::Running
+                && let Err(err) = self.journal_record(&e.job)
             {
-                self.log_error("journal", &e);
+                self.log_error(&e.job.id, &err);
             }
         }
     }

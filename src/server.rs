@@ -252,22 +252,16 @@ pub fn serve(ctx: Context, opts: Options) -> Result<i32> {
         thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                for a in access_rx {
-                    let mut extra = Map::new();
-                    extra.insert("method".into(), a.method.clone().into());
-                    extra.insert("path".into(), a.path.clone().into());
-                    extra.insert("route".into(), a.route.into());
-                    extra.insert("status".into(), a.status.into());
-                    extra.insert("ms".into(), json!((a.ms * 1000.0).round() / 1000.0));
-                    if let Some(r) = a.role {
-                        extra.insert("role".into(), r.into());
+                // One write per batch: under load, lines queue up and go out together.
+                while let Ok(first) = access_rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < 1024 {
+                        match access_rx.try_recv() {
+                            Ok(a) => batch.push(a),
+                            Err(_) => break,
+                        }
                     }
-                    logger.app(
-                        Level::Info,
-                        "http",
-                        &format!("{} {} {} {:.1}ms", a.method, a.path, a.status, a.ms),
-                        extra,
-                    );
+                    logger.app_batch(batch.into_iter().map(access_line).collect());
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the access log: {e}")))?;
@@ -335,6 +329,20 @@ pub fn serve(ctx: Context, opts: Options) -> Result<i32> {
     ctx.logger
         .app(Level::Info, "http", "stopped; job state saved", Map::new());
     Ok(0)
+}
+
+fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
+    let mut extra = Map::new();
+    extra.insert("method".into(), a.method.clone().into());
+    extra.insert("path".into(), a.path.clone().into());
+    extra.insert("route".into(), a.route.into());
+    extra.insert("status".into(), a.status.into());
+    extra.insert("ms".into(), json!((a.ms * 1000.0).round() / 1000.0));
+    if let Some(r) = a.role {
+        extra.insert("role".into(), r.into());
+    }
+    let msg = format!("{} {} {} {:.1}ms", a.method, a.path, a.status, a.ms);
+    (Level::Info, "http", msg, extra)
 }
 
 fn worker(app: &Arc<App>, server: &tiny_http::Server) {
