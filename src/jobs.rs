@@ -656,6 +656,13 @@ impl Jobs {
         self.inner.journal.compact()
     }
 
+    /// Append a record to the journal and wait until it is on disk.
+    fn journal_record_durable(&self, job: &Job) -> Result<()> {
+        let mut line = serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))?;
+        line.push(b'\n');
+        self.inner.journal.append_durable(&line)
+    }
+
     /// Append a record to the journal without waiting for the disk.
     fn journal_record(&self, job: &Job) -> Result<()> {
         let mut line = serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))?;
@@ -714,7 +721,10 @@ impl Jobs {
             envelope: None,
         };
         let ctx = &self.inner.ctx;
-        let stored = self.store(&job);
+        // Durable once its journal line is synced: no file is created per
+        // submission (the directory and job.json appear when it ends, or at
+        // the next compaction).
+        let stored = self.journal_record_durable(&job);
         let mut st = lock(&self.inner.state);
         if let Err(e) = stored {
             st.waiting -= 1;
@@ -1111,20 +1121,21 @@ impl Jobs {
         }
     }
 
-    /// Flush and empty the journal, then record the running jobs again (their
-    /// `running` state lives only in the journal). Transitions wait meanwhile.
+    /// Write `job.json` for every job that is not over yet (their records
+    /// may live only in the journal), flush the filesystem and empty the
+    /// journal. Transitions wait meanwhile.
     fn compact(&self) {
         let st = lock(&self.inner.state);
-        if let Err(e) = self.inner.journal.compact() {
-            self.log_error("journal", &e);
-            return;
-        }
         for e in st.jobs.values() {
-            if e.job.status == JobStatus::Running
-                && let Err(err) = self.journal_record(&e.job)
+            if !e.job.status.terminal()
+                && let Err(err) = persist(&self.inner.ctx, &e.job, Durability::Atomic)
             {
                 self.log_error(&e.job.id, &err);
+                return;
             }
+        }
+        if let Err(e) = self.inner.journal.compact() {
+            self.log_error("journal", &e);
         }
     }
 
