@@ -1108,3 +1108,36 @@ fn serve_metrics_parse_as_prometheus_text() {
     assert!(text.contains("gathm_executions_total{tool=\"fail\",outcome=\"error\"} 1"));
     assert!(text.contains("route=\"unmatched\",status=\"404\""));
 }
+
+#[test]
+fn serve_principal_limit_is_persisted_across_processes() {
+    let sb = Sandbox::new(&["backup"]);
+    let pol = sb.write(
+        "policies.yaml",
+        "roles:\n  tiny:\n    permissions: [\"tool:discover\"]\n    rate_limit: 2\nrate_limiting:\n  enabled: true\n  window_seconds: 60\n  burst_allowance: 0\n",
+    );
+    let env = [
+        ("GATHM_API_KEYS", "t:tiny"),
+        ("GATHM_POLICIES", pol.to_str().unwrap()),
+    ];
+    let mut a = Server::start(&sb, &env);
+    assert_eq!(get(&a, "/api/v1/tools", Some("t")).status, 200);
+    assert_eq!(get(&a, "/api/v1/tools", Some("t")).status, 200);
+    a.signal(rustix::process::Signal::TERM);
+    assert_eq!(a.wait_exit(WAIT), Some(0));
+    // Another server process on the same home sees the same window.
+    let b = Server::start(&sb, &env);
+    let r = get(&b, "/api/v1/tools", Some("t"));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.headers["x-ratelimit-limit"].to_str().unwrap(), "2");
+    // The job store is exclusive: a second server on the same home refuses to start.
+    let out = sb
+        .cmd()
+        .args(["serve", "--port", "0"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another gathm serve"));
+    drop(b);
+}
