@@ -1141,3 +1141,35 @@ fn serve_principal_limit_is_persisted_across_processes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("another gathm serve"));
     drop(b);
 }
+
+#[test]
+fn serve_sse_waits_for_a_queued_job_and_caps_streams() {
+    let sb = Sandbox::new(&["slow", "lines"]);
+    let s = Server::start(
+        &sb,
+        &[("GATHM_MAX_CONCURRENCY", "1"), ("GATHM_MAX_STREAMS", "1")],
+    );
+    let first = submit(&s, None, json!({"tool": "slow", "args": ["1"]}));
+    wait_job(&s, first["id"].as_str().unwrap(), None, &["running"]);
+    let queued = submit(&s, None, json!({"tool": "lines", "args": ["5", "0"]}));
+    let id = queued["id"].as_str().unwrap().to_string();
+    assert_eq!(job_status(&s, &id, None)["status"], "pending");
+    let base = s.base.clone();
+    let id2 = id.clone();
+    let reader = std::thread::spawn(move || read_sse(&base, &id2, None));
+    // While that stream is open, a second one is refused (GATHM_MAX_STREAMS=1).
+    wait_until("the first stream to be open", WAIT, || {
+        let m = get(&s, "/metrics", None).body;
+        m.as_str().unwrap_or("").contains("gathm_sse_streams 1")
+    });
+    let r = get(&s, &format!("/api/v1/jobs/{id}/stream"), None);
+    assert_eq!(r.status, 503);
+    assert!(r.body["error"].is_string());
+    let (events, done) = reader.join().unwrap();
+    let lines: Vec<&str> = events
+        .iter()
+        .map(|(_, v)| v["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4", "line 5"]);
+    assert_eq!(done["status"], "completed");
+}
