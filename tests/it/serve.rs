@@ -25,6 +25,8 @@ impl Server {
     fn start(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
         let mut c = sb.cmd();
         c.args(["serve", "--port", "0"])
+            .env("GATHM_SHUTDOWN_GRACE", "0")
+            .env("GATHM_KILL_GRACE", "0.2")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(
@@ -80,7 +82,19 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first, so running tools are killed with their process groups
+    /// (no orphans outlive a test); SIGKILL if it does not exit in time.
     fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
