@@ -619,6 +619,12 @@ impl Jobs {
             persist(ctx, &j, Durability::Atomic)?;
             found.push(j);
         }
+        let interrupted: Vec<String> = found
+            .iter()
+            .filter(|j| j.status == JobStatus::Running)
+            .map(|j| j.id.clone())
+            .collect();
+        kill_leftovers(&interrupted);
         let mut pending: Vec<Job> = Vec::new();
         let mut st = lock(&self.inner.state);
         for mut job in found {
@@ -1050,6 +1056,9 @@ impl Jobs {
                     req.cancel = cancel.clone();
                     req.rate_limit = false;
                     req.actor = format!("job:{}", job.id);
+                    // Lets a restarted server find this job's processes if
+                    // the server dies while it runs (see `kill_leftovers`).
+                    req.env.push(("GATHM_JOB_ID".into(), job.id.clone().into()));
                     run::run(ctx, &req)
                 }
             };
@@ -1174,6 +1183,51 @@ impl Jobs {
         }
         old.len()
     }
+}
+
+/// Kill the process groups of tools still running for jobs that a crashed
+/// server left `running` (found through `GATHM_JOB_ID` in `/proc/*/environ`).
+fn kill_leftovers(ids: &[String]) -> usize {
+    use rustix::process::{Pid, Signal};
+    if ids.is_empty() {
+        return 0;
+    }
+    let wanted: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| format!("GATHM_JOB_ID={id}").into_bytes())
+        .collect();
+    let own_group = rustix::process::getpgid(None).ok();
+    let mut killed = 0;
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if !env
+            .split(|b| *b == 0)
+            .any(|var| wanted.iter().any(|w| w == var))
+        {
+            continue;
+        }
+        if let Ok(group) = rustix::process::getpgid(Some(pid))
+            && Some(group) != own_group
+        {
+            let _ = rustix::process::kill_process_group(group, Signal::KILL);
+        }
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
+        killed += 1;
+    }
+    killed
 }
 
 fn count_lines(events: &Path) -> [u64; 2] {

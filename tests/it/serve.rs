@@ -728,7 +728,7 @@ fn serve_crash_recovery_loses_no_job() {
     let sb = Sandbox::new(&["slow", "backup"]);
     let env = [("GATHM_MAX_CONCURRENCY", "1")];
     let mut s = Server::start(&sb, &env);
-    let running = submit(&s, None, json!({"tool": "slow", "args": ["3"]}));
+    let running = submit(&s, None, json!({"tool": "slow", "args": ["30"]}));
     let running = running["id"].as_str().unwrap().to_string();
     wait_job(&s, &running, None, &["running"]);
     let p1 = submit(&s, None, json!({"tool": "backup", "args": ["one"]}));
@@ -749,6 +749,19 @@ fn serve_crash_recovery_loses_no_job() {
     let r = job_status(&s, &running, None);
     assert_eq!(r["status"], "failed", "{r}");
     assert_eq!(r["reason"], "interrupted");
+    // The interrupted job's processes (orphaned by the crash) are killed.
+    let marker = format!("GATHM_JOB_ID={running}");
+    wait_until("the orphaned tool to be killed", WAIT, || {
+        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+                .unwrap_or(false)
+                && e.file_name()
+                    .to_str()
+                    .and_then(|p| p.parse::<i32>().ok())
+                    .is_some_and(alive)
+        })
+    });
     for p in [&p1, &p2] {
         let done = wait_job(
             &s,
