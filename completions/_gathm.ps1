@@ -46,6 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('parallel', 'parallel', [CompletionResultType]::ParameterValue, 'Run several tools at once; output grouped per tool, in the order given')
             [CompletionResult]::new('chain', 'chain', [CompletionResultType]::ParameterValue, 'Run tools one after another, each step''s stdout feeding the next step''s stdin')
             [CompletionResult]::new('pipeline', 'pipeline', [CompletionResultType]::ParameterValue, 'Run or check a DAG of steps described in a YAML file')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API (see README, "gathm serve")')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -421,6 +422,19 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
         'gathm;pipeline;help;help' {
             break
         }
+        'gathm;serve' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Address to bind')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port to bind (0: any free port; the address is printed first)')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'gathm;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the tools the role may discover')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a tool''s whole manifest')
@@ -437,6 +451,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('parallel', 'parallel', [CompletionResultType]::ParameterValue, 'Run several tools at once; output grouped per tool, in the order given')
             [CompletionResult]::new('chain', 'chain', [CompletionResultType]::ParameterValue, 'Run tools one after another, each step''s stdout feeding the next step''s stdin')
             [CompletionResult]::new('pipeline', 'pipeline', [CompletionResultType]::ParameterValue, 'Run or check a DAG of steps described in a YAML file')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API (see README, "gathm serve")')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -523,6 +538,9 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             break
         }
         'gathm;help;pipeline;validate' {
+            break
+        }
+        'gathm;help;serve' {
             break
         }
         'gathm;help;help' {

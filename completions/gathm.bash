@@ -55,6 +55,9 @@ _gathm() {
             gathm,schema)
                 cmd="gathm__subcmd__schema"
                 ;;
+            gathm,serve)
+                cmd="gathm__subcmd__serve"
+                ;;
             gathm,show)
                 cmd="gathm__subcmd__show"
                 ;;
@@ -151,6 +154,9 @@ _gathm() {
             gathm__subcmd__help,schema)
                 cmd="gathm__subcmd__help__subcmd__schema"
                 ;;
+            gathm__subcmd__help,serve)
+                cmd="gathm__subcmd__help__subcmd__serve"
+                ;;
             gathm__subcmd__help,show)
                 cmd="gathm__subcmd__help__subcmd__show"
                 ;;
@@ -233,7 +239,7 @@ _gathm() {
 
     case "${cmd}" in
         gathm)
-            opts="-q -h -V --json --quiet --role --tools-dir --policies --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help"
+            opts="-q -h -V --json --quiet --role --tools-dir --policies --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -715,7 +721,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help)
-            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline help"
+            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1037,6 +1043,20 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help__subcmd__schema)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1469,6 +1489,40 @@ _gathm() {
                 return 0
             fi
             case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__serve)
+            opts="-q -h --host --port --json --quiet --role --tools-dir --policies --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --role)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -43,6 +43,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand parallel 'Run several tools at once; output grouped per tool, in the order given'
             cand chain 'Run tools one after another, each step''s stdout feeding the next step''s stdin'
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
+            cand serve 'Serve the HTTP API (see README, "gathm serve")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;list'= {
@@ -374,6 +375,18 @@ set edit:completion:arg-completer[gathm] = {|@words|
         }
         &'gathm;pipeline;help;help'= {
         }
+        &'gathm;serve'= {
+            cand --host 'Address to bind'
+            cand --port 'Port to bind (0: any free port; the address is printed first)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gathm;help'= {
             cand list 'List the tools the role may discover'
             cand show 'Show a tool''s whole manifest'
@@ -390,6 +403,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand parallel 'Run several tools at once; output grouped per tool, in the order given'
             cand chain 'Run tools one after another, each step''s stdout feeding the next step''s stdin'
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
+            cand serve 'Serve the HTTP API (see README, "gathm serve")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;help;list'= {
@@ -451,6 +465,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;pipeline;run'= {
         }
         &'gathm;help;pipeline;validate'= {
+        }
+        &'gathm;help;serve'= {
         }
         &'gathm;help;help'= {
         }

@@ -148,6 +148,15 @@ pub enum Command {
     /// Run or check a DAG of steps described in a YAML file.
     #[command(subcommand, after_help = PIPELINE_HELP)]
     Pipeline(PipelineCmd),
+    /// Serve the HTTP API (see README, "gathm serve").
+    Serve {
+        /// Address to bind.
+        #[arg(long, env = "GATHM_HOST", default_value = "127.0.0.1")]
+        host: String,
+        /// Port to bind (0: any free port; the address is printed first).
+        #[arg(long, env = "GATHM_PORT", default_value_t = 8080)]
+        port: u16,
+    },
     /// `gathm TOOL ARGS…` is short for `gathm run TOOL ARGS…`.
     #[command(external_subcommand)]
     External(Vec<OsString>),

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod chain;
@@ -14,8 +15,12 @@ pub mod error;
 pub mod fallback;
 pub mod health;
 pub mod home;
+pub mod http;
+pub mod jobs;
 pub mod logs;
 pub mod manifest;
+pub mod metrics;
+pub mod openapi;
 pub mod ops;
 pub mod output;
 pub mod parallel;
@@ -27,7 +32,9 @@ pub mod registry;
 pub mod run;
 pub mod runner;
 pub mod schema;
+pub mod server;
 pub mod slots;
+pub mod sse;
 pub mod state;
 pub mod words;
 

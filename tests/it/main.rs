@@ -10,4 +10,5 @@ mod pipeline;
 mod policy;
 mod resilience;
 mod run;
+mod serve;
 mod validate;

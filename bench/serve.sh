@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Benchmark `gathm serve` against Debian's `webhook`, side by side on
+# 127.0.0.1 in one session (PRODUCT.md §8):
+#   1. GET /api/v1/ping            vs a webhook hook that runs nothing
+#   2. sync execute of a no-op tool vs a webhook hook running the same script
+#      and returning its output
+#   3. 10,000 no-op jobs submitted and finished (rate of the first and last 1,000)
+#   4. idle RSS of the server (from /proc)
+# The machine may be shared, so gathm and webhook runs alternate (ROUNDS
+# times each) and the medians are compared.
+# Usage: bench/serve.sh   (env: DURATION=10s CONNS=32 THREADS=2 JOBS=10000 ROUNDS=3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-2}
+JOBS=${JOBS:-10000}
+ROUNDS=${ROUNDS:-3}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need webhook; then
+  apt-get install -y wrk webhook >/dev/null
+fi
+cargo build --release --quiet
+rustc -O --edition 2021 bench/jobload.rs -o target/jobload
+BIN=$ROOT/target/release/gathm
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$WORK/home" "$WORK/tools"
+cp -r tests/fixtures/tools/noop "$WORK/tools/"
+NOOP=$WORK/tools/noop/noop
+
+# gathm: no keys (loopback, admin role: no rate limit), a queue big enough for the job run.
+start_gathm() {
+  rm -f "$WORK/gathm.out"
+  GATHM_HOME=$WORK/home GATHM_TOOLS_PATH=$WORK/tools GATHM_MAX_QUEUE_DEPTH=$((JOBS + 100)) \
+    GATHM_LOG_LEVEL=${GATHM_LOG_LEVEL:-INFO} \
+    "$BIN" serve --port 0 >"$WORK/gathm.out" 2>"$WORK/gathm.err" &
+  GPID=$!
+  PIDS+=("$GPID")
+  for _ in $(seq 100); do
+    [ -s "$WORK/gathm.out" ] && grep -q listening "$WORK/gathm.out" && break
+    sleep 0.05
+  done
+  GADDR=$(head -1 "$WORK/gathm.out" | sed 's|listening on http://||')
+}
+
+cat >"$WORK/hooks.json" <<EOF
+[
+  {"id": "empty", "execute-command": "$NOOP",
+   "trigger-rule": {"match": {"type": "value", "value": "never",
+                              "parameter": {"source": "header", "name": "X-Never"}}}},
+  {"id": "noop", "execute-command": "$NOOP", "include-command-output-in-response": true}
+]
+EOF
+webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port 9876 >"$WORK/webhook.log" 2>&1 &
+PIDS+=($!)
+start_gathm
+sleep 0.5
+RSS_IDLE=$(awk '/VmRSS/ {print $2}' /proc/"$GPID"/status)
+
+cat >"$WORK/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+rate() { # wrk args... -> requests/s
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "$@" 2>&1 | tee -a "$WORK/wrk.log" | awk '/Requests\/sec/ {print $2}'
+}
+non2xx() { grep -c 'Non-2xx' "$WORK/wrk.log" || true; }
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+pair() { # label gathm-args... -- webhook-args...  (alternating rounds, medians)
+  local label=$1; shift
+  local gargs=() wargs=() side=g
+  for a in "$@"; do
+    if [ "$a" = "--" ]; then side=w; continue; fi
+    if [ $side = g ]; then gargs+=("$a"); else wargs+=("$a"); fi
+  done
+  local gs=() ws=()
+  for _ in $(seq "$ROUNDS"); do
+    gs+=("$(rate "${gargs[@]}")")
+    ws+=("$(rate "${wargs[@]}")")
+  done
+  G=$(median "${gs[@]}"); W=$(median "${ws[@]}")
+  echo "$label: gathm ${gs[*]} -> median $G req/s; webhook ${ws[*]} -> median $W req/s; ratio $(echo "scale=2; $G / $W" | bc)"
+}
+
+echo "== 1. ping vs webhook empty hook (wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS alternating rounds)"
+curl -sf "http://$GADDR/api/v1/ping" >/dev/null
+curl -sf http://127.0.0.1:9876/hooks/empty >/dev/null
+pair ping "http://$GADDR/api/v1/ping" -- http://127.0.0.1:9876/hooks/empty
+G_PING=$G; W_EMPTY=$W
+
+echo "== 2. sync execute of a no-op tool vs webhook running the same script"
+curl -sf -XPOST -d '{}' "http://$GADDR/api/v1/tools/noop/execute" >/dev/null
+curl -sf http://127.0.0.1:9876/hooks/noop >/dev/null
+pair execute -s "$WORK/post.lua" "http://$GADDR/api/v1/tools/noop/execute" -- -s "$WORK/post.lua" http://127.0.0.1:9876/hooks/noop
+G_EXEC=$G; W_EXEC=$W
+echo "non-2xx lines in wrk output (expect 0): $(non2xx)"
+
+echo "== 3. $JOBS no-op jobs (fresh server and store)"
+kill "$GPID"; wait "$GPID" 2>/dev/null || true
+rm -rf "$WORK/home"; mkdir -p "$WORK/home"
+start_gathm
+JOBLINE=$("$ROOT/target/jobload" "$GADDR" "$JOBS" "$CONNS" noop)
+echo "$JOBLINE"
+RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/"$GPID"/status)
+
+echo "== 4. memory"
+echo "idle RSS: ${RSS_IDLE} kB; after $JOBS jobs: ${RSS_AFTER} kB"
+
+echo
+echo "SUMMARY ping_ratio=$(echo "scale=2; $G_PING / $W_EMPTY" | bc) exec_ratio=$(echo "scale=2; $G_EXEC / $W_EXEC" | bc) idle_rss_kb=$RSS_IDLE $JOBLINE"

@@ -1,0 +1,158 @@
+//! The OpenAPI 3.1 description of `gathm serve`, served at
+//! `GET /api/openapi.json`: every route, its request body and its answers.
+
+use serde_json::{Value, json};
+
+fn err(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn path_param(name: &str, desc: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": desc, "schema": {"type": "string"}})
+}
+
+fn common(mut responses: Value) -> Value {
+    if let Value::Object(o) = &mut responses {
+        o.insert(
+            "401".into(),
+            err("Missing or invalid bearer token (WWW-Authenticate: Bearer)"),
+        );
+        o.insert(
+            "403".into(),
+            err("Forbidden: permission missing, cross-origin, or remote access without keys"),
+        );
+        o.insert(
+            "429".into(),
+            err("Rate limited (Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining)"),
+        );
+    }
+    responses
+}
+
+/// The whole document.
+pub fn spec() -> Value {
+    let any = json!({});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gathm API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Run tools described by tool.yaml manifests behind a circuit breaker, fallbacks, a cache, policies and rate limits. Errors are always JSON {\"error\": ...}. Auth: Authorization: Bearer <token> (GATHM_API_KEYS); without keys only loopback clients are served."
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "rule": {"type": "string"}}},
+                "Args": {"oneOf": [
+                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "string", "description": "Split like a shell would: quotes and backslashes, no expansion"}
+                ]},
+                "ExecuteRequest": {"type": "object", "properties": {
+                    "args": r("Args"),
+                    "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Seconds; default: the tool's"}
+                }},
+                "Attempt": {"type": "object", "properties": {
+                    "tool": {"type": "string"}, "exit_code": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"},
+                    "outcome": {"type": "string", "enum": ["success", "failed", "timeout", "spawn_failed", "interrupted", "circuit_open", "denied", "approval_required", "not_found", "cached"]},
+                    "try_number": {"type": "integer"}, "rule": {"type": "string"}
+                }},
+                "Envelope": {"type": "object", "required": ["tool", "run_id", "status", "reason", "exit_code", "output", "error", "duration_ms", "cached", "attempts", "timestamp"], "properties": {
+                    "tool": {"type": "string"}, "run_id": {"type": "string"},
+                    "status": {"type": "string", "enum": ["success", "error"]},
+                    "reason": {"type": ["string", "null"], "enum": [null, "timeout", "circuit_open", "rate_limited", "denied", "approval_required", "not_found", "fallback_exhausted", "interrupted", "not_executable"]},
+                    "exit_code": {"type": "integer"}, "output": {"type": "string"}, "error": {"type": "string"},
+                    "duration_ms": {"type": "integer"}, "cached": {"type": "boolean"},
+                    "attempts": {"type": "array", "items": r("Attempt")},
+                    "timestamp": {"type": "string", "format": "date-time"},
+                    "served_by": {"type": "string"}, "message": {"type": "string"}, "rule": {"type": "string"}, "retry_after": {"type": "number"}
+                }},
+                "ToolSummary": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "description": {"type": "string"}, "version": {"type": "string"},
+                    "category": {"type": "array", "items": {"type": "string"}}, "tags": {"type": "array", "items": {"type": "string"}},
+                    "requires_internet": {"type": "boolean"}, "fallback_tool": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}
+                }},
+                "ToolList": {"type": "object", "properties": {"tools": {"type": "array", "items": r("ToolSummary")}, "count": {"type": "integer"}}},
+                "JobRequest": {"type": "object", "required": ["tool"], "properties": {
+                    "kind": {"type": "string", "enum": ["tool"], "default": "tool"},
+                    "tool": {"type": "string"}, "args": r("Args"),
+                    "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Execution seconds (time in the queue does not count)"},
+                    "callback_url": {"type": "string", "description": "The final record is POSTed here with X-Gathm-Signature: sha256=<HMAC-SHA256 of the body>; needs GATHM_CALLBACK_SECRET"}
+                }},
+                "Job": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "kind": {"type": "string"}, "tool": {"type": "string"},
+                    "args": {"type": "array", "items": {"type": "string"}},
+                    "status": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]},
+                    "reason": {"type": ["string", "null"]}, "exit_code": {"type": ["integer", "null"]},
+                    "created_at": {"type": "number", "description": "epoch seconds"},
+                    "started_at": {"type": ["number", "null"]}, "finished_at": {"type": ["number", "null"]},
+                    "timeout": {"type": ["number", "null"]}, "callback_url": {"type": "string"},
+                    "stdout_lines": {"type": "integer"}, "stderr_lines": {"type": "integer"}, "line_count": {"type": "integer"},
+                    "approved": {"type": "boolean"},
+                    "envelope": {"oneOf": [r("Envelope"), {"type": "null"}]},
+                    "detail": {"type": "string"}
+                }},
+                "JobList": {"type": "object", "properties": {"jobs": {"type": "array", "items": r("Job")}, "count": {"type": "integer"}}}
+            }
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/ping": {"get": {"summary": "Liveness (public, does no work)", "security": [], "responses": {"200": ok("ok", json!({"type": "object", "properties": {"status": {"type": "string"}, "service": {"type": "string"}, "version": {"type": "string"}}}))}}},
+            "/healthz": {"get": {"summary": "Liveness (public)", "security": [], "responses": {"200": ok("ok", any.clone())}}},
+            "/readyz": {"get": {"summary": "Readiness (public): 503 while shutting down", "security": [], "responses": {"200": ok("ready", any.clone()), "503": err("shutting down")}}},
+            "/metrics": {"get": {"summary": "Prometheus text (tool:healthcheck)", "responses": common(json!({"200": {"description": "text/plain; version=0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}))}},
+            "/api/openapi.json": {"get": {"summary": "This document", "responses": common(json!({"200": ok("OpenAPI 3.1", any.clone())}))}},
+            "/api/v1/tools": {"get": {"summary": "Tools the role may discover (tool:discover)",
+                "parameters": [{"name": "category", "in": "query", "required": false, "schema": {"type": "string"}}],
+                "responses": common(json!({"200": ok("tools", r("ToolList"))}))}},
+            "/api/v1/tools/{name}": {"get": {"summary": "A tool's manifest (tool:discover)", "parameters": [path_param("name", "tool name")],
+                "responses": common(json!({"200": ok("manifest", any.clone()), "400": err("invalid tool name"), "404": err("not found")}))}},
+            "/api/v1/tools/{name}/execute": {"post": {"summary": "Run a tool synchronously (tool:execute); the envelope of `gathm run --json`",
+                "parameters": [path_param("name", "tool name")],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": r("ExecuteRequest")}}},
+                "responses": common(json!({
+                    "200": ok("the run's envelope: a tool that ran and failed is status error here, not a 5xx", r("Envelope")),
+                    "400": err("malformed JSON, wrong types, invalid tool name"),
+                    "403": err("denied or approval_required (the envelope plus error)"),
+                    "404": err("no such tool (the envelope plus error)"),
+                    "413": err("body over 1 MiB"),
+                    "503": err("shutting down")
+                }))}},
+            "/api/v1/health": {"get": {"summary": "Health of every tool (tool:healthcheck)", "responses": common(json!({"200": ok("health", json!({"type": "array", "items": any.clone()}))}))}},
+            "/api/v1/health/{tool}": {"get": {"summary": "Health of one tool (tool:healthcheck)", "parameters": [path_param("tool", "tool name")],
+                "responses": common(json!({"200": ok("health", any.clone()), "400": err("invalid tool name"), "404": err("not found")}))}},
+            "/api/v1/agent/status": {"get": {"summary": "Version, paths, tools, breakers, cache (tool:discover)", "responses": common(json!({"200": ok("status", any.clone())}))}},
+            "/api/v1/jobs": {
+                "get": {"summary": "Your jobs (admins: all), oldest first (tool:discover)",
+                    "parameters": [{"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]}}],
+                    "responses": common(json!({"200": ok("jobs", r("JobList")), "400": err("invalid status")}))},
+                "post": {"summary": "Submit a job (tool:execute): 202 and Location",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": r("JobRequest")}}},
+                    "responses": common(json!({
+                        "202": ok("accepted (stored durably); awaiting_approval when the role needs approval for the tool", r("Job")),
+                        "400": err("malformed JSON, wrong types, invalid tool name or callback_url"),
+                        "403": err("denied"), "404": err("no such tool"), "413": err("body over 1 MiB"),
+                        "503": err("shutting down")
+                    }))}
+            },
+            "/api/v1/jobs/{id}": {
+                "get": {"summary": "A job, with its envelope once it ended (tool:discover; 404 if not yours)", "parameters": [path_param("id", "job id")],
+                    "responses": common(json!({"200": ok("job", r("Job")), "404": err("no such job, or not yours")}))},
+                "delete": {"summary": "Cancel: kills the whole process group (tool:execute)", "parameters": [path_param("id", "job id")],
+                    "responses": common(json!({"200": ok("the job (detail set when it had already ended)", r("Job")), "404": err("no such job, or not yours")}))}
+            },
+            "/api/v1/jobs/{id}/stream": {"get": {"summary": "Server-sent events: every output line (id: line number; Last-Event-ID resumes), keep-alives every 15 s, then event: done",
+                "parameters": [path_param("id", "job id"), {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer"}}],
+                "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...}; last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "503": err("too many open streams")}))}},
+            "/api/v1/jobs/{id}/approve": {"post": {"summary": "Approve a job awaiting approval (admin, permission *)", "parameters": [path_param("id", "job id")],
+                "responses": common(json!({"200": ok("the job, now pending", r("Job")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
+        }
+    })
+}

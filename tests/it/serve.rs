@@ -1,0 +1,1202 @@
+//! `gathm serve` through a real server on 127.0.0.1 (`--port 0`): auth,
+//! errors, execution parity with the CLI, jobs (lifecycle, queue, cancel,
+//! crash recovery, TTL, callbacks, approval), SSE, shutdown and metrics.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Sandbox, alive, wait_until};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A running server, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+    port: u16,
+    _out: BufReader<ChildStdout>,
+}
+
+impl Server {
+    fn start(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
+        let mut c = sb.cmd();
+        c.args(["serve", "--port", "0"])
+            .env("GATHM_SHUTDOWN_GRACE", "0")
+            .env("GATHM_KILL_GRACE", "0.2")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(sb.path().join("server.err"))
+                    .unwrap(),
+            );
+        let mut child = c.spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; stderr: {}",
+                    std::fs::read_to_string(sb.path().join("server.err")).unwrap_or_default()
+                )
+            })
+            .to_string();
+        let port = base.rsplit(':').next().unwrap().parse().unwrap();
+        Server {
+            child,
+            base,
+            port,
+            _out: out,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    /// Wait for the process to exit (bounded) and return its code.
+    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not exit within {within:?}");
+    }
+}
+
+impl Drop for Server {
+    /// SIGTERM first, so running tools are killed with their process groups
+    /// (no orphans outlive a test); SIGKILL if it does not exit in time.
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
+    let r = rb.send().unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(s: &Server, path: &str, token: Option<&str>) -> Resp {
+    let mut rb = client().get(s.url(path));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    send(rb)
+}
+
+fn post(s: &Server, path: &str, token: Option<&str>, body: &Value) -> Resp {
+    let mut rb = client().post(s.url(path)).json(body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    send(rb)
+}
+
+fn delete(s: &Server, path: &str, token: Option<&str>) -> Resp {
+    let mut rb = client().delete(s.url(path));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    send(rb)
+}
+
+/// A raw HTTP/1.1 exchange (for Host headers and odd bodies).
+fn raw(s: &Server, request: &[u8]) -> (u16, String) {
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = c.write_all(request);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match c.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let cl = text[..i]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= i + 4 + cl {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn job_status(s: &Server, id: &str, token: Option<&str>) -> Value {
+    get(s, &format!("/api/v1/jobs/{id}"), token).body
+}
+
+fn wait_job(s: &Server, id: &str, token: Option<&str>, want: &[&str]) -> Value {
+    let mut last = Value::Null;
+    wait_until(&format!("job {id} to reach {want:?}"), WAIT, || {
+        last = job_status(s, id, token);
+        want.contains(&last["status"].as_str().unwrap_or(""))
+    });
+    last
+}
+
+fn submit(s: &Server, token: Option<&str>, body: Value) -> Value {
+    let r = post(s, "/api/v1/jobs", token, &body);
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(
+        r.headers["location"].to_str().unwrap(),
+        format!("/api/v1/jobs/{}", r.body["id"].as_str().unwrap())
+    );
+    r.body
+}
+
+const KEYS: &str = "adm:admin,usr:user,ro:readonly,ag:agent,usr2:user";
+
+#[test]
+fn serve_ping_is_public_and_headers_are_set() {
+    let sb = Sandbox::new(&["ok"]);
+    let s = Server::start(&sb, &[("GATHM_API_KEYS", KEYS)]);
+    let r = get(&s, "/api/v1/ping", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "ok");
+    assert_eq!(r.body["service"], "gathm-api");
+    assert!(r.body["version"].is_string());
+    for (h, v) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(r.headers[h].to_str().unwrap(), v, "{h}");
+    }
+    assert_eq!(get(&s, "/healthz", None).status, 200);
+    assert_eq!(get(&s, "/readyz", None).status, 200);
+    let spec = get(&s, "/api/openapi.json", Some("ro")).body;
+    assert_eq!(spec["openapi"], "3.1.0");
+    for p in [
+        "/api/v1/ping",
+        "/api/v1/tools",
+        "/api/v1/tools/{name}",
+        "/api/v1/tools/{name}/execute",
+        "/api/v1/health",
+        "/api/v1/health/{tool}",
+        "/api/v1/agent/status",
+        "/api/v1/jobs",
+        "/api/v1/jobs/{id}",
+        "/api/v1/jobs/{id}/stream",
+        "/api/v1/jobs/{id}/approve",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(spec["paths"][p].is_object(), "{p} missing from OpenAPI");
+    }
+    // The access log has a structured line per request.
+    wait_until("access log lines", WAIT, || {
+        sb.log("gathm.log")
+            .iter()
+            .any(|l| l["component"] == "http" && l["path"] == "/healthz" && l["status"] == 200)
+    });
+}
+
+#[test]
+fn serve_auth_matrix() {
+    let sb = Sandbox::new(&["ok", "backup"]);
+    sb.manifest(
+        "envdump",
+        "name: envdump\nversion: \"1.0.0\"\ndescription: env\ncategory: utility\nrequires_internet: false\ncache: false\n",
+        Some("#!/bin/sh\nenv\n"),
+    );
+    let s = Server::start(
+        &sb,
+        &[("GATHM_API_KEYS", KEYS), ("GATHM_API_KEY", "legacy-admin")],
+    );
+    // No token, wrong token.
+    let r = get(&s, "/api/v1/tools", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["error"], "Unauthorized");
+    assert_eq!(r.headers["www-authenticate"].to_str().unwrap(), "Bearer");
+    assert_eq!(get(&s, "/api/v1/tools", Some("nope")).status, 401);
+    assert_eq!(get(&s, "/api/v1/jobs", Some("")).status, 401);
+    // Each role: (token, tools, execute, submit, health, metrics, approve-route).
+    let exec = json!({"args": ["x"]});
+    let cases = [
+        ("adm", 200, 200, 202, 200, 200),
+        ("legacy-admin", 200, 200, 202, 200, 200),
+        ("usr", 200, 200, 202, 403, 403),
+        ("ag", 200, 200, 202, 200, 200),
+        ("ro", 200, 403, 403, 200, 200),
+    ];
+    for (tok, tools, execute, sub, health, metrics) in cases {
+        assert_eq!(
+            get(&s, "/api/v1/tools", Some(tok)).status,
+            tools,
+            "{tok} tools"
+        );
+        assert_eq!(
+            get(&s, "/api/v1/tools/ok", Some(tok)).status,
+            tools,
+            "{tok} tool"
+        );
+        assert_eq!(
+            get(&s, "/api/v1/agent/status", Some(tok)).status,
+            tools,
+            "{tok} status"
+        );
+        assert_eq!(
+            get(&s, "/api/v1/jobs", Some(tok)).status,
+            tools,
+            "{tok} jobs"
+        );
+        assert_eq!(
+            post(&s, "/api/v1/tools/backup/execute", Some(tok), &exec).status,
+            execute,
+            "{tok} execute"
+        );
+        assert_eq!(
+            post(&s, "/api/v1/jobs", Some(tok), &json!({"tool": "backup"})).status,
+            sub,
+            "{tok} submit"
+        );
+        assert_eq!(
+            get(&s, "/api/v1/health", Some(tok)).status,
+            health,
+            "{tok} health"
+        );
+        assert_eq!(
+            get(&s, "/api/v1/health/ok", Some(tok)).status,
+            health,
+            "{tok} health/ok"
+        );
+        assert_eq!(
+            get(&s, "/metrics", Some(tok)).status,
+            metrics,
+            "{tok} metrics"
+        );
+    }
+    let r = post(&s, "/api/v1/jobs/0123/approve", Some("usr"), &json!({}));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["error"], "forbidden");
+    assert_eq!(
+        post(&s, "/api/v1/jobs/0123/approve", Some("adm"), &json!({})).status,
+        404
+    );
+    // Cross-origin requests are refused, same-origin ones are not.
+    let own = format!("http://127.0.0.1:{}", s.port);
+    for (h, v) in [
+        ("Origin", "http://evil.example"),
+        ("Origin", "null"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let r = send(
+            client()
+                .get(s.url("/api/v1/tools"))
+                .bearer_auth("adm")
+                .header(h, v),
+        );
+        assert_eq!(r.status, 403, "{h}: {v}");
+        assert!(r.body["error"].as_str().unwrap().contains("not allowed"));
+    }
+    let r = send(
+        client()
+            .get(s.url("/api/v1/tools"))
+            .bearer_auth("adm")
+            .header("Origin", own),
+    );
+    assert_eq!(r.status, 200);
+    // Tools never see the API keys.
+    let r = post(&s, "/api/v1/tools/envdump/execute", Some("adm"), &json!({}));
+    assert_eq!(r.status, 200);
+    let out = r.body["output"].as_str().unwrap();
+    assert!(out.contains("GATHM_TOOL_NAME=envdump"));
+    assert!(!out.contains("GATHM_API_KEY"), "{out}");
+    assert!(!out.contains("legacy-admin"));
+}
+
+#[test]
+fn serve_without_keys_serves_loopback_hosts_only() {
+    let sb = Sandbox::new(&["ok"]);
+    let s = Server::start(&sb, &[]);
+    let req = |host: &str| {
+        format!("GET /api/v1/tools HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    };
+    for host in [
+        format!("127.0.0.1:{}", s.port),
+        format!("localhost:{}", s.port),
+        "[::1]".into(),
+    ] {
+        assert_eq!(raw(&s, req(&host).as_bytes()).0, 200, "{host}");
+    }
+    for host in ["evil.example", "evil.example:80", "10.1.2.3"] {
+        let (st, text) = raw(&s, req(host).as_bytes());
+        assert_eq!(st, 403, "{host}");
+        assert!(text.contains("API keys are required for remote access"));
+    }
+}
+
+#[test]
+fn serve_refuses_malformed_keys() {
+    let sb = Sandbox::new(&[]);
+    for bad in ["admin", ":admin", "a:", "a:admin,b"] {
+        let out = sb
+            .cmd()
+            .args(["serve", "--port", "0"])
+            .env("GATHM_API_KEYS", bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("GATHM_API_KEYS"), "{bad}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn serve_error_statuses() {
+    let sb = Sandbox::new(&["ok", "fail", "backup"]);
+    let pol = sb.write(
+        "policies.yaml",
+        "roles:\n  admin:\n    permissions: [\"*\"]\n    rate_limit: 0\n  tiny:\n    permissions: [\"tool:execute\", \"tool:discover\"]\n    blocked_tools: [fail]\n    rate_limit: 2\nrate_limiting:\n  enabled: true\n  window_seconds: 60\n  burst_allowance: 0\n  per_tool_limits:\n    ok: 1\n",
+    );
+    let s = Server::start(
+        &sb,
+        &[
+            ("GATHM_API_KEYS", "adm:admin,t:tiny"),
+            ("GATHM_POLICIES", pol.to_str().unwrap()),
+        ],
+    );
+    let c = client();
+    let tok = Some("adm");
+    // 400: malformed JSON, wrong types, invalid tool name.
+    let r = send(
+        c.post(s.url("/api/v1/tools/ok/execute"))
+            .bearer_auth("adm")
+            .body("{nope"),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body["error"].as_str().unwrap().contains("malformed JSON"));
+    for body in [
+        json!({"args": 5}),
+        json!({"args": [1]}),
+        json!({"timeout": "x"}),
+        json!({"timeout": 0}),
+    ] {
+        let r = post(&s, "/api/v1/tools/ok/execute", tok, &body);
+        assert_eq!(r.status, 400, "{body}");
+        assert!(r.body["error"].is_string());
+    }
+    assert_eq!(
+        post(&s, "/api/v1/tools/-bad/execute", tok, &json!({})).status,
+        400
+    );
+    assert_eq!(get(&s, "/api/v1/tools/-bad", tok).status, 400);
+    assert_eq!(
+        post(&s, "/api/v1/jobs", tok, &json!({"tool": 5})).status,
+        400
+    );
+    assert_eq!(
+        post(&s, "/api/v1/jobs", tok, &json!({"args": []})).status,
+        400
+    );
+    assert_eq!(
+        post(&s, "/api/v1/jobs", tok, &json!({"tool": "ok", "kind": "x"})).status,
+        400
+    );
+    assert_eq!(get(&s, "/api/v1/jobs?status=bogus", tok).status, 400);
+    // 404: unknown route, unknown tool, unknown job.
+    let r = get(&s, "/api/v1/nope", tok);
+    assert_eq!(r.status, 404);
+    assert!(r.body["error"].is_string());
+    let r = post(&s, "/api/v1/tools/ghost/execute", tok, &json!({}));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["reason"], "not_found");
+    assert_eq!(r.body["error"], "not_found");
+    assert_eq!(get(&s, "/api/v1/tools/ghost", tok).status, 404);
+    assert_eq!(
+        post(&s, "/api/v1/jobs", tok, &json!({"tool": "ghost"})).status,
+        404
+    );
+    assert_eq!(get(&s, "/api/v1/jobs/ffff", tok).status, 404);
+    // 405 with Allow.
+    let r = post(&s, "/api/v1/ping", None, &json!({}));
+    assert_eq!(r.status, 405);
+    assert_eq!(r.headers["allow"].to_str().unwrap(), "GET");
+    assert_eq!(
+        send(c.put(s.url("/api/v1/jobs")).bearer_auth("adm")).status,
+        405
+    );
+    // 413: over 1 MiB, with a length and chunked.
+    let big = vec![b' '; (1 << 20) + 10];
+    let r = send(
+        c.post(s.url("/api/v1/tools/ok/execute"))
+            .bearer_auth("adm")
+            .body(big.clone()),
+    );
+    assert_eq!(r.status, 413);
+    assert_eq!(r.body["error"], "Request body too large");
+    let mut chunked = format!(
+        "POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer adm\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        s.port
+    )
+    .into_bytes();
+    for _ in 0..20 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 65536).as_bytes());
+        chunked.extend(std::iter::repeat_n(b' ', 65536));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (st, text) = raw(&s, &chunked);
+    assert_eq!(st, 413, "{text}");
+    // 403: a denied tool, with the envelope fields.
+    let r = post(&s, "/api/v1/tools/fail/execute", Some("t"), &json!({}));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["error"], "denied");
+    assert_eq!(r.body["reason"], "denied");
+    assert_eq!(r.body["exit_code"], 77);
+    assert!(r.body["rule"].as_str().unwrap().contains("blocked_tools"));
+    // 429: per-tool limit (ok: 1 per window) for an admin.
+    assert_eq!(
+        post(&s, "/api/v1/tools/ok/execute", tok, &json!({})).status,
+        200
+    );
+    let r = post(&s, "/api/v1/tools/ok/execute", tok, &json!({}));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(
+        r.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(r.headers["x-ratelimit-limit"].to_str().unwrap(), "1");
+    assert_eq!(r.headers["x-ratelimit-remaining"].to_str().unwrap(), "0");
+    // 429: the principal's limit (tiny: 2 per window; the denied call above counted).
+    let r1 = get(&s, "/api/v1/tools", Some("t"));
+    assert_eq!(r1.status, 200);
+    assert_eq!(r1.headers["x-ratelimit-limit"].to_str().unwrap(), "2");
+    let r2 = get(&s, "/api/v1/tools", Some("t"));
+    assert_eq!(r2.status, 429, "{}", r2.body);
+    assert_eq!(r2.body["error"], "rate_limited");
+    assert_eq!(r2.headers["x-ratelimit-remaining"].to_str().unwrap(), "0");
+    assert!(r2.headers.contains_key("retry-after"));
+    // Persisted: a second server process on another home would not share
+    // it, but the window file is on disk.
+    assert!(sb.home().join("ratelimit").read_dir().unwrap().count() >= 2);
+}
+
+fn strip_volatile(mut v: Value) -> Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["run_id", "timestamp", "duration_ms"] {
+        o.remove(k);
+    }
+    if let Some(Value::Array(a)) = o.get_mut("attempts") {
+        for at in a {
+            at.as_object_mut().unwrap().remove("duration_ms");
+        }
+    }
+    v
+}
+
+#[test]
+fn serve_execute_equals_cli_json() {
+    let sb = Sandbox::new(&["fail", "backup", "primary"]);
+    let s = Server::start(&sb, &[]);
+    for (tool, args) in [
+        ("fail", vec!["3"]),
+        ("backup", vec!["a b", "c"]),
+        ("primary", vec!["x"]),
+    ] {
+        let r = post(
+            &s,
+            &format!("/api/v1/tools/{tool}/execute"),
+            None,
+            &json!({ "args": args }),
+        );
+        assert_eq!(r.status, 200, "a tool that ran is 200: {}", r.body);
+        let mut cli: Vec<&str> = vec!["run", "--json", tool];
+        cli.extend(args.iter());
+        let (_, v) = sb.json(&cli);
+        assert_eq!(strip_volatile(r.body.clone()), strip_volatile(v), "{tool}");
+        if tool == "fail" {
+            assert_eq!(r.body["status"], "error");
+            assert_eq!(r.body["exit_code"], 3);
+        }
+    }
+    // A string of arguments is split like a shell would, quotes kept together.
+    let r = post(
+        &s,
+        "/api/v1/tools/backup/execute",
+        None,
+        &json!({"args": "'a b' c"}),
+    );
+    assert_eq!(r.body["output"], "backup answered: a b c\n");
+}
+
+#[test]
+fn serve_job_lifecycle_and_ownership() {
+    let sb = Sandbox::new(&["backup", "fail"]);
+    let s = Server::start(&sb, &[("GATHM_API_KEYS", KEYS)]);
+    let job = submit(
+        &s,
+        Some("usr"),
+        json!({"tool": "backup", "args": ["hi"], "timeout": 10}),
+    );
+    assert_eq!(job["status"], "pending");
+    assert!(job.get("owner").is_none() && job.get("role").is_none());
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = wait_job(&s, &id, Some("usr"), &["completed", "failed"]);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["exit_code"], 0);
+    assert_eq!(done["envelope"]["output"], "backup answered: hi\n");
+    assert_eq!(done["stdout_lines"], 1);
+    assert!(done["started_at"].as_f64().unwrap() >= done["created_at"].as_f64().unwrap());
+    assert!(done["finished_at"].is_number());
+    assert_eq!(done["timeout"], 10.0);
+    let dir = sb.home().join("jobs").join(&id);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("stdout")).unwrap(),
+        "backup answered: hi\n"
+    );
+    let rec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).unwrap()).unwrap();
+    assert_eq!(rec["status"], "completed");
+    // A failing tool: failed, with its exit code.
+    let f = submit(&s, Some("usr"), json!({"tool": "fail", "args": ["4"]}));
+    let f = wait_job(&s, f["id"].as_str().unwrap(), Some("usr"), &["failed"]);
+    assert_eq!(f["exit_code"], 4);
+    assert_eq!(f["reason"], "exit_code");
+    // Owners see their own; others get 404 / empty lists; admins see all.
+    assert_eq!(get(&s, "/api/v1/jobs", Some("usr")).body["count"], 2);
+    assert_eq!(
+        get(&s, "/api/v1/jobs?status=completed", Some("usr")).body["count"],
+        1
+    );
+    assert_eq!(get(&s, "/api/v1/jobs", Some("usr2")).body["count"], 0);
+    assert_eq!(get(&s, "/api/v1/jobs", Some("adm")).body["count"], 2);
+    assert_eq!(
+        get(&s, &format!("/api/v1/jobs/{id}"), Some("usr2")).status,
+        404
+    );
+    assert_eq!(
+        get(&s, &format!("/api/v1/jobs/{id}/stream"), Some("usr2")).status,
+        404
+    );
+    assert_eq!(
+        delete(&s, &format!("/api/v1/jobs/{id}"), Some("usr2")).status,
+        404
+    );
+    assert_eq!(
+        get(&s, &format!("/api/v1/jobs/{id}"), Some("adm")).status,
+        200
+    );
+    // Cancelling a finished job: 200 with detail.
+    let r = delete(&s, &format!("/api/v1/jobs/{id}"), Some("usr"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "completed");
+    assert_eq!(r.body["detail"], "Job already in terminal state");
+}
+
+#[test]
+fn serve_queue_full_is_429() {
+    let sb = Sandbox::new(&["slow"]);
+    let s = Server::start(
+        &sb,
+        &[
+            ("GATHM_MAX_CONCURRENCY", "1"),
+            ("GATHM_MAX_QUEUE_DEPTH", "2"),
+            ("GATHM_KILL_GRACE", "0.2"),
+        ],
+    );
+    let first = submit(&s, None, json!({"tool": "slow", "args": ["30"]}));
+    let first = first["id"].as_str().unwrap().to_string();
+    wait_job(&s, &first, None, &["running"]);
+    let a = submit(&s, None, json!({"tool": "slow", "args": ["30"]}));
+    let b = submit(&s, None, json!({"tool": "slow", "args": ["30"]}));
+    let r = post(&s, "/api/v1/jobs", None, &json!({"tool": "slow"}));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    // FIFO: both queued ones are still pending while the first runs.
+    for j in [&a, &b] {
+        assert_eq!(
+            job_status(&s, j["id"].as_str().unwrap(), None)["status"],
+            "pending"
+        );
+    }
+    // Cancelling a queued job frees a slot.
+    let r = delete(
+        &s,
+        &format!("/api/v1/jobs/{}", a["id"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(r.body["status"], "cancelled");
+    submit(&s, None, json!({"tool": "slow", "args": ["30"]}));
+    let r = delete(&s, &format!("/api/v1/jobs/{first}"), None);
+    assert_eq!(r.body["status"], "cancelled");
+}
+
+#[test]
+fn serve_cancel_kills_grandchildren() {
+    let sb = Sandbox::new(&["grandchild"]);
+    let s = Server::start(&sb, &[("GATHM_KILL_GRACE", "0.3")]);
+    let pidfile = sb.path().join("gc.pid");
+    let job = submit(
+        &s,
+        None,
+        json!({"tool": "grandchild", "args": [pidfile.to_str().unwrap()]}),
+    );
+    let id = job["id"].as_str().unwrap();
+    let mut pid = 0;
+    wait_until("grandchild pid", WAIT, || {
+        pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    assert!(alive(pid));
+    let r = delete(&s, &format!("/api/v1/jobs/{id}"), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "cancelled", "{}", r.body);
+    assert_eq!(r.body["reason"], "cancelled");
+    wait_until("the grandchild to die", WAIT, || !alive(pid));
+}
+
+#[test]
+fn serve_crash_recovery_loses_no_job() {
+    let sb = Sandbox::new(&["slow", "backup"]);
+    let env = [("GATHM_MAX_CONCURRENCY", "1")];
+    let mut s = Server::start(&sb, &env);
+    let running = submit(&s, None, json!({"tool": "slow", "args": ["30"]}));
+    let running = running["id"].as_str().unwrap().to_string();
+    wait_job(&s, &running, None, &["running"]);
+    let p1 = submit(&s, None, json!({"tool": "backup", "args": ["one"]}));
+    let p2 = submit(&s, None, json!({"tool": "backup", "args": ["two"]}));
+    s.signal(rustix::process::Signal::KILL);
+    s.wait_exit(WAIT);
+    drop(s);
+    // Queued jobs live in the fsynced journal; a job.json (renamed into
+    // place, not fsynced) may also be lost in a power cut: recovery copes.
+    let lost = sb
+        .home()
+        .join("jobs")
+        .join(p2["id"].as_str().unwrap())
+        .join("job.json");
+    let _ = std::fs::remove_file(&lost);
+    assert!(sb.home().join("jobs/journal").metadata().unwrap().len() > 0);
+    let s = Server::start(&sb, &env);
+    let r = job_status(&s, &running, None);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["reason"], "interrupted");
+    // The interrupted job's processes (orphaned by the crash) are killed.
+    let marker = format!("GATHM_JOB_ID={running}");
+    wait_until("the orphaned tool to be killed", WAIT, || {
+        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+                .unwrap_or(false)
+                && e.file_name()
+                    .to_str()
+                    .and_then(|p| p.parse::<i32>().ok())
+                    .is_some_and(alive)
+        })
+    });
+    for p in [&p1, &p2] {
+        let done = wait_job(
+            &s,
+            p["id"].as_str().unwrap(),
+            None,
+            &["completed", "failed"],
+        );
+        assert_eq!(done["status"], "completed", "{done}");
+    }
+}
+
+/// Read an SSE stream to its end: (id, data) of every event, and the done event.
+fn read_sse(base: &str, id: &str, last_id: Option<u64>) -> (Vec<(u64, Value)>, Value) {
+    let mut rb = client().get(format!("{base}/api/v1/jobs/{id}/stream"));
+    if let Some(l) = last_id {
+        rb = rb.header("Last-Event-ID", l.to_string());
+    }
+    let resp = rb.send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let reader = BufReader::new(resp);
+    let mut events = Vec::new();
+    let (mut cur_id, mut cur_event, mut cur_data) = (None::<u64>, None::<String>, None::<String>);
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if line.is_empty() {
+            if let Some(d) = cur_data.take() {
+                let v: Value = serde_json::from_str(&d).unwrap();
+                if cur_event.as_deref() == Some("done") {
+                    assert_eq!(v["event"], "done");
+                    return (events, v);
+                }
+                events.push((cur_id.expect("every event has an id"), v));
+            }
+            cur_id = None;
+            cur_event = None;
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            cur_id = Some(v.parse().unwrap());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            cur_event = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            cur_data = Some(v.to_string());
+        }
+    }
+    panic!("stream ended without a done event");
+}
+
+#[test]
+fn serve_sse_replays_then_follows_without_loss() {
+    let sb = Sandbox::new(&["lines"]);
+    let s = Server::start(&sb, &[]);
+    let job = submit(&s, None, json!({"tool": "lines", "args": ["200", "0.01"]}));
+    let id = job["id"].as_str().unwrap().to_string();
+    // Connect two clients while it prints.
+    wait_until("some output", WAIT, || {
+        job_status(&s, &id, None)["stdout_lines"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 20
+    });
+    let clients: Vec<_> = (0..2)
+        .map(|i| {
+            let base = s.base.clone();
+            let id = id.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(150 * i));
+                read_sse(&base, &id, None)
+            })
+        })
+        .collect();
+    for c in clients {
+        let (events, done) = c.join().unwrap();
+        let lines: Vec<String> = events
+            .iter()
+            .map(|(_, v)| v["line"].as_str().unwrap().to_string())
+            .collect();
+        let want: Vec<String> = (1..=200).map(|i| format!("line {i}")).collect();
+        assert_eq!(lines, want, "every line exactly once, in order");
+        let ids: Vec<u64> = events.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, (1..=200).collect::<Vec<u64>>());
+        assert!(
+            events
+                .iter()
+                .all(|(_, v)| v["event"] == "output" && v["stream"] == "stdout")
+        );
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["exit_code"], 0);
+    }
+    // Resume after line 150.
+    let (events, done) = read_sse(&s.base, &id, Some(150));
+    assert_eq!(events.first().unwrap().0, 151);
+    assert_eq!(events.len(), 50);
+    assert_eq!(done["status"], "completed");
+}
+
+#[test]
+fn serve_ttl_evicts_finished_jobs_and_files() {
+    let sb = Sandbox::new(&["backup"]);
+    let s = Server::start(
+        &sb,
+        &[("GATHM_JOB_TTL", "1"), ("GATHM_JOB_SWEEP_INTERVAL", "0.2")],
+    );
+    let job = submit(&s, None, json!({"tool": "backup"}));
+    let id = job["id"].as_str().unwrap().to_string();
+    wait_job(&s, &id, None, &["completed"]);
+    let dir = sb.home().join("jobs").join(&id);
+    assert!(dir.exists());
+    wait_until("eviction", WAIT, || {
+        get(&s, &format!("/api/v1/jobs/{id}"), None).status == 404 && !dir.exists()
+    });
+}
+
+fn read_http_request(c: &mut TcpStream) -> (String, Vec<u8>) {
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut buf = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        let n = c.read(&mut b).unwrap();
+        assert!(n > 0, "connection closed early");
+        buf.extend_from_slice(&b[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            while buf.len() < i + 4 + len {
+                let n = c.read(&mut b).unwrap();
+                assert!(n > 0);
+                buf.extend_from_slice(&b[..n]);
+            }
+            return (head, buf[i + 4..i + 4 + len].to_vec());
+        }
+    }
+}
+
+#[test]
+fn serve_callback_is_signed_and_retried() {
+    use hmac::{KeyInit, Mac};
+    let sb = Sandbox::new(&["backup"]);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let s = Server::start(
+        &sb,
+        &[
+            ("GATHM_CALLBACK_SECRET", "s3cret"),
+            ("GATHM_CALLBACK_BACKOFF", "0.1"),
+        ],
+    );
+    let job = submit(
+        &s,
+        None,
+        json!({"tool": "backup", "args": ["cb"], "callback_url": url}),
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    // First delivery: answer 500 so it is retried.
+    let (mut c, _) = listener.accept().unwrap();
+    let (head1, _) = read_http_request(&mut c);
+    assert!(head1.starts_with("POST /hook"));
+    c.write_all(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    drop(c);
+    let (mut c, _) = listener.accept().unwrap();
+    let (head, body) = read_http_request(&mut c);
+    c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let sig = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-gathm-signature")
+                .then(|| v.trim().to_string())
+        })
+        .expect("signature header");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(&body);
+    assert_eq!(
+        sig,
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["envelope"]["output"], "backup answered: cb\n");
+    assert!(v.get("owner").is_none());
+    // Without a secret, callback URLs are refused (callbacks are always signed).
+    let sb2 = Sandbox::new(&["backup"]);
+    let s2 = Server::start(&sb2, &[]);
+    let r = post(
+        &s2,
+        "/api/v1/jobs",
+        None,
+        &json!({"tool": "backup", "callback_url": "http://127.0.0.1:9/x"}),
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn serve_approval_flow() {
+    let sb = Sandbox::new(&["backup"]);
+    let pol = sb.write(
+        "policies.yaml",
+        "roles:\n  admin:\n    permissions: [\"*\"]\n    rate_limit: 0\n  agent:\n    permissions: [\"tool:execute\", \"tool:discover\"]\n    requires_approval: [backup]\n    rate_limit: 0\n",
+    );
+    let s = Server::start(
+        &sb,
+        &[
+            ("GATHM_API_KEYS", "adm:admin,ag:agent"),
+            ("GATHM_POLICIES", pol.to_str().unwrap()),
+        ],
+    );
+    // Synchronous execution cannot be approved: 403 approval_required.
+    let r = post(&s, "/api/v1/tools/backup/execute", Some("ag"), &json!({}));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["error"], "approval_required");
+    assert_eq!(r.body["reason"], "approval_required");
+    // A job waits for an admin.
+    let job = submit(&s, Some("ag"), json!({"tool": "backup", "args": ["ok"]}));
+    assert_eq!(job["status"], "awaiting_approval");
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        post(
+            &s,
+            &format!("/api/v1/jobs/{id}/approve"),
+            Some("ag"),
+            &json!({})
+        )
+        .status,
+        403
+    );
+    let r = post(
+        &s,
+        &format!("/api/v1/jobs/{id}/approve"),
+        Some("adm"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["approved"], true);
+    let done = wait_job(&s, &id, Some("ag"), &["completed", "failed"]);
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["envelope"]["output"], "backup answered: ok\n");
+    assert_eq!(
+        post(
+            &s,
+            &format!("/api/v1/jobs/{id}/approve"),
+            Some("adm"),
+            &json!({})
+        )
+        .status,
+        409
+    );
+}
+
+#[test]
+fn serve_graceful_shutdown() {
+    let sb = Sandbox::new(&["slow"]);
+    let mut s = Server::start(
+        &sb,
+        &[
+            ("GATHM_SHUTDOWN_GRACE", "3"),
+            ("GATHM_MAX_CONCURRENCY", "2"),
+            ("GATHM_KILL_GRACE", "0.2"),
+        ],
+    );
+    let quick = submit(&s, None, json!({"tool": "slow", "args": ["1"]}));
+    let long = submit(&s, None, json!({"tool": "slow", "args": ["60"]}));
+    for j in [&quick, &long] {
+        wait_job(&s, j["id"].as_str().unwrap(), None, &["running"]);
+    }
+    s.signal(rustix::process::Signal::TERM);
+    wait_until("readyz 503", WAIT, || {
+        get(&s, "/readyz", None).status == 503
+    });
+    assert_eq!(
+        post(&s, "/api/v1/jobs", None, &json!({"tool": "slow"})).status,
+        503
+    );
+    assert_eq!(get(&s, "/api/v1/ping", None).status, 200);
+    assert_eq!(s.wait_exit(WAIT), Some(0));
+    let rec = |j: &Value| -> Value {
+        let p = sb
+            .home()
+            .join("jobs")
+            .join(j["id"].as_str().unwrap())
+            .join("job.json");
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    assert_eq!(rec(&quick)["status"], "completed");
+    let l = rec(&long);
+    assert_eq!(l["status"], "cancelled", "{l}");
+    assert_eq!(l["reason"], "shutdown");
+}
+
+#[test]
+fn serve_metrics_parse_as_prometheus_text() {
+    let sb = Sandbox::new(&["backup", "fail"]);
+    let s = Server::start(&sb, &[]);
+    post(&s, "/api/v1/tools/backup/execute", None, &json!({}));
+    post(
+        &s,
+        "/api/v1/tools/fail/execute",
+        None,
+        &json!({"args": ["2"]}),
+    );
+    get(&s, "/nope", None);
+    let r = client().get(s.url("/metrics")).send().unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            assert!(
+                line.starts_with("# HELP ") || line.starts_with("# TYPE "),
+                "{line}"
+            );
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            value.parse::<f64>().is_ok() || value == "+Inf",
+            "value in {line}"
+        );
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "name in {line}"
+        );
+        if name_end < series.len() {
+            let labels = &series[name_end..];
+            assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+            for pair in labels[1..labels.len() - 1].split("\",") {
+                let (k, v) = pair.split_once('=').unwrap_or_else(|| panic!("{line}"));
+                assert!(
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{line}"
+                );
+                assert!(v.starts_with('"'), "{line}");
+            }
+        }
+        names.insert(name.to_string());
+    }
+    for n in [
+        "gathm_http_requests_total",
+        "gathm_http_request_duration_seconds_bucket",
+        "gathm_executions_total",
+        "gathm_jobs_queue_depth",
+        "gathm_jobs_running",
+    ] {
+        assert!(names.contains(n), "{n} missing:\n{text}");
+    }
+    assert!(text.contains("gathm_executions_total{tool=\"fail\",outcome=\"error\"} 1"));
+    assert!(text.contains("route=\"unmatched\",status=\"404\""));
+}
+
+#[test]
+fn serve_principal_limit_is_persisted_across_processes() {
+    let sb = Sandbox::new(&["backup"]);
+    let pol = sb.write(
+        "policies.yaml",
+        "roles:\n  tiny:\n    permissions: [\"tool:discover\"]\n    rate_limit: 2\nrate_limiting:\n  enabled: true\n  window_seconds: 60\n  burst_allowance: 0\n",
+    );
+    let env = [
+        ("GATHM_API_KEYS", "t:tiny"),
+        ("GATHM_POLICIES", pol.to_str().unwrap()),
+    ];
+    let mut a = Server::start(&sb, &env);
+    assert_eq!(get(&a, "/api/v1/tools", Some("t")).status, 200);
+    assert_eq!(get(&a, "/api/v1/tools", Some("t")).status, 200);
+    a.signal(rustix::process::Signal::TERM);
+    assert_eq!(a.wait_exit(WAIT), Some(0));
+    // Another server process on the same home sees the same window.
+    let b = Server::start(&sb, &env);
+    let r = get(&b, "/api/v1/tools", Some("t"));
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.headers["x-ratelimit-limit"].to_str().unwrap(), "2");
+    // The job store is exclusive: a second server on the same home refuses to start.
+    let out = sb
+        .cmd()
+        .args(["serve", "--port", "0"])
+        .envs(env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another gathm serve"));
+    drop(b);
+}
+
+#[test]
+fn serve_sse_waits_for_a_queued_job_and_caps_streams() {
+    let sb = Sandbox::new(&["slow", "lines"]);
+    let s = Server::start(
+        &sb,
+        &[("GATHM_MAX_CONCURRENCY", "1"), ("GATHM_MAX_STREAMS", "1")],
+    );
+    let first = submit(&s, None, json!({"tool": "slow", "args": ["1"]}));
+    wait_job(&s, first["id"].as_str().unwrap(), None, &["running"]);
+    let queued = submit(&s, None, json!({"tool": "lines", "args": ["5", "0"]}));
+    let id = queued["id"].as_str().unwrap().to_string();
+    assert_eq!(job_status(&s, &id, None)["status"], "pending");
+    let base = s.base.clone();
+    let id2 = id.clone();
+    let reader = std::thread::spawn(move || read_sse(&base, &id2, None));
+    // While that stream is open, a second one is refused (GATHM_MAX_STREAMS=1).
+    wait_until("the first stream to be open", WAIT, || {
+        let m = get(&s, "/metrics", None).body;
+        m.as_str().unwrap_or("").contains("gathm_sse_streams 1")
+    });
+    let r = get(&s, &format!("/api/v1/jobs/{id}/stream"), None);
+    assert_eq!(r.status, 503);
+    assert!(r.body["error"].is_string());
+    let (events, done) = reader.join().unwrap();
+    let lines: Vec<&str> = events
+        .iter()
+        .map(|(_, v)| v["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4", "line 5"]);
+    assert_eq!(done["status"], "completed");
+}
