@@ -1,10 +1,13 @@
 //! Durable asynchronous jobs for `gathm serve` (PRODUCT.md §7).
 //!
-//! Every job lives in `$GATHM_HOME/jobs/<id>/`: `job.json` (the record,
-//! fsynced before a submission is acknowledged and again when the job ends),
-//! `stdout` and `stderr` (raw bytes, appended as produced) and `events` (one
-//! `<n>\t<json>` line per output line, in the order produced, which the SSE
-//! stream reads). An in-memory index, loaded once at start, answers every
+//! A submission is acknowledged once its record is in `$GATHM_HOME/jobs/journal`
+//! and fdatasync'd (group commit: concurrent submissions share one sync).
+//! Every job then lives in `$GATHM_HOME/jobs/<id>/`: `job.json` (the final
+//! record, written when the job ends or the journal is compacted), `stdout`
+//! and `stderr` (raw bytes, appended as produced) and `events` (one
+//! `<n>\t<json>` line per output line or pipeline step event, in the order
+//! produced, which the SSE stream reads). Kinds: `tool` (`run::run`) and
+//! `pipeline` (`pipeline::run`). An in-memory index, loaded once at start, answers every
 //! request: submission never scans the store. At most `max_concurrency` jobs
 //! run (FIFO); jobs execute through `run::run`, like the CLI.
 //!
@@ -39,6 +42,8 @@ pub enum JobKind {
     /// One tool through `run::run`.
     #[default]
     Tool,
+    /// A DAG pipeline (`pipeline::run`); its SSE stream carries step events.
+    Pipeline,
 }
 
 impl JobKind {
@@ -46,6 +51,7 @@ impl JobKind {
     pub fn parse(s: &str) -> Option<JobKind> {
         match s {
             "tool" => Some(JobKind::Tool),
+            "pipeline" => Some(JobKind::Pipeline),
             _ => None,
         }
     }
@@ -161,6 +167,12 @@ pub struct Job {
     /// The run's envelope, once it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<Envelope>,
+    /// The pipeline definition (kind `pipeline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Value>,
+    /// The pipeline's result: every step with status, attempts and envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
 }
 
 impl Job {
@@ -269,7 +281,82 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Run a pipeline job: step events go to the job's event stream; the result
+/// is summarised in an envelope (tool `pipeline`, output = the result JSON).
+fn run_pipeline(
+    ctx: &Context,
+    job: &Job,
+    cancel: &Cancel,
+    live: &Arc<Live>,
+) -> (Envelope, Option<Value>) {
+    let started = clock::now();
+    let parsed: std::result::Result<crate::pipeline::Pipeline, String> = job
+        .pipeline
+        .clone()
+        .ok_or_else(|| "no pipeline definition".to_string())
+        .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()));
+    let (exit_code, output, result) = match parsed {
+        Err(e) => (
+            i32::from(crate::error::code::DATA_ERR),
+            format!("invalid pipeline: {e}"),
+            None,
+        ),
+        Ok(p) => {
+            let opts = crate::pipeline::Options {
+                role: job.role.clone(),
+                approved: job.approved,
+                cancel: cancel.clone(),
+                actor: format!("job:{}", job.id),
+                ..crate::pipeline::Options::default()
+            };
+            let sink = Arc::clone(live);
+            let on_event = move |e: &crate::pipeline::Event| {
+                if let Ok(v) = serde_json::to_value(e) {
+                    sink.event(v);
+                }
+            };
+            let r = crate::pipeline::run(ctx, &p, &opts, &on_event);
+            let text = serde_json::to_string(&r).unwrap_or_default();
+            (r.exit_code, text, serde_json::to_value(&r).ok())
+        }
+    };
+    let env = Envelope {
+        tool: "pipeline".into(),
+        run_id: job.id.clone(),
+        status: if exit_code == 0 {
+            RunStatus::Success
+        } else {
+            RunStatus::Error
+        },
+        reason: None,
+        exit_code,
+        output,
+        error: String::new(),
+        duration_ms: ((clock::now() - started) * 1000.0) as u64,
+        cached: false,
+        attempts: Vec::new(),
+        timestamp: clock::rfc3339(started),
+        served_by: None,
+        message: None,
+        rule: None,
+        retry_after: None,
+    };
+    (env, result)
+}
+
 impl Live {
+    /// A structured event (pipeline step events) in the event stream.
+    fn event(&self, data: Value) {
+        let mut st = lock(&self.state);
+        st.seq += 1;
+        let line = format!("{}\t{data}\n", st.seq);
+        if let Some(f) = Self::files(&mut st) {
+            let _ = f.events.write(line.as_bytes());
+        }
+        drop(st);
+        self.cond.notify_all();
+    }
+
     fn new(dir: &Path) -> Live {
         Live {
             state: Mutex::new(LiveState {
@@ -463,6 +550,8 @@ pub struct Submission {
     pub callback_url: Option<String>,
     /// Wait for an admin's approval first.
     pub awaiting_approval: bool,
+    /// The pipeline definition (kind `pipeline`).
+    pub pipeline: Option<Value>,
 }
 
 /// Why an approval failed.
@@ -725,6 +814,8 @@ impl Jobs {
             owner: owner.to_string(),
             role: role.to_string(),
             envelope: None,
+            pipeline: s.pipeline,
+            result: None,
         };
         let ctx = &self.inner.ctx;
         // Durable once its journal line is synced: no file is created per
@@ -1060,6 +1151,11 @@ impl Jobs {
                     // the server dies while it runs (see `kill_leftovers`).
                     req.env.push(("GATHM_JOB_ID".into(), job.id.clone().into()));
                     run::run(ctx, &req)
+                }
+                JobKind::Pipeline => {
+                    let (env, result) = run_pipeline(ctx, &job, &cancel, &live);
+                    job.result = result;
+                    env
                 }
             };
             self.inner.metrics.execution(&env);

@@ -2,6 +2,8 @@
 //! behind a persisted circuit breaker, fallback chains, a result cache, role
 //! policies and rate limits, with audit logs. See ARCHITECTURE.md for the map.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod app;
 pub mod auth;

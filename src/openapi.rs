@@ -129,11 +129,27 @@ pub fn spec() -> Value {
             "/api/v1/health/{tool}": {"get": {"summary": "Health of one tool (tool:healthcheck)", "parameters": [path_param("tool", "tool name")],
                 "responses": common(json!({"200": ok("health", any.clone()), "400": err("invalid tool name"), "404": err("not found")}))}},
             "/api/v1/agent/status": {"get": {"summary": "Version, paths, tools, breakers, cache (tool:discover)", "responses": common(json!({"200": ok("status", any.clone())}))}},
+            "/api/v1/agent/parallel": {"post": {"summary": "Run several tools at once, synchronously (tool:execute); each item goes through the run path (policy, limits, cache, breaker, fallbacks)",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "items": {"type": "array", "items": {"type": "object", "required": ["tool"], "properties": {"tool": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}}},
+                    "tools": {"type": "string", "description": "the reference's form: 'dns a.com, hash x'"},
+                    "jobs": {"type": "integer", "minimum": 1, "maximum": 64, "default": 4}}}}}},
+                "responses": common(json!({"200": ok("results in the given order", json!({"type": "object", "properties": {
+                    "status": {"type": "string"}, "exit_code": {"type": "integer"}, "count": {"type": "integer"},
+                    "results": {"type": "array", "items": r("Envelope")}}})), "400": err("malformed body"), "403": err("no tool:execute")}))}},
+            "/api/v1/agent/chain": {"post": {"summary": "Run tools one after another, stdout to stdin (tool:execute); {prev} in args is the previous output as one argument",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "steps": {"type": "array", "items": {"type": "object", "required": ["tool"], "properties": {"tool": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}}},
+                    "pipeline": {"type": "string", "description": "the reference's form: 'geo -w | ipinfo'"},
+                    "timeout": {"type": "number", "description": "per step, seconds"}}}}}},
+                "responses": common(json!({"200": ok("every step's envelope", json!({"type": "object", "properties": {
+                    "steps": {"type": "array", "items": r("Envelope")}, "failed_step": {"type": ["integer", "null"]}, "exit_code": {"type": "integer"}}})),
+                    "400": err("malformed body"), "403": err("no tool:execute")}))}},
             "/api/v1/jobs": {
                 "get": {"summary": "Your jobs (admins: all), oldest first (tool:discover)",
                     "parameters": [{"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]}}],
                     "responses": common(json!({"200": ok("jobs", r("JobList")), "400": err("invalid status")}))},
-                "post": {"summary": "Submit a job (tool:execute): 202 and Location",
+                "post": {"summary": "Submit a job (tool:execute): 202 and Location. A body with `pipeline` (a DAG as in `gathm pipeline`, as JSON) is a pipeline job whose stream carries step_started / step_retrying / step_finished events",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": r("JobRequest")}}},
                     "responses": common(json!({
                         "202": ok("accepted (stored durably); awaiting_approval when the role needs approval for the tool", r("Job")),

@@ -25,6 +25,7 @@ use tiny_http::{Header, Method, Request, Response};
 
 use crate::api::{Envelope, Reason};
 use crate::auth::{self, Keys, Principal};
+use crate::chain;
 use crate::clock;
 use crate::config::Context;
 use crate::error::{Error, Result, code};
@@ -39,6 +40,7 @@ use crate::manifest;
 use crate::metrics::{Gauge, Metrics};
 use crate::openapi;
 use crate::ops;
+use crate::parallel;
 use crate::policy::{self, Action, Verdict};
 use crate::ratelimit::{self, Limit};
 use crate::run::{self, RunRequest};
@@ -86,6 +88,8 @@ impl Options {
 /// The routes. Add `AgentParallel` / `AgentChain` (one arm each in `route`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
+    AgentParallel,
+    AgentChain,
     Ping,
     Healthz,
     Readyz,
@@ -143,7 +147,10 @@ fn route(method: &Method, path: &str) -> Routed {
         ["api", "v1", "health"] => one("GET", "/api/v1/health", Route::Health),
         ["api", "v1", "health", t] => one("GET", "/api/v1/health/{tool}", Route::HealthTool(s(t))),
         ["api", "v1", "agent", "status"] => one("GET", "/api/v1/agent/status", Route::AgentStatus),
-        // POST /api/v1/agent/parallel and /api/v1/agent/chain: one arm each here.
+        ["api", "v1", "agent", "parallel"] => {
+            one("POST", "/api/v1/agent/parallel", Route::AgentParallel)
+        }
+        ["api", "v1", "agent", "chain"] => one("POST", "/api/v1/agent/chain", Route::AgentChain),
         ["api", "v1", "jobs"] => match m {
             "GET" => Routed::Found(Route::JobsList, "/api/v1/jobs"),
             "POST" => Routed::Found(Route::JobsSubmit, "/api/v1/jobs"),
@@ -762,6 +769,8 @@ fn handle_route(
             Ok(to_json(&ops::status(ctx, &p.role).map_err(op_error)?).into())
         }
         Route::JobsSubmit => submit(app, req, p),
+        Route::AgentParallel => agent_parallel(app, req, p),
+        Route::AgentChain => agent_chain(app, req, p),
         Route::JobsList => {
             permit(ctx, p, Action::Discover)?;
             let status = match query_param(query, "status").filter(|s| !s.is_empty()) {
@@ -962,6 +971,129 @@ fn envelope_reply(env: &Envelope) -> Reply {
     r
 }
 
+/// Items of `POST /api/v1/agent/parallel`: `{"items": [{"tool", "args"}]}` or
+/// the reference's `{"tools": "dns a.com, hash x"}`.
+fn parallel_items(
+    o: &serde_json::Map<String, Value>,
+) -> std::result::Result<Vec<parallel::Item>, Reply> {
+    if let Some(items) = o.get("items") {
+        let items: Vec<parallel::Item> = serde_json::from_value(items.clone())
+            .map_err(|e| error(400, &format!("items: {e}")))?;
+        return Ok(items);
+    }
+    match o.get("tools") {
+        Some(Value::String(spec)) => {
+            parallel::parse_spec(spec).map_err(|e| error(400, &e.to_string()))
+        }
+        Some(_) => Err(error(400, "tools must be a string")),
+        None => Err(error(
+            400,
+            "items (or the reference's tools string) is required",
+        )),
+    }
+}
+
+/// Run a synchronous multi-tool request with its cancel token registered, so
+/// a shutdown past the grace period cancels it; 503 while shutting down.
+fn with_sync_cancel<T>(
+    app: &Arc<App>,
+    cancel: &Cancel,
+    f: impl FnOnce() -> T,
+) -> std::result::Result<T, Reply> {
+    if !app.ready.load(Ordering::SeqCst) {
+        return Err(error(503, "shutting down").header("Retry-After", "5"));
+    }
+    let n = app.next_run.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut m) = app.sync_runs.lock() {
+        m.insert(n, cancel.clone());
+    }
+    let out = f();
+    if let Ok(mut m) = app.sync_runs.lock() {
+        m.remove(&n);
+    }
+    Ok(out)
+}
+
+fn agent_parallel(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+    let ctx = &*app.ctx;
+    permit(ctx, p, Action::Execute)?;
+    let body = http::read_body(req)?;
+    let o = http::json_object(&body, false)?;
+    let items = parallel_items(&o)?;
+    if items.is_empty() || items.len() > 256 {
+        return Err(error(400, "between 1 and 256 items"));
+    }
+    for it in &items {
+        valid_tool(&it.tool)?;
+    }
+    let jobs = match o.get("jobs") {
+        None | Some(Value::Null) => 4,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| error(400, "jobs must be an integer from 1 to 64"))?
+            as usize,
+    };
+    let opts = parallel::Options {
+        jobs,
+        role: p.role.clone(),
+        approved: false,
+        cancel: Cancel::new(),
+        progress: false,
+        actor: "http:parallel".into(),
+    };
+    let results = with_sync_cancel(app, &opts.cancel, || parallel::run_all(ctx, &items, &opts))?;
+    for env in &results {
+        app.metrics.execution(env);
+    }
+    let code = parallel::exit_code(&results);
+    Ok(to_json(&json!({
+        "status": if code == 0 { "success" } else { "error" },
+        "exit_code": code,
+        "count": results.len(),
+        "results": results,
+    }))
+    .into())
+}
+
+fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+    let ctx = &*app.ctx;
+    permit(ctx, p, Action::Execute)?;
+    let body = http::read_body(req)?;
+    let o = http::json_object(&body, false)?;
+    let steps: Vec<chain::Step> = if let Some(steps) = o.get("steps") {
+        serde_json::from_value(steps.clone()).map_err(|e| error(400, &format!("steps: {e}")))?
+    } else {
+        match o.get("pipeline") {
+            Some(Value::String(spec)) => {
+                chain::parse_spec(spec).map_err(|e| error(400, &e.to_string()))?
+            }
+            Some(_) => return Err(error(400, "pipeline must be a string")),
+            None => {
+                return Err(error(
+                    400,
+                    "steps (or the reference's pipeline string) is required",
+                ));
+            }
+        }
+    };
+    for s in &steps {
+        valid_tool(&s.tool)?;
+    }
+    chain::check(&steps).map_err(|e| error(400, &e.to_string()))?;
+    let opts = chain::Options {
+        role: p.role.clone(),
+        actor: "http:chain".into(),
+        timeout: http::timeout_field(&o)?,
+        ..chain::Options::default()
+    };
+    let result = with_sync_cancel(app, &opts.cancel, || chain::run(ctx, &steps, &opts))?;
+    for env in &result.steps {
+        app.metrics.execution(env);
+    }
+    Ok(to_json(&result).into())
+}
+
 fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
@@ -973,29 +1105,19 @@ fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
             error_with(
                 400,
                 &format!("invalid kind {k:?}"),
-                json!({"allowed": ["tool"]}),
+                json!({"allowed": ["tool", "pipeline"]}),
             )
         })?,
     };
+    if kind == JobKind::Pipeline || o.contains_key("pipeline") {
+        let cb = callback_field(&o)?;
+        return submit_pipeline(app, p, &o, cb);
+    }
     let tool = http::string_field(&o, "tool")?.ok_or_else(|| error(400, "tool is required"))?;
     valid_tool(&tool)?;
     let args = http::args_field(&o)?;
     let timeout = http::timeout_field(&o)?;
-    let callback_url = http::string_field(&o, "callback_url")?;
-    if let Some(u) = &callback_url {
-        if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 {
-            return Err(error(
-                400,
-                "callback_url must be an http:// or https:// URL",
-            ));
-        }
-        if JobConfig::from_env().callback_secret.is_none() {
-            return Err(error(
-                400,
-                "callback_url needs GATHM_CALLBACK_SECRET to be set on the server (callbacks are always signed)",
-            ));
-        }
-    }
+    let callback_url = callback_field(&o)?;
     if app.jobs.draining() {
         return Err(error(503, "shutting down: no new jobs").header("Retry-After", "5"));
     }
@@ -1040,7 +1162,96 @@ fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
         timeout,
         callback_url,
         awaiting_approval: awaiting,
+        pipeline: None,
     };
+    enqueue(app, p, s)
+}
+
+/// `POST /api/v1/jobs {"pipeline": {...}}`: validated before it is queued
+/// (unknown tools, ids, cycles, templates: 400 with every diagnostic); every
+/// step's tool is policy-checked for the caller (a denied one refuses the
+/// job; one that needs approval makes the whole job wait for an admin).
+fn submit_pipeline(
+    app: &Arc<App>,
+    p: &Principal,
+    o: &Map<String, Value>,
+    callback_url: Option<String>,
+) -> HResult {
+    let ctx = &*app.ctx;
+    let def = o.get("pipeline").cloned().unwrap_or(Value::Null);
+    let pl: crate::pipeline::Pipeline =
+        serde_json::from_value(def.clone()).map_err(|e| error(400, &format!("pipeline: {e}")))?;
+    let diags = crate::pipeline::validate(ctx, &pl);
+    if diags
+        .iter()
+        .any(|d| d.severity == crate::manifest::Severity::Error)
+    {
+        return Err(error_with(
+            400,
+            "invalid pipeline",
+            json!({"diagnostics": diags}),
+        ));
+    }
+    let pol = ctx
+        .policies()
+        .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
+    let mut awaiting = false;
+    for step in &pl.steps {
+        let d = policy::decide(pol, &p.role, &step.tool, Action::Execute, false);
+        match d.decision {
+            Verdict::Allow => {}
+            Verdict::ApprovalRequired => awaiting = true,
+            Verdict::Deny => {
+                return Err(error_with(
+                    403,
+                    "denied",
+                    json!({"detail": d.message, "rule": d.rule, "step": step.id}),
+                ));
+            }
+        }
+        if let Some(d) = policy::check_args(pol, &step.args) {
+            return Err(error_with(
+                403,
+                "denied",
+                json!({"detail": d.message, "rule": d.rule, "step": step.id}),
+            ));
+        }
+    }
+    if app.jobs.draining() {
+        return Err(error(503, "shutting down: no new jobs").header("Retry-After", "5"));
+    }
+    let s = Submission {
+        kind: JobKind::Pipeline,
+        tool: "pipeline".into(),
+        args: Vec::new(),
+        timeout: pl.timeout,
+        callback_url,
+        awaiting_approval: awaiting,
+        pipeline: Some(def),
+    };
+    enqueue(app, p, s)
+}
+
+fn callback_field(o: &Map<String, Value>) -> std::result::Result<Option<String>, Reply> {
+    let callback_url = http::string_field(o, "callback_url")?;
+    if let Some(u) = &callback_url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 {
+            return Err(error(
+                400,
+                "callback_url must be an http:// or https:// URL",
+            ));
+        }
+        if JobConfig::from_env().callback_secret.is_none() {
+            return Err(error(
+                400,
+                "callback_url needs GATHM_CALLBACK_SECRET to be set on the server (callbacks are always signed)",
+            ));
+        }
+    }
+    Ok(callback_url)
+}
+
+fn enqueue(app: &Arc<App>, p: &Principal, s: Submission) -> HResult {
     match app.jobs.submit(&p.id, &p.role, s) {
         Ok(job) => Ok(Reply::json(202, &job.public())
             .header("Location", format!("/api/v1/jobs/{}", job.id))

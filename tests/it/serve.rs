@@ -1200,3 +1200,136 @@ fn serve_sse_waits_for_a_queued_job_and_caps_streams() {
     assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4", "line 5"]);
     assert_eq!(done["status"], "completed");
 }
+
+#[test]
+fn serve_agent_parallel_and_chain() {
+    let sb = Sandbox::new(&["ok", "fail", "stdin"]);
+    let s = Server::start(&sb, &[("GATHM_API_KEYS", KEYS)]);
+    // Structured items: results in order, one envelope each, a missing tool fails.
+    let r = post(
+        &s,
+        "/api/v1/agent/parallel",
+        Some("adm"),
+        &json!({"items": [{"tool": "ok", "args": ["a b"]}, {"tool": "fail", "args": ["3"]}, {"tool": "nope"}], "jobs": 2}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["count"], 3);
+    assert_eq!(r.body["results"][0]["output"], "[\"a b\"]\n");
+    assert_eq!(r.body["results"][1]["exit_code"], 3);
+    assert_eq!(r.body["results"][2]["reason"], "not_found");
+    assert_eq!(r.body["exit_code"], 3);
+    assert_eq!(r.body["status"], "error");
+    // The reference's string form.
+    let r = post(
+        &s,
+        "/api/v1/agent/parallel",
+        Some("adm"),
+        &json!({"tools": "ok x, ok 'y z'"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["results"][1]["output"], "[\"y z\"]\n");
+    assert_eq!(r.body["exit_code"], 0);
+    // Policy applies per item; readonly may not execute at all.
+    let r = post(
+        &s,
+        "/api/v1/agent/parallel",
+        Some("ro"),
+        &json!({"tools": "ok x"}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = post(
+        &s,
+        "/api/v1/agent/parallel",
+        Some("adm"),
+        &json!({"items": "nope"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Chain: stdout feeds stdin; {prev} is one argument.
+    let r = post(
+        &s,
+        "/api/v1/agent/chain",
+        Some("usr"),
+        &json!({"steps": [{"tool": "ok", "args": ["hi there"]}, {"tool": "stdin"}, {"tool": "ok", "args": ["{prev}"]}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["steps"][1]["output"], "[\"HI THERE\"]\n");
+    assert_eq!(r.body["steps"][2]["output"], "[\"[\\\"HI THERE\\\"]\"]\n");
+    assert_eq!(r.body["failed_step"], Value::Null);
+    let r = post(
+        &s,
+        "/api/v1/agent/chain",
+        Some("usr"),
+        &json!({"pipeline": "fail 4 | ok"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["failed_step"], 1);
+    assert_eq!(r.body["exit_code"], 4);
+    assert_eq!(r.body["steps"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn serve_pipeline_job_streams_step_events() {
+    let sb = Sandbox::new(&["ok", "fail"]);
+    let s = Server::start(&sb, &[]);
+    let job = submit(
+        &s,
+        None,
+        json!({"pipeline": {"name": "p", "steps": [
+            {"id": "a", "tool": "ok", "args": ["one"]},
+            {"id": "b", "tool": "ok", "args": ["${steps.a.output}"], "needs": "a"},
+            {"id": "c", "tool": "fail", "args": ["5"], "needs": ["a"]},
+            {"id": "d", "tool": "ok", "needs": ["c"]}
+        ]}}),
+    );
+    assert_eq!(job["kind"], "pipeline");
+    let id = job["id"].as_str().unwrap().to_string();
+    let (events, done) = read_sse(&s.base, &id, None);
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["exit_code"], 5);
+    let kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|(_, v)| {
+            (
+                v["event"].as_str().unwrap_or("").to_string(),
+                v["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("step_started".into(), "a".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("step_finished".into(), "b".into())),
+        "{kinds:?}"
+    );
+    let d_status = events
+        .iter()
+        .find(|(_, v)| v["event"] == "step_finished" && v["id"] == "d")
+        .map(|(_, v)| v["status"].clone());
+    assert_eq!(d_status, Some(json!("skipped")));
+    let rec = job_status(&s, &id, None);
+    let steps = rec["result"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    assert_eq!(steps[1]["envelope"]["output"], "[\"[\\\"one\\\"]\"]\n");
+    // Invalid pipelines are refused before anything is queued.
+    let r = post(
+        &s,
+        "/api/v1/jobs",
+        None,
+        &json!({"pipeline": {"steps": [{"id": "a", "tool": "ok", "needs": "b"}, {"id": "b", "tool": "ok", "needs": "a"}]}}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body["diagnostics"].to_string().contains("cycle"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &s,
+        "/api/v1/jobs",
+        None,
+        &json!({"pipeline": {"steps": [{"id": "a", "tool": "nosuch"}]}}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+}
