@@ -95,21 +95,7 @@ pub fn show(ctx: &Context, role: &str, name: &str) -> Result<Value> {
 pub fn find(ctx: &Context, name: &str) -> Result<Tool> {
     match ctx.search.find(name) {
         Ok(Some(t)) => Ok(t),
-        Ok(None) => {
-            let names: Vec<String> = ctx
-                .search
-                .scan()
-                .tools
-                .into_iter()
-                .map(|t| t.name)
-                .collect();
-            let s = crate::registry::suggestions(name, &names);
-            let mut msg = format!("tool {name:?} not found");
-            if !s.is_empty() {
-                msg.push_str(&format!("; did you mean {}?", s.join(", ")));
-            }
-            Err(Error::NotFound(msg))
-        }
+        Ok(None) => Err(Error::NotFound(ctx.search.not_found_message(name))),
         Err(d) => Err(Error::InvalidData(d.to_string())),
     }
 }

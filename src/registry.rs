@@ -148,6 +148,17 @@ impl SearchPath {
         Ok(scan.tools.into_iter().find(|t| t.name == name))
     }
 
+    /// "tool X not found; did you mean …?" (scans the search path).
+    pub fn not_found_message(&self, name: &str) -> String {
+        let names: Vec<String> = self.scan().tools.into_iter().map(|t| t.name).collect();
+        let s = suggestions(name, &names);
+        let mut msg = format!("tool {name:?} not found");
+        if !s.is_empty() {
+            msg.push_str(&format!("; did you mean {}?", s.join(", ")));
+        }
+        msg
+    }
+
     /// Every manifest file on the search path, in priority order.
     pub fn manifest_files(&self) -> Vec<PathBuf> {
         self.manifest_entries()

@@ -19,7 +19,7 @@ use crate::logs::Level;
 use crate::manifest::CacheSetting;
 use crate::policy::{self, Action, Decision, Verdict};
 use crate::ratelimit::{self, Limit};
-use crate::registry::{self, Tool};
+use crate::registry::Tool;
 use crate::runner::{self, Cancel, Outcome, Sink, Spec, Status, Stdin};
 
 /// Asks a person whether a tool that needs approval may run.
@@ -228,18 +228,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
     let tool = match ctx.search.find(&req.tool) {
         Ok(Some(t)) => t,
         Ok(None) => {
-            let names: Vec<String> = ctx
-                .search
-                .scan()
-                .tools
-                .into_iter()
-                .map(|t| t.name)
-                .collect();
-            let sugg = registry::suggestions(&req.tool, &names);
-            let mut msg = format!("tool {:?} not found", req.tool);
-            if !sugg.is_empty() {
-                msg.push_str(&format!("; did you mean {}?", sugg.join(", ")));
-            }
+            let msg = ctx.search.not_found_message(&req.tool);
             let e = r.refuse(Reason::NotFound, code::NOT_FOUND, msg);
             return r.finish(e);
         }
