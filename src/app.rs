@@ -31,6 +31,17 @@ fn exit(n: i32) -> ExitCode {
 
 /// Parse `args` and run the command; the whole CLI.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if let Some((g, r)) = crate::cli::fast_run(&args) {
+        let ctx = Context::new(&g.tools_dir, g.policies.as_deref());
+        return match run_cmd(&ctx, &g, r) {
+            Ok(c) => exit(c),
+            Err(e) => {
+                output::error(&e.to_string());
+                exit(i32::from(e.exit_code()))
+            }
+        };
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -300,10 +300,182 @@ pub enum PolicyCmd {
     Show,
 }
 
+/// Subcommand names: anything else in command position is a tool (the shortcut).
+pub const SUBCOMMANDS: [&str; 17] = [
+    "list",
+    "show",
+    "validate",
+    "schema",
+    "run",
+    "status",
+    "completions",
+    "health",
+    "heal",
+    "breaker",
+    "cache",
+    "policy",
+    "serve",
+    "parallel",
+    "chain",
+    "pipeline",
+    "help",
+];
+
+/// The hot path without clap: `gathm [GLOBAL…] [run [RUN-OPTS…]] TOOL ARGS…`.
+///
+/// Building clap's command tree costs about 0.3 ms per process; this parser
+/// accepts exactly the same argv for those forms and returns `None` for
+/// anything else (help, version, other commands, unknown or malformed
+/// options), which then goes through clap. A unit test checks that both agree.
+pub fn fast_run(args: &[OsString]) -> Option<(Global, RunArgs)> {
+    let mut g = Global {
+        json: false,
+        quiet: false,
+        role: std::env::var("GATHM_ROLE").unwrap_or_else(|_| "admin".into()),
+        tools_dir: Vec::new(),
+        policies: None,
+    };
+    let mut r = RunArgs::default();
+    let mut saw_run = false;
+    let mut i = 1;
+    let value = |i: &mut usize, inline: Option<&str>| -> Option<String> {
+        if let Some(v) = inline {
+            return Some(v.to_string());
+        }
+        *i += 1;
+        let v = args.get(*i)?.to_str()?;
+        (!v.starts_with('-')).then(|| v.to_string())
+    };
+    while i < args.len() {
+        let a = args[i].to_str()?;
+        if !a.starts_with('-') || a == "-" {
+            if !saw_run && a == "run" {
+                saw_run = true;
+                i += 1;
+                continue;
+            }
+            if !saw_run && SUBCOMMANDS.contains(&a) {
+                return None;
+            }
+            if a.is_empty() || a == "-" {
+                return None;
+            }
+            r.command = args[i..].to_vec();
+            return Some((g, r));
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v)),
+            _ => (a, None),
+        };
+        match (flag, inline) {
+            ("--json", None) => g.json = true,
+            ("-q" | "--quiet", None) => g.quiet = true,
+            ("--role", _) => g.role = value(&mut i, inline)?,
+            ("--tools-dir", _) => g.tools_dir.push(PathBuf::from(value(&mut i, inline)?)),
+            ("--policies", _) => g.policies = Some(PathBuf::from(value(&mut i, inline)?)),
+            ("--no-cache", None) if saw_run => r.no_cache = true,
+            ("--refresh", None) if saw_run => r.refresh = true,
+            ("--approve", None) if saw_run => r.approve = true,
+            ("--timeout", _) if saw_run => r.timeout = Some(value(&mut i, inline)?.parse().ok()?),
+            _ => return None,
+        }
+        i += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn subcommand_list_matches_clap() {
+        let mut names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        names.push("help".into());
+        names.sort();
+        let mut ours: Vec<String> = SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+        ours.sort();
+        assert_eq!(names, ours);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_clap() {
+        let cases: &[&[&str]] = &[
+            &["gathm", "dns", "a.com"],
+            &["gathm", "run", "dns", "a b", "--json", "-t", "MX"],
+            &[
+                "gathm",
+                "--json",
+                "run",
+                "--no-cache",
+                "--timeout",
+                "2.5",
+                "ok",
+                "x",
+            ],
+            &[
+                "gathm",
+                "-q",
+                "--role",
+                "user",
+                "--tools-dir",
+                "/t",
+                "--tools-dir=/u",
+                "ok",
+            ],
+            &[
+                "gathm",
+                "run",
+                "--json",
+                "--approve",
+                "--refresh",
+                "--policies=/p",
+                "ok",
+                "--",
+                "-x",
+            ],
+            &["gathm", "--role=agent", "run", "--quiet", "t"],
+            &["gathm", "run", "--timeout=1", "t", "--timeout", "9"],
+        ];
+        for case in cases {
+            let argv: Vec<OsString> = case.iter().map(OsString::from).collect();
+            let (g, r) = fast_run(&argv).unwrap_or_else(|| panic!("fast path refused {case:?}"));
+            let c = Cli::try_parse_from(case.iter()).unwrap();
+            let (cg, cr) = match c.command {
+                Command::Run(r) => (c.global, r),
+                Command::External(v) => (
+                    c.global,
+                    RunArgs {
+                        command: v,
+                        ..RunArgs::default()
+                    },
+                ),
+                other => panic!("clap parsed {case:?} as {other:?}"),
+            };
+            assert_eq!(format!("{g:?}"), format!("{cg:?}"), "{case:?}");
+            assert_eq!(format!("{r:?}"), format!("{cr:?}"), "{case:?}");
+        }
+        for refused in [
+            &["gathm"][..],
+            &["gathm", "--help"],
+            &["gathm", "--version"],
+            &["gathm", "list"],
+            &["gathm", "run"],
+            &["gathm", "--json"],
+            &["gathm", "--bogus", "t"],
+            &["gathm", "--no-cache", "t"],
+            &["gathm", "run", "--timeout", "x", "t"],
+            &["gathm", "--role"],
+            &["gathm", "help", "run"],
+        ] {
+            let argv: Vec<OsString> = refused.iter().map(OsString::from).collect();
+            assert!(fast_run(&argv).is_none(), "{refused:?}");
+        }
+    }
 
     #[test]
     fn verify_cli() {
