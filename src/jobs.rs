@@ -1020,13 +1020,12 @@ impl Jobs {
         lock(&self.inner.state).draining
     }
 
-    /// Stop starting jobs, give running ones `grace`, then cancel them and
-    /// wait for their records. Queued jobs stay `pending` on disk.
-    pub fn shutdown(&self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        let mut st = lock(&self.inner.state);
-        st.draining = true;
-        self.inner.cond.notify_all();
+    /// Wait until no job runs or the deadline passes.
+    fn wait_idle<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        deadline: Instant,
+    ) -> MutexGuard<'a, State> {
         while st.running > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -1039,6 +1038,16 @@ impl Jobs {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+        st
+    }
+
+    /// Stop starting jobs, give running ones `grace`, then cancel them and
+    /// wait for their records. Queued jobs stay `pending` on disk.
+    pub fn shutdown(&self, grace: Duration) {
+        let mut st = lock(&self.inner.state);
+        st.draining = true;
+        self.inner.cond.notify_all();
+        st = self.wait_idle(st, Instant::now() + grace);
         if st.running > 0 {
             for e in st.jobs.values_mut() {
                 if e.job.status == JobStatus::Running {
@@ -1046,20 +1055,8 @@ impl Jobs {
                     e.cancel.cancel();
                 }
             }
-            let deadline =
-                Instant::now() + Duration::from_secs_f64(self.inner.ctx.settings.kill_grace + 5.0);
-            while st.running > 0 {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                st = self
-                    .inner
-                    .cond
-                    .wait_timeout(st, left)
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
-            }
+            let kill = Duration::from_secs_f64(self.inner.ctx.settings.kill_grace + 5.0);
+            st = self.wait_idle(st, Instant::now() + kill);
         }
         st.stopped = true;
         drop(st);

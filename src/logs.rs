@@ -71,6 +71,11 @@ impl Logger {
         }
     }
 
+    /// Whether a level would be written (skip building the record otherwise).
+    pub fn enabled(&self, level: Level) -> bool {
+        level >= self.level
+    }
+
     fn write(&self, file: &str, records: &[Value]) {
         let mut buf = Vec::with_capacity(256 * records.len());
         for r in records {

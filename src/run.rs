@@ -179,35 +179,39 @@ impl Run<'_> {
         if !self.audit.is_empty() {
             self.ctx.logger.audit(std::mem::take(&mut self.audit));
         }
+        // Every execution is in audit.log and metrics.log already; gathm.log
+        // gets successes only at DEBUG (one file append less per run).
         let level = if env.status == RunStatus::Success {
-            Level::Info
+            Level::Debug
         } else {
             Level::Warn
         };
-        let mut extra = serde_json::Map::new();
-        extra.insert("tool".into(), env.tool.clone().into());
-        extra.insert("run_id".into(), env.run_id.clone().into());
-        extra.insert("exit_code".into(), env.exit_code.into());
-        self.ctx.logger.app(
-            level,
-            "run",
-            &format!(
-                "run {} exited {} in {} ms{}",
-                env.tool,
-                env.exit_code,
-                env.duration_ms,
-                env.reason
-                    .map(|r| format!(
-                        " ({})",
-                        serde_json::to_value(r)
-                            .unwrap_or_default()
-                            .as_str()
-                            .unwrap_or("")
-                    ))
-                    .unwrap_or_default()
-            ),
-            extra,
-        );
+        if self.ctx.logger.enabled(level) {
+            let mut extra = serde_json::Map::new();
+            extra.insert("tool".into(), env.tool.clone().into());
+            extra.insert("run_id".into(), env.run_id.clone().into());
+            extra.insert("exit_code".into(), env.exit_code.into());
+            self.ctx.logger.app(
+                level,
+                "run",
+                &format!(
+                    "run {} exited {} in {} ms{}",
+                    env.tool,
+                    env.exit_code,
+                    env.duration_ms,
+                    env.reason
+                        .map(|r| format!(
+                            " ({})",
+                            serde_json::to_value(r)
+                                .unwrap_or_default()
+                                .as_str()
+                                .unwrap_or("")
+                        ))
+                        .unwrap_or_default()
+                ),
+                extra,
+            );
+        }
         env
     }
 }

@@ -233,3 +233,37 @@ fn concurrent_appends_never_interleave_and_rotation_happens() {
     assert!(!logs.join("audit.log.4").exists());
     assert!(records > 0 && records <= 16);
 }
+
+#[test]
+fn app_log_takes_failures_and_debug_takes_everything() {
+    let s = Sandbox::new(&["fail"]);
+    assert!(s.run(&["run", "fail", "0"]).status.success());
+    assert_eq!(s.run(&["run", "fail", "3"]).status.code(), Some(3));
+    let app = s.log("gathm.log");
+    let runs: Vec<_> = app.iter().filter(|r| r["component"] == "run").collect();
+    assert_eq!(runs.len(), 1, "{app:?}");
+    assert_eq!(runs[0]["level"], "WARN");
+    assert_eq!(runs[0]["exit_code"], 3);
+    let o = s
+        .cmd()
+        .args(["run", "fail", "0"])
+        .env("GATHM_LOG_LEVEL", "DEBUG")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let app = s.log("gathm.log");
+    assert!(
+        app.iter()
+            .any(|r| r["level"] == "DEBUG" && r["exit_code"] == 0),
+        "{app:?}"
+    );
+    // Audit and metrics record every run either way.
+    assert_eq!(
+        s.log("audit.log")
+            .iter()
+            .filter(|r| r["action"] == "tool_execute")
+            .count(),
+        3
+    );
+    assert_eq!(s.log("metrics.log").len(), 3);
+}
