@@ -3,7 +3,7 @@
 //! one `Context` and pass it to the operations.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 use crate::breaker;
 use crate::error::{Error, Result};
@@ -60,6 +60,9 @@ impl Settings {
     }
 }
 
+/// Parsed policies and the stamp of the file they came from (`None`: built in).
+type CachedPolicies = (Option<[i64; 6]>, Arc<Policies>);
+
 /// Everything an operation needs.
 #[derive(Debug)]
 pub struct Context {
@@ -69,7 +72,7 @@ pub struct Context {
     pub search: SearchPath,
     /// Where the policies come from.
     pub policy_source: Source,
-    policies: OnceLock<std::result::Result<Policies, String>>,
+    policies: Mutex<Option<CachedPolicies>>,
     /// Log writer.
     pub logger: Logger,
     /// Environment settings.
@@ -96,7 +99,7 @@ impl Context {
             home,
             search,
             policy_source,
-            policies: OnceLock::new(),
+            policies: Mutex::new(None),
             settings: Settings::from_env(),
         }
     }
@@ -116,33 +119,51 @@ impl Context {
         }
     }
 
-    /// The effective policies, loaded once; an invalid file is an `InvalidData` error.
-    pub fn policies(&self) -> Result<&Policies> {
-        let r = self.policies.get_or_init(|| {
-            if self.policy_source == Source::Builtin {
-                return Ok(Policies::builtin());
+    /// The effective policies; an invalid file is an `InvalidData` error.
+    ///
+    /// A policies file is re-checked on every call by its stamp (one `stat`)
+    /// and re-read when it changed, so a long-running `gathm serve` picks up
+    /// edits without a restart, as the reference's API did. Parsing goes
+    /// through the JSON cache of `parsed.rs`.
+    pub fn policies(&self) -> Result<Arc<Policies>> {
+        let mut cached = self.policies.lock().unwrap_or_else(|e| e.into_inner());
+        let Source::File(path) = &self.policy_source else {
+            if let Some((_, p)) = cached.as_ref() {
+                return Ok(Arc::clone(p));
             }
-            let Source::File(path) = &self.policy_source else {
-                return Ok(Policies::builtin());
-            };
-            let files_dir = self.home.root.join("index").join("files");
-            let parse = |bytes: &[u8]| -> std::result::Result<Policies, String> {
-                let text = String::from_utf8_lossy(bytes);
-                let p = policy::parse(path, &text).map_err(|d| d.to_string())?;
-                match policy::check(path, &text, &p).first() {
-                    Some(problem) => Err(problem.to_string()),
-                    None => Ok(p),
-                }
-            };
-            match crate::parsed::load(Some(&files_dir), path, parse, |e| e.to_string()) {
-                Ok(Some((p, _))) => Ok(p),
-                Ok(None) => Err(format!(
-                    "cannot read policies {}: not found",
-                    path.display()
-                )),
-                Err(e) => Err(e),
+            let p = Arc::new(Policies::builtin());
+            *cached = Some((None, Arc::clone(&p)));
+            return Ok(p);
+        };
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .map(|m| crate::parsed::stamp(&m));
+        if let Some((s, p)) = cached.as_ref()
+            && stamp.is_some()
+            && *s == stamp
+        {
+            return Ok(Arc::clone(p));
+        }
+        let files_dir = self.home.root.join("index").join("files");
+        let parse = |bytes: &[u8]| -> std::result::Result<Policies, String> {
+            let text = String::from_utf8_lossy(bytes);
+            let p = policy::parse(path, &text).map_err(|d| d.to_string())?;
+            match policy::check(path, &text, &p).first() {
+                Some(problem) => Err(problem.to_string()),
+                None => Ok(p),
             }
-        });
-        r.as_ref().map_err(|e| Error::InvalidData(e.clone()))
+        };
+        match crate::parsed::load(Some(&files_dir), path, parse, |e| e.to_string()) {
+            Ok(Some((p, _))) => {
+                let p = Arc::new(p);
+                *cached = Some((stamp, Arc::clone(&p)));
+                Ok(p)
+            }
+            Ok(None) => Err(Error::InvalidData(format!(
+                "cannot read policies {}: not found",
+                path.display()
+            ))),
+            Err(e) => Err(Error::InvalidData(e)),
+        }
     }
 }

@@ -44,6 +44,7 @@ pub fn list(
     category: Option<&str>,
 ) -> Result<(ToolList, Vec<Diagnostic>)> {
     let p = ctx.policies()?;
+    let p = &*p;
     let d = policy::decide(p, role, "", Action::Discover, false);
     if !d.allowed() {
         return Err(Error::Denied(format!("{} [rule: {}]", d.message, d.rule)));
@@ -71,6 +72,7 @@ pub fn list(
 /// A tool's whole manifest as JSON, plus where it lives.
 pub fn show(ctx: &Context, role: &str, name: &str) -> Result<Value> {
     let p = ctx.policies()?;
+    let p = &*p;
     let d = policy::decide(p, role, name, Action::Discover, false);
     if !d.allowed() {
         return Err(Error::Denied(format!("{} [rule: {}]", d.message, d.rule)));
@@ -479,6 +481,7 @@ pub fn policy_check(
     approved: bool,
 ) -> Result<PolicyCheck> {
     let p = ctx.policies()?;
+    let p = &*p;
     let mut d = policy::decide(p, role, tool, Action::Execute, approved);
     if d.allowed()
         && let Some(v) = policy::check_args(p, args)
@@ -507,5 +510,6 @@ pub fn policy_check(
 /// `policy show`: the effective policy and its source.
 pub fn policy_show(ctx: &Context) -> Result<Value> {
     let p = ctx.policies()?;
+    let p = &*p;
     Ok(serde_json::json!({"source": ctx.policy_source.to_string(), "policy": p}))
 }

@@ -253,6 +253,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
             return r.finish(e);
         }
     };
+    let policies = &*policies;
     if let Some(e) = check_policy(&mut r, policies, &tool.name) {
         return r.finish(e);
     }
@@ -445,7 +446,7 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
             }
         };
         if hop.depth > 0
-            && let Some(p) = policies
+            && let Some(p) = policies.as_deref()
         {
             let d = policy::decide(p, &req.role, &tool.name, Action::Execute, req.approved);
             r.decision_record(&tool.name, &d);

@@ -364,7 +364,7 @@ fn worker(app: &Arc<App>, server: &tiny_http::Server) {
 
 fn is_admin(ctx: &Context, role: &str) -> bool {
     ctx.policies()
-        .map(|p| policy::decide(p, role, "", Action::Admin, false).allowed())
+        .map(|p| policy::decide(&p, role, "", Action::Admin, false).allowed())
         .unwrap_or(false)
 }
 
@@ -372,7 +372,7 @@ fn permit(ctx: &Context, principal: &Principal, action: Action) -> std::result::
     let p = ctx
         .policies()
         .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
-    let d = policy::decide(p, &principal.role, "", action, false);
+    let d = policy::decide(&p, &principal.role, "", action, false);
     if d.allowed() {
         Ok(())
     } else {
@@ -413,6 +413,7 @@ fn principal_limit(
     let Ok(pol) = ctx.policies() else {
         return Ok(None);
     };
+    let pol = &*pol;
     let Some((_, limit, capacity)) = policy::limits_for(pol, &p.role, "")
         .into_iter()
         .find(|(k, _, _)| k.starts_with("role-"))
@@ -438,6 +439,7 @@ fn tool_limit(ctx: &Context, role: &str, tool: &str) -> std::result::Result<(), 
     let Ok(pol) = ctx.policies() else {
         return Ok(());
     };
+    let pol = &*pol;
     let limits: Vec<Limit> = policy::limits_for(pol, role, tool)
         .into_iter()
         .filter(|(k, _, _)| k.starts_with("tool-"))
@@ -921,6 +923,7 @@ fn execute(app: &Arc<App>, req: &mut Request, name: &str, p: &Principal) -> HRes
     let pol = ctx
         .policies()
         .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
+    let pol = &*pol;
     if policy::decide(pol, &p.role, name, Action::Execute, false).allowed() {
         tool_limit(ctx, &p.role, name)?;
     }
@@ -1135,6 +1138,7 @@ fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     let pol = ctx
         .policies()
         .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
+    let pol = &*pol;
     let d = policy::decide(pol, &p.role, &tool, Action::Execute, false);
     let awaiting = match d.decision {
         Verdict::Allow => false,
@@ -1195,6 +1199,7 @@ fn submit_pipeline(
     let pol = ctx
         .policies()
         .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
+    let pol = &*pol;
     let mut awaiting = false;
     for step in &pl.steps {
         let d = policy::decide(pol, &p.role, &step.tool, Action::Execute, false);

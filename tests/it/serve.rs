@@ -1333,3 +1333,51 @@ fn serve_pipeline_job_streams_step_events() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
 }
+
+#[test]
+fn serve_reloads_edited_policies_without_a_restart() {
+    let sb = Sandbox::new(&["ok"]);
+    let pol = sb.write("pol.yaml", "roles:\n  admin:\n    permissions: [\"*\"]\n");
+    let s = Server::start(&sb, &[("GATHM_POLICIES", pol.to_str().unwrap())]);
+    let r = post(
+        &s,
+        "/api/v1/tools/ok/execute",
+        None,
+        &json!({"args": ["x"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::fs::write(
+        &pol,
+        "roles:\n  admin:\n    permissions: [\"*\"]\n    blocked_tools: [ok]\n",
+    )
+    .unwrap();
+    let r = post(
+        &s,
+        "/api/v1/tools/ok/execute",
+        None,
+        &json!({"args": ["x"]}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.body["rule"], "roles.admin.blocked_tools[\"ok\"]",
+        "{}",
+        r.body
+    );
+    // A broken edit is reported as a configuration error, and fixing it recovers.
+    std::fs::write(&pol, "roles: [\n").unwrap();
+    let r = post(
+        &s,
+        "/api/v1/tools/ok/execute",
+        None,
+        &json!({"args": ["x"]}),
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    std::fs::write(&pol, "roles:\n  admin:\n    permissions: [\"*\"]\n").unwrap();
+    let r = post(
+        &s,
+        "/api/v1/tools/ok/execute",
+        None,
+        &json!({"args": ["x"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
