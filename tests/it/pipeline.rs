@@ -494,3 +494,56 @@ fn ctrl_c_cancels_running_steps() {
         !alive(pid)
     });
 }
+
+#[test]
+fn shipped_offline_demo_pipeline_runs_on_the_shipped_tools() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let s = Sandbox::new(&[]);
+    let o = s
+        .cmd()
+        .env("GATHM_TOOLS_PATH", repo.join("tools"))
+        .args(["pipeline", "run", "--json"])
+        .arg(repo.join("pipelines/offline-demo.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let step = |id: &str| {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no step {id}: {v}"))
+            .clone()
+    };
+    assert_eq!(
+        step("encode")["envelope"]["output"]
+            .as_str()
+            .unwrap()
+            .trim(),
+        "aGVsbG8gZnJvbSBnYXRobQ=="
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(step("report")["envelope"]["output"].as_str().unwrap()).unwrap();
+    assert_eq!(report["decoded"], "hello from gathm");
+    // sha256 of the base64 text, computed independently with sha256sum.
+    assert_eq!(
+        report["digest"],
+        "0cf508a5661228664fae1cbe980e2be75caf46e1c1e394794c39e8171ff8122e"
+    );
+    assert_eq!(step("check")["status"], "success");
+    assert_eq!(
+        step("id")["envelope"]["output"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .len(),
+        36
+    );
+}
