@@ -267,3 +267,39 @@ fn app_log_takes_failures_and_debug_takes_everything() {
     );
     assert_eq!(s.log("metrics.log").len(), 3);
 }
+
+#[test]
+fn sigint_kills_the_tool_group_and_exits_130() {
+    let s = Sandbox::new(&["grandchild"]);
+    let pidfile = s.path().join("gc.pid");
+    let child = s
+        .cmd()
+        .args(["run", "--json", "grandchild", pidfile.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the tool to start",
+        std::time::Duration::from_secs(10),
+        || std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim().parse::<i32>().is_ok()),
+    );
+    let gc: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["reason"], "interrupted");
+    assert_eq!(v["attempts"][0]["outcome"], "interrupted");
+    wait_until(
+        "the grandchild to die",
+        std::time::Duration::from_secs(10),
+        || !alive(gc),
+    );
+    // An interrupt is not a counted breaker failure.
+    assert!(!s.home().join("health/cb_grandchild.json").exists());
+}
