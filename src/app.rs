@@ -665,5 +665,4 @@ fn print_envelope(g: &Global, env: &Envelope, streamed: bool) {
     } else if let Some(m) = &env.message {
         output::error(m);
     }
-    let _ = Severity::Error;
 }
