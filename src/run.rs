@@ -17,7 +17,7 @@ use crate::error::code;
 use crate::fallback::{Hop, Walk};
 use crate::logs::Level;
 use crate::manifest::CacheSetting;
-use crate::policy::{self, Action, Decision, Verdict};
+use crate::policy::{self, Action, Decision, Policies, Verdict};
 use crate::ratelimit::{self, Limit};
 use crate::registry::Tool;
 use crate::runner::{self, Cancel, Outcome, Sink, Spec, Status, Stdin};
@@ -107,6 +107,8 @@ struct Run<'a> {
     attempts: Vec<Attempt>,
     audit: Vec<Value>,
     args: Vec<String>,
+    /// The policies, loaded once per run (`None`: the file is invalid).
+    policies: Option<Arc<Policies>>,
 }
 
 impl Run<'_> {
@@ -138,7 +140,7 @@ impl Run<'_> {
     }
 
     fn decision_record(&mut self, tool: &str, d: &Decision) {
-        let Ok(p) = self.ctx.policies() else { return };
+        let Some(p) = &self.policies else { return };
         if !p.audit.log_agent_decisions && d.allowed() {
             return;
         }
@@ -157,7 +159,7 @@ impl Run<'_> {
     fn finish(mut self, mut env: Envelope) -> Envelope {
         env.duration_ms = self.t0.elapsed().as_millis() as u64;
         env.attempts = std::mem::take(&mut self.attempts);
-        let log_exec = self.ctx.policies().map_or(true, |p| {
+        let log_exec = self.policies.as_ref().is_none_or(|p| {
             p.audit.log_all_executions || (p.audit.log_failures && env.status == RunStatus::Error)
         });
         if log_exec {
@@ -227,6 +229,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         attempts: Vec::new(),
         audit: Vec::new(),
         args: lossy(&req.args),
+        policies: None,
     };
     // 1. Resolve.
     let tool = match ctx.search.find(&req.tool) {
@@ -245,7 +248,10 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
     };
     // 2. Policy and argument validation.
     let policies = match ctx.policies() {
-        Ok(p) => p,
+        Ok(p) => {
+            r.policies = Some(Arc::clone(&p));
+            p
+        }
         Err(err) => {
             let mut e = r.envelope(RunStatus::Error, None, i32::from(code::DATA_ERR));
             e.error = format!("gathm: invalid policies: {err}\n");
@@ -423,7 +429,7 @@ fn timeout_of(ctx: &Context, req: &RunRequest, tool: &Tool) -> f64 {
 fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
     let ctx = r.ctx;
     let req = r.req;
-    let policies = ctx.policies().ok();
+    let policies = r.policies.clone();
     let mut w = Walk::new(&first.name, ctx.settings.max_fallback_depth);
     let mut last: Option<(String, Outcome)> = None;
     let mut first_rejected: Option<f64> = None;

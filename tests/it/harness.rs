@@ -178,3 +178,20 @@ pub fn count_lines(p: &Path) -> usize {
         .map(|s| s.lines().count())
         .unwrap_or(0)
 }
+
+/// Start `n` commands at once (built by `make`, output discarded) and return
+/// their exit codes in order.
+pub fn race(n: usize, mut make: impl FnMut() -> Command) -> Vec<i32> {
+    let kids: Vec<_> = (0..n)
+        .map(|_| {
+            make()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    kids.into_iter()
+        .map(|k| k.wait_with_output().unwrap().status.code().unwrap_or(-1))
+        .collect()
+}

@@ -155,21 +155,11 @@ fn arguments_are_validated_on_every_path() {
 fn rate_limit_is_exact_across_20_racing_processes() {
     let s = sandbox();
     let c = s.path().join("count");
-    let kids: Vec<_> = (0..20)
-        .map(|_| {
-            s.cmd()
-                .args(["run", "counter"])
-                .env("COUNTER_FILE", &c)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let codes: Vec<i32> = kids
-        .into_iter()
-        .map(|k| k.wait_with_output().unwrap().status.code().unwrap())
-        .collect();
+    let codes = race(20, || {
+        let mut cmd = s.cmd();
+        cmd.args(["run", "counter"]).env("COUNTER_FILE", &c);
+        cmd
+    });
     assert_eq!(count_lines(&c), 5, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 0).count(), 5);
     assert_eq!(codes.iter().filter(|c| **c == 75).count(), 15);

@@ -136,22 +136,13 @@ fn half_open_lets_exactly_one_probe_through() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(count_lines(&counter), 1);
     // Open with a zero recovery timeout: half-open at once. 16 callers race.
-    let kids: Vec<_> = (0..16)
-        .map(|_| {
-            s.cmd()
-                .args(["run", "probe"])
-                .env("COUNTER_FILE", &counter)
-                .env("COUNTER_SLEEP", "2")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let codes: Vec<i32> = kids
-        .into_iter()
-        .map(|k| k.wait_with_output().unwrap().status.code().unwrap())
-        .collect();
+    let codes = race(16, || {
+        let mut c = s.cmd();
+        c.args(["run", "probe"])
+            .env("COUNTER_FILE", &counter)
+            .env("COUNTER_SLEEP", "2");
+        c
+    });
     assert_eq!(count_lines(&counter), 2, "exactly one probe ran: {codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 69).count(), 15, "{codes:?}");
