@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 cargo build --release --quiet
 cargo build --release --quiet --example bookkeeping
-G="$PWD/target/release/gathm"
+OUT="$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release"   # .cargo/config.toml builds for the host triple
+G="$OUT/gathm"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export GATHM_HOME="$W/home" NO_COLOR=1
@@ -32,6 +33,18 @@ echo "== run overhead (no-op tool, cache off)"
 cmds=("$W/tools/noop/noop" "$G --tools-dir $W/tools run noop")
 [ -n "$JUST" ] && cmds+=("$JUST --justfile $W/justfile noop")
 hyperfine -N --warmup 50 --runs 1000 --export-json "$W/run.json" "${cmds[@]}"
+python3 - "$W/run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+base = r[0]["median"] * 1000
+for x in r:
+    m = x["median"] * 1000
+    print(f"median {m:.3f} ms  (overhead over the script {m - base:+.3f} ms)  {x['command'].split()[0].rsplit('/', 1)[-1]}")
+PY
+
+echo "== run overhead, interleaved (robust to load drift: the figure to quote)"
+rustc -O --edition 2021 bench/interleave.rs -o target/interleave
+target/interleave 20 50 -- "$W/tools/noop/noop" -- "$G" --tools-dir "$W/tools" run noop
 
 echo "== cache hit as a whole process"
 "$G" --tools-dir "$W/tools" run cached >/dev/null
@@ -48,4 +61,4 @@ done
 hyperfine -N --warmup 5 --runs 100 "$G --tools-dir $W/many100 list" "$G --tools-dir $W/many1000 list"
 
 echo "== bookkeeping (library, in-process)"
-./target/release/examples/bookkeeping 20000
+"$OUT/examples/bookkeeping" 20000

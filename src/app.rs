@@ -3,7 +3,6 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
@@ -25,12 +24,56 @@ use crate::runner::{self, StdSink, Stdin};
 use crate::schema;
 use crate::slots;
 
-fn exit(n: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(n.clamp(0, 255)).unwrap_or(1))
+fn exit(n: i32) -> i32 {
+    n.clamp(0, 255)
 }
 
-/// Parse `args` and run the command; the whole CLI.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+/// The process entry point (`src/main.rs` is the C `main`, without Rust's
+/// runtime start-up; see ARCHITECTURE.md): make the process safe to run in,
+/// run the CLI, and return the exit status. A panic is reported by the panic
+/// hook and exits 101, as under Rust's own `main`.
+pub fn entry(args: impl IntoIterator<Item = OsString>) -> i32 {
+    prepare_process();
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main(args))).unwrap_or(101);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
+}
+
+/// What Rust's runtime start-up would have done that gathm relies on.
+///
+/// - Descriptors 0, 1 and 2 are open: a closed one is reopened on
+///   `/dev/null`, so no state file or pipe is ever opened as "stdout".
+/// - SIGPIPE does not kill gathm: writing to a closed pipe (`gathm run t |
+///   head -1`, a chain whose next tool stopped reading) fails with EPIPE,
+///   which the printers ignore, and the tool's process group is still
+///   cleaned up. A handler rather than SIG_IGN, so tools start with the
+///   default disposition (exec resets handled signals).
+pub fn prepare_process() {
+    let stdio = [
+        rustix::io::fcntl_getfd(std::io::stdin()).is_err(),
+        rustix::io::fcntl_getfd(std::io::stdout()).is_err(),
+        rustix::io::fcntl_getfd(std::io::stderr()).is_err(),
+    ];
+    for (fd, closed) in stdio.into_iter().enumerate() {
+        if closed {
+            // The lowest free descriptor is `fd`: the lower ones are open.
+            let f = std::fs::OpenOptions::new()
+                .read(fd == 0)
+                .write(fd != 0)
+                .open("/dev/null");
+            if let Ok(f) = f {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(f);
+            }
+        }
+    }
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGPIPE,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+}
+
+/// Parse `args` and run the command; the whole CLI. Returns the exit status.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
     if let Some((g, r)) = crate::cli::fast_run(&args) {
         let ctx = Context::new(&g.tools_dir, g.policies.as_deref());

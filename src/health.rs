@@ -83,7 +83,10 @@ fn probe(client: &reqwest::blocking::Client, url: &str) -> (bool, String) {
                 format!("HTTP {} in {} ms", s.as_u16(), t.elapsed().as_millis()),
             )
         }
-        Err(e) => (false, format!("unreachable: {e}")),
+        Err(e) => (
+            false,
+            format!("unreachable: {}", crate::client::describe(&e)),
+        ),
     }
 }
 
@@ -92,12 +95,7 @@ fn client() -> Option<reqwest::blocking::Client> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5.0);
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs_f64(secs))
-        .connect_timeout(Duration::from_secs_f64(secs))
-        .user_agent(concat!("gathm/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .ok()
+    crate::client::build(Duration::from_secs_f64(secs))
 }
 
 /// Check many tools; every API probe of every tool runs concurrently.

@@ -1386,25 +1386,22 @@ fn deliver_loop(rx: std::sync::mpsc::Receiver<Delivery>, cfg: Config) {
             queue.drain(..).partition(|d| d.due <= now);
         queue = later;
         for mut d in due {
-            let c = client.get_or_insert_with(|| {
-                reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .user_agent(concat!("gathm/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .unwrap_or_else(|_| reqwest::blocking::Client::new())
-            });
-            let mut rb = c
-                .post(&d.url)
-                .header("Content-Type", "application/json")
-                .header("X-Gathm-Job", &d.job)
-                .header("X-Gathm-Delivery-Attempt", d.attempt.to_string());
-            if let Some(secret) = &cfg.callback_secret {
-                rb = rb.header("X-Gathm-Signature", signature(secret, &d.body));
+            if client.is_none() {
+                client = crate::client::build(Duration::from_secs(10));
             }
-            let ok = rb
-                .body(d.body.clone())
-                .send()
-                .is_ok_and(|r| r.status().is_success());
+            let ok = client.as_ref().is_some_and(|c| {
+                let mut rb = c
+                    .post(&d.url)
+                    .header("Content-Type", "application/json")
+                    .header("X-Gathm-Job", &d.job)
+                    .header("X-Gathm-Delivery-Attempt", d.attempt.to_string());
+                if let Some(secret) = &cfg.callback_secret {
+                    rb = rb.header("X-Gathm-Signature", signature(secret, &d.body));
+                }
+                rb.body(d.body.clone())
+                    .send()
+                    .is_ok_and(|r| r.status().is_success())
+            });
             if !ok && d.attempt < cfg.callback_attempts {
                 let delay = cfg.callback_backoff * 2f64.powi(d.attempt as i32 - 1);
                 d.attempt += 1;

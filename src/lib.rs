@@ -3,6 +3,7 @@
 //! policies and rate limits, with audit logs. See ARCHITECTURE.md for the map.
 
 #![recursion_limit = "256"]
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod app;
@@ -11,6 +12,7 @@ pub mod breaker;
 pub mod cache;
 pub mod chain;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -40,4 +42,4 @@ pub mod sse;
 pub mod state;
 pub mod words;
 
-pub use app::main;
+pub use app::{entry, main};

@@ -333,7 +333,10 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
     let mut kill_at: Option<Instant> = None;
     let mut exit: Option<std::process::ExitStatus> = None;
     let mut drain_until: Option<Instant> = None;
-    let mut buf = vec![0u8; 64 * 1024];
+    // Start with one page and grow while reads fill it: a quiet tool costs
+    // one page fault instead of sixteen, a noisy one still reads 64 KiB at a
+    // time.
+    let mut buf = vec![0u8; 4096];
     loop {
         let now = Instant::now();
         if exit.is_some()
@@ -401,6 +404,9 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
                         }
                     }
                     cap[idx].push(chunk);
+                    if n == buf.len() && buf.len() < 64 * 1024 {
+                        buf.resize(buf.len() * 2, 0);
+                    }
                 }
             }
         }

@@ -195,3 +195,20 @@ pub fn race(n: usize, mut make: impl FnMut() -> Command) -> Vec<i32> {
         .map(|k| k.wait_with_output().unwrap().status.code().unwrap_or(-1))
         .collect()
 }
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -171,37 +171,29 @@ fn kill_9_never_leaves_unreadable_state() {
         let _ = child.wait();
     }
     let mut checked = 0;
-    let mut stack = vec![s.home()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if let Some(base) = name.strip_suffix(".json.0") {
-                // Two-slot records: at least one slot always parses.
-                let ok = [".json.0", ".json.1"].iter().any(|suf| {
-                    std::fs::read(p.with_file_name(format!("{base}{suf}")))
-                        .ok()
-                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                        .is_some()
-                });
-                assert!(ok, "{base}: no readable slot");
-                checked += 1;
-            }
-            if name.ends_with(".json") {
-                let b = std::fs::read(&p).unwrap();
-                serde_json::from_slice::<serde_json::Value>(&b)
-                    .unwrap_or_else(|e| panic!("{name} unreadable: {e}"));
-                checked += 1;
-            }
-            assert!(
-                !name.contains(".corrupt-"),
-                "nothing needed quarantining: {name}"
-            );
+    for p in files_under(&s.home()) {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(base) = name.strip_suffix(".json.0") {
+            // Two-slot records: at least one slot always parses.
+            let ok = [".json.0", ".json.1"].iter().any(|suf| {
+                std::fs::read(p.with_file_name(format!("{base}{suf}")))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .is_some()
+            });
+            assert!(ok, "{base}: no readable slot");
+            checked += 1;
         }
+        if name.ends_with(".json") {
+            let b = std::fs::read(&p).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&b)
+                .unwrap_or_else(|e| panic!("{name} unreadable: {e}"));
+            checked += 1;
+        }
+        assert!(
+            !name.contains(".corrupt-"),
+            "nothing needed quarantining: {name}"
+        );
     }
     assert!(checked > 0);
     // And the next run works.
@@ -474,4 +466,99 @@ fn health_checks_each_part_and_heal_resets() {
     assert_eq!(r["healed"], serde_json::json!(["okfail"]));
     let (_, h) = s.json(&["health", "okfail", "--json"]);
     assert_eq!(h["breaker"], "closed");
+}
+
+/// Health probes over HTTPS go through rustls with the ring provider and the
+/// system trust store (`SSL_CERT_FILE` here): a certificate from a trusted CA
+/// passes, the same server without that CA is reported with rustls' reason.
+#[test]
+fn health_probes_https_and_reports_the_tls_reason() {
+    let s = Sandbox::new(&[]);
+    let dir = s.path().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sh = |script: &str| {
+        let o = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+        -subj /CN=gathm-test-ca -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign 2>/dev/null && \
+        openssl req -newkey rsa:2048 -nodes -keyout leaf.key -out leaf.csr -subj /CN=localhost 2>/dev/null && \
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem \
+        -days 2 -extfile ext.cnf 2>/dev/null",
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+            "leaf.pem",
+        ])
+        .args(["-key", "leaf.key", "-www", "-quiet"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("openssl s_server listens", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    s.manifest(
+        "tls",
+        &format!(
+            "name: tls\nversion: \"1.0.0\"\ndescription: an https api\ncategory: networking\napis:\n  - name: secure\n    base_url: https://localhost:{port}\n    health_endpoint: https://localhost:{port}/\n"
+        ),
+        Some("#!/bin/sh\nexit 0\n"),
+    );
+    let check = |ca: Option<&std::path::Path>| {
+        let mut c = s.cmd();
+        c.args(["health", "tls", "--json"]);
+        match ca {
+            Some(p) => c.env("SSL_CERT_FILE", p),
+            None => c.env("SSL_CERT_FILE", dir.join("leaf.csr")),
+        };
+        let o = c.output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "api:secure")
+            .unwrap()
+            .clone()
+    };
+    let trusted = check(Some(&dir.join("ca.pem")));
+    let untrusted = check(None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(trusted["ok"], true, "{trusted}");
+    assert!(
+        trusted["detail"].as_str().unwrap().contains("HTTP 200"),
+        "{trusted}"
+    );
+    assert_eq!(untrusted["ok"], false, "{untrusted}");
+    assert!(
+        untrusted["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid peer certificate"),
+        "the TLS reason is reported: {untrusted}"
+    );
 }

@@ -303,3 +303,73 @@ fn sigint_kills_the_tool_group_and_exits_130() {
     // An interrupt is not a counted breaker failure.
     assert!(!s.home().join("health/cb_grandchild.json").exists());
 }
+
+/// gathm's `main` skips Rust's runtime start-up (src/main.rs), so gathm must
+/// itself survive a reader that quits early: no death by SIGPIPE, the tool
+/// runs to its end and the run is recorded.
+#[test]
+fn a_reader_that_quits_early_does_not_kill_gathm() {
+    let s = Sandbox::new(&["noisy"]);
+    let o = std::process::Command::new("bash")
+        .args([
+            "-c",
+            r#""$0" run noisy 20000 2>/dev/null | head -n 1 >/dev/null; echo "${PIPESTATUS[0]}""#,
+        ])
+        .arg(bin())
+        .env("GATHM_HOME", s.home())
+        .env("GATHM_TOOLS_PATH", s.tools())
+        .env_remove("GATHM_TOOLS_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o).trim(),
+        "0",
+        "gathm's exit status: {}",
+        stderr(&o)
+    );
+    let runs = s.log("metrics.log");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["tool"], "noisy");
+    assert_eq!(runs[0]["exit_code"], 0);
+}
+
+/// With standard descriptors closed, nothing gathm opens later becomes its
+/// "stdout": the envelope never lands in a state or log file.
+#[test]
+fn closed_standard_descriptors_never_capture_state_files() {
+    let s = Sandbox::new(&["ok", "fail"]);
+    for (args, want) in [(["ok", "a"], "0"), (["fail", "7"], "7")] {
+        let o = std::process::Command::new("bash")
+            .args(["-c", r#""$0" run --json "$@" <&- >&- 2>&-; echo "$?""#])
+            .arg(bin())
+            .args(args)
+            .env("GATHM_HOME", s.home())
+            .env("GATHM_TOOLS_PATH", s.tools())
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o).trim(), want, "{args:?}: {}", stderr(&o));
+    }
+    let mut files = 0;
+    for p in files_under(&s.home()) {
+        if !p.extension().is_some_and(|x| x == "json" || x == "log") {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            !text.contains("\"run_id\":") || !text.contains("\n  \""),
+            "an envelope in {}",
+            p.display()
+        );
+        if p.extension().unwrap() == "log" {
+            for line in text.lines() {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|e| panic!("{}: {e}: {line}", p.display()));
+            }
+        } else {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        }
+    }
+    assert!(files >= 3, "the runs wrote state and logs ({files} files)");
+}

@@ -101,10 +101,8 @@ impl Drop for Server {
 }
 
 fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    // gathm's own client: reqwest over rustls with the ring provider.
+    gathm::client::build(Duration::from_secs(60)).unwrap()
 }
 
 struct Resp {
