@@ -3,8 +3,13 @@
 //! while its stamp (size, mtime, ctime, inode) is unchanged. JSON parses about
 //! 30 times faster than YAML, so the hot path of `gathm run` never parses YAML
 //! for a file it has seen before. A stale or unreadable entry is just re-parsed.
+//! Within one process (a long-running `gathm serve`) the parsed values are also
+//! memoised in memory under the same rule, so a request costs one `stat`.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,6 +43,15 @@ struct EntryOut<'a, T> {
     value: &'a T,
 }
 
+type Memo = HashMap<(PathBuf, TypeId), ([i64; 6], [u8; 32], Arc<dyn Any + Send + Sync>)>;
+
+/// The in-process memo: parsed values by file and type, with the stamp they
+/// were parsed at.
+fn memo() -> &'static Mutex<Memo> {
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+    MEMO.get_or_init(Mutex::default)
+}
+
 fn entry_path(dir: &Path, file: &Path) -> PathBuf {
     let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let h = blake3::hash(abs.as_os_str().as_encoded_bytes());
@@ -53,7 +67,7 @@ pub fn load<T, E>(
     io_err: impl FnOnce(std::io::Error) -> E,
 ) -> Result<Option<(T, [u8; 32])>, E>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let meta = match std::fs::metadata(file) {
         Ok(m) if m.is_file() => m,
@@ -69,6 +83,19 @@ where
         Err(e) => return Err(io_err(e)),
     };
     let st = stamp(&meta);
+    let key = (file.to_path_buf(), TypeId::of::<T>());
+    if let Ok(m) = memo().lock()
+        && let Some((s, digest, v)) = m.get(&key)
+        && *s == st
+        && let Some(v) = v.downcast_ref::<T>()
+    {
+        return Ok(Some((v.clone(), *digest)));
+    }
+    let remember = |value: &T, digest: [u8; 32]| {
+        if let Ok(mut m) = memo().lock() {
+            m.insert(key, (st, digest, Arc::new(value.clone())));
+        }
+    };
     let cache = dir.map(|d| entry_path(d, file));
     if let Some(c) = &cache
         && let Ok(Some(bytes)) = state::read_bytes(c)
@@ -77,6 +104,7 @@ where
     {
         let mut digest = [0u8; 32];
         if hex::decode_to_slice(&e.digest, &mut digest).is_ok() {
+            remember(&e.value, digest);
             return Ok(Some((e.value, digest)));
         }
     }
@@ -93,12 +121,39 @@ where
             let _ = state::write_atomic(c, &b, Durability::Atomic);
         }
     }
+    remember(&value, digest);
     Ok(Some((value, digest)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memoised_in_process_without_reading_the_disk_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("m.yaml");
+        std::fs::write(&f, "one").unwrap();
+        let parse =
+            |b: &[u8]| -> Result<String, String> { Ok(String::from_utf8_lossy(b).into_owned()) };
+        // No disk cache at all: the second load can only come from memory.
+        let (v, d1) = load(None, &f, parse, |e| e.to_string()).unwrap().unwrap();
+        assert_eq!(v, "one");
+        let (v, d2) = load(
+            None,
+            &f,
+            |_| -> Result<String, String> { Err("parsed again".into()) },
+            |e| e.to_string(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((v.as_str(), d2), ("one", d1));
+        // A changed file (new stamp) is parsed again.
+        std::fs::write(&f, "two!").unwrap();
+        let (v, d3) = load(None, &f, parse, |e| e.to_string()).unwrap().unwrap();
+        assert_eq!(v, "two!");
+        assert_ne!(d3, d1);
+    }
 
     #[test]
     fn caches_until_the_file_changes() {

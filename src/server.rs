@@ -211,7 +211,8 @@ impl From<Reply> for Outcome {
 type HResult = std::result::Result<Outcome, Reply>;
 
 /// Run the server until SIGTERM/SIGINT; returns the exit code.
-pub fn serve(ctx: Context, opts: Options) -> Result<i32> {
+pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
+    ctx.logger.keep_open();
     let keys = Keys::parse(
         std::env::var("GATHM_API_KEYS").ok().as_deref(),
         std::env::var("GATHM_API_KEY").ok().as_deref(),

@@ -273,6 +273,72 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
     Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
 }
 
+/// A log file kept open by a long-running process (`gathm serve`): each
+/// append is one `write(2)` on an `O_APPEND` descriptor plus an `fstat` for
+/// the size, instead of open, write, stat and close. Another process may
+/// rotate the file (rename it away): at most once a second the path is
+/// checked and, if it names another file, reopened, so lines written in that
+/// second land in the rotated file, whole and valid.
+#[derive(Debug)]
+pub struct KeptLog {
+    path: PathBuf,
+    recheck: std::time::Duration,
+    open: Option<(File, u64, std::time::Instant)>,
+}
+
+impl KeptLog {
+    /// A kept-open log at `path` (opened on first append) whose path is
+    /// re-checked every `recheck`.
+    pub fn new(path: PathBuf, recheck: std::time::Duration) -> KeptLog {
+        KeptLog {
+            path,
+            recheck,
+            open: None,
+        }
+    }
+
+    /// Append bytes in one write; returns the file's length after it.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::time::Instant::now();
+        let stale = match &self.open {
+            None => true,
+            Some((_, ino, checked)) if now.duration_since(*checked) >= self.recheck => {
+                let same = fs::metadata(&self.path).is_ok_and(|m| m.ino() == *ino);
+                if same && let Some(o) = &mut self.open {
+                    o.2 = now;
+                }
+                !same
+            }
+            Some(_) => false,
+        };
+        if stale {
+            let mut opts = OpenOptions::new();
+            opts.create(true).append(true).mode(0o600);
+            let f = open_with_parents(&self.path, &opts)?;
+            let ino = f
+                .metadata()
+                .map_err(|e| Error::io("reading", &self.path, e))?
+                .ino();
+            self.open = Some((f, ino, now));
+        }
+        let Some((f, ..)) = &mut self.open else {
+            unreachable!("opened above")
+        };
+        if let Err(e) = f.write_all(bytes) {
+            self.open = None;
+            return Err(Error::io("appending to", &self.path, e));
+        }
+        Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// Forget the descriptor (after rotating the file): the next append opens
+    /// the path afresh.
+    pub fn reopen(&mut self) {
+        self.open = None;
+    }
+}
+
 /// An append-only file kept open (job output): each `write` is one
 /// `write(2)` on an `O_APPEND` descriptor.
 #[derive(Debug)]
@@ -486,6 +552,37 @@ pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_log_follows_a_rotation_by_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("logs/x.log");
+        // Re-checked on every append: the test controls no clock.
+        let mut log = KeptLog::new(p.clone(), std::time::Duration::ZERO);
+        assert_eq!(log.append(b"one\n").unwrap(), 4);
+        assert_eq!(log.append(b"two\n").unwrap(), 8);
+        // Another process rotates: renames the file away.
+        fs::rename(&p, dir.path().join("logs/x.log.1")).unwrap();
+        assert_eq!(log.append(b"three\n").unwrap(), 6, "a fresh file");
+        assert_eq!(fs::read_to_string(&p).unwrap(), "three\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("logs/x.log.1")).unwrap(),
+            "one\ntwo\n"
+        );
+        // Without a re-check the descriptor stays on the renamed file, and
+        // `reopen` (after our own rotation) starts a new one.
+        let mut slow = KeptLog::new(p.clone(), std::time::Duration::from_secs(3600));
+        slow.append(b"a\n").unwrap();
+        fs::rename(&p, dir.path().join("logs/x.log.2")).unwrap();
+        slow.append(b"b\n").unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("logs/x.log.2")).unwrap(),
+            "three\na\nb\n"
+        );
+        slow.reopen();
+        slow.append(b"c\n").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "c\n");
+    }
 
     #[test]
     fn update_creates_reads_and_skips_writes() {

@@ -1379,3 +1379,41 @@ fn serve_reloads_edited_policies_without_a_restart() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// The server keeps its log files open; when another process rotates one
+/// (renames it away), later records go to the new file within a second or
+/// so, and every record is a whole JSON line in one file or the other.
+#[test]
+fn serve_follows_log_rotation_by_another_process() {
+    let sb = Sandbox::new(&["ok"]);
+    let s = Server::start(&sb, &[]);
+    let exec = || {
+        let r = post(&s, "/api/v1/tools/ok/execute", None, &json!({"args": []}));
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    exec();
+    let logs = sb.home().join("logs");
+    assert_eq!(crate::harness::count_lines(&logs.join("metrics.log")), 1);
+    std::fs::rename(logs.join("metrics.log"), logs.join("metrics.log.1")).unwrap();
+    let mut sent = 1;
+    wait_until(
+        "a record in the new metrics.log",
+        Duration::from_secs(20),
+        || {
+            exec();
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(100));
+            logs.join("metrics.log").exists()
+        },
+    );
+    let mut total = 0;
+    for f in ["metrics.log", "metrics.log.1"] {
+        let text = std::fs::read_to_string(logs.join(f)).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["tool"], "ok");
+            total += 1;
+        }
+    }
+    assert_eq!(total, sent, "no record lost across the rotation");
+}
