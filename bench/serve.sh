@@ -108,6 +108,21 @@ curl -sf http://127.0.0.1:9876/hooks/noop >/dev/null
 pair execute -s "$WORK/post.lua" "http://$GADDR/api/v1/tools/noop/execute" -- -s "$WORK/post.lua" http://127.0.0.1:9876/hooks/noop
 G_EXEC=$G; W_EXEC=$W
 echo "non-2xx lines in wrk output (expect 0): $(non2xx)"
+# CPU per request, from /proc/PID/stat (utime+stime of the server itself, and
+# of its reaped children): the rate above is bounded by the children (the same
+# script for both servers), so this is what separates the two servers.
+WPID=$(pgrep -f "webhook -hooks $WORK/hooks.json" | head -1)
+cpu_per_req() { # pid url -> "server_us child_us" per request
+  local a b n
+  a=$(awk '{print $14+$15, $16+$17}' /proc/"$1"/stat)
+  n=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$WORK/post.lua" "$2" | awk '/requests in/ {print $1}')
+  b=$(awk '{print $14+$15, $16+$17}' /proc/"$1"/stat)
+  local tck; tck=$(getconf CLK_TCK)
+  echo "$a $b" | awk -v n="$n" -v t="$tck" '{printf "%.0f %.0f", ($3-$1)*1e6/t/n, ($4-$2)*1e6/t/n}'
+}
+read -r G_SELF G_CHILD <<<"$(cpu_per_req "$GPID" "http://$GADDR/api/v1/tools/noop/execute")"
+read -r W_SELF W_CHILD <<<"$(cpu_per_req "$WPID" http://127.0.0.1:9876/hooks/noop)"
+echo "CPU per execute request: gathm ${G_SELF} µs (tool processes ${G_CHILD} µs); webhook ${W_SELF} µs (tool processes ${W_CHILD} µs)"
 
 echo "== 3. $JOBS no-op jobs (fresh server and store)"
 kill "$GPID"; wait "$GPID" 2>/dev/null || true
@@ -121,4 +136,4 @@ echo "== 4. memory"
 echo "idle RSS: ${RSS_IDLE} kB; after $JOBS jobs: ${RSS_AFTER} kB"
 
 echo
-echo "SUMMARY ping_ratio=$(echo "scale=2; $G_PING / $W_EMPTY" | bc) exec_ratio=$(echo "scale=2; $G_EXEC / $W_EXEC" | bc) idle_rss_kb=$RSS_IDLE $JOBLINE"
+echo "SUMMARY ping_ratio=$(echo "scale=2; $G_PING / $W_EMPTY" | bc) exec_ratio=$(echo "scale=2; $G_EXEC / $W_EXEC" | bc) exec_cpu_us gathm=$G_SELF webhook=$W_SELF children=$G_CHILD/$W_CHILD idle_rss_kb=$RSS_IDLE $JOBLINE"
