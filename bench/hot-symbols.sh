@@ -33,5 +33,25 @@ perf record -q -o "$W/perf.data" -F 60000 -- bash "$W/loop.sh" 2>/dev/null
 # Every function of the gathm binary sampled in a gathm process, most samples first.
 perf script -i "$W/perf.data" --no-demangle -F comm,ip,sym,dso 2>/dev/null |
   awk -v bin="$G" '$1 == "gathm" && $NF == "(" bin ")" {print $3}' |
-  sort | uniq -c | sort -rn | awk '{print $2}' > .cargo/hot-symbols.txt
+  sort | uniq -c | sort -rn | awk '{print $2}' > "$W/sampled.txt"
+# Functions too short to be sampled still cost a page fault when they sit
+# alone in a 64 KiB window: add the functions at the code addresses where a
+# run page-faults (run this script twice after a big change to converge).
+RUNS=1 bash "$W/loop.sh" # warm the page cache and the parse caches
+perf record -q -o "$W/faults.data" -e page-faults -c 1 -d -- bash "$W/loop.sh" 2>/dev/null || true
+nm -n --no-demangle "$G" | awk '$2 ~ /^[tTwW]$/ {print $1, $3}' > "$W/nm.txt"
+perf script -i "$W/faults.data" -F comm,addr 2>/dev/null | awk '$1 == "gathm" {print $2}' |
+  python3 -c '
+import bisect, sys
+syms = [(int(a, 16), n) for a, n in (l.split() for l in open(sys.argv[1]))]
+addrs = [a for a, _ in syms]
+seen = set()
+for line in sys.stdin:
+    a = int(line, 16)
+    i = bisect.bisect_right(addrs, a) - 1
+    if i >= 0 and a - addrs[i] < 1 << 20 and syms[i][1] not in seen:
+        seen.add(syms[i][1])
+        print(syms[i][1])
+' "$W/nm.txt" > "$W/faulted.txt"
+awk '!seen[$0]++' "$W/sampled.txt" "$W/faulted.txt" > .cargo/hot-symbols.txt
 echo "$(wc -l < .cargo/hot-symbols.txt) symbols in .cargo/hot-symbols.txt"
