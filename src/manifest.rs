@@ -402,6 +402,28 @@ pub fn locate_text(text: &str, needle: &str) -> (u64, u64) {
         .unwrap_or((1, 1))
 }
 
+/// The parser's message without the "error: " and "line N column M: "
+/// prefixes it adds: a diagnostic prints `file:line:column: error: ` itself.
+fn bare_message(first_line: &str) -> String {
+    let mut m = first_line.trim();
+    if let Some(rest) = m.strip_prefix("error: ") {
+        m = rest;
+    }
+    if let Some(rest) = m.strip_prefix("line ")
+        && let Some((loc, after)) = rest.split_once(": ")
+        && let [l, "column", c] = loc.split(' ').collect::<Vec<_>>()[..]
+        && l.parse::<u64>().is_ok()
+        && c.parse::<u64>().is_ok()
+    {
+        m = after;
+    }
+    if m.is_empty() {
+        "invalid YAML".into()
+    } else {
+        m.to_string()
+    }
+}
+
 /// Turn a YAML error into a diagnostic with its location.
 pub fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
     let (line, column) = e
@@ -409,7 +431,7 @@ pub fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
     let text = e.to_string();
-    let message = text.lines().next().unwrap_or("invalid YAML").to_string();
+    let message = bare_message(text.lines().next().unwrap_or("invalid YAML"));
     Diagnostic {
         severity: Severity::Error,
         file: file.to_path_buf(),
@@ -632,6 +654,31 @@ pub fn unknown_keys(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_messages_are_not_prefixed_twice() {
+        let d = parse(Path::new("t/tool.yaml"), "name: t\nversion: [\n").unwrap_err();
+        let shown = d.to_string();
+        assert!(shown.starts_with("t/tool.yaml:"), "{shown}");
+        assert_eq!(shown.matches("error").count(), 1, "{shown}");
+        assert!(!shown.contains(" column "), "{shown}");
+        let d = parse(
+            Path::new("t/tool.yaml"),
+            "name: t\nversion: \"1\"\ndescription: d\ncategory: utility\napis:\n  - name: x\n",
+        )
+        .unwrap_err();
+        assert!(
+            d.message.starts_with("missing field `base_url`"),
+            "{}",
+            d.message
+        );
+        assert_eq!((d.line, d.column), (6, 5));
+        assert_eq!(bare_message("error: line 3 column 7: bad"), "bad");
+        assert_eq!(
+            bare_message("line three column 7: kept"),
+            "line three column 7: kept"
+        );
+    }
 
     fn check_text(text: &str) -> Vec<String> {
         let p = Path::new("t/tool.yaml");

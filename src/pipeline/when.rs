@@ -220,7 +220,16 @@ struct Parser {
     toks: Vec<(usize, Tok)>,
     i: usize,
     end: usize,
+    /// Open `(` and `!` around the current position (bounded: the parser,
+    /// evaluation and drop recurse, and bodies come from HTTP clients).
+    depth: usize,
 }
+
+/// The longest `when` expression, in characters. With the nesting bound it
+/// keeps every expression tree a few hundred levels deep at most.
+pub const MAX_LEN: usize = 4096;
+/// The deepest nesting of parentheses and `!`.
+pub const MAX_DEPTH: usize = 64;
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -260,9 +269,21 @@ impl Parser {
         Ok(e)
     }
 
+    fn nest(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.fail(format!("nested more than {MAX_DEPTH} levels deep"));
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Expr, ParseError> {
-        if self.eat_op("!") {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+        if matches!(self.peek(), Some(Tok::Op("!"))) {
+            self.nest()?;
+            self.i += 1;
+            let e = Expr::Not(Box::new(self.unary()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.primary()
     }
@@ -270,12 +291,14 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, ParseError> {
         match self.peek().cloned() {
             Some(Tok::LParen) => {
+                self.nest()?;
                 self.i += 1;
                 let e = self.or()?;
                 if self.peek() != Some(&Tok::RParen) {
                     return self.fail("expected `)`");
                 }
                 self.i += 1;
+                self.depth -= 1;
                 Ok(e)
             }
             Some(Tok::Word(w)) if matches!(w.as_str(), "success" | "failure" | "always") => {
@@ -348,11 +371,19 @@ impl Parser {
 
 /// Parse an expression.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
+    let end = text.chars().count();
+    if end > MAX_LEN {
+        return Err(ParseError {
+            pos: MAX_LEN,
+            message: format!("longer than {MAX_LEN} characters"),
+        });
+    }
     let toks = lex(text)?;
     let mut p = Parser {
         toks,
         i: 0,
-        end: text.chars().count(),
+        end,
+        depth: 0,
     };
     let e = p.or()?;
     if p.i < p.toks.len() {
@@ -595,6 +626,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(refs(&e), ["a", "b"]);
+    }
+
+    #[test]
+    fn deep_or_long_expressions_are_refused_not_a_stack_overflow() {
+        let deep = format!("{}true{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&deep).unwrap_err().message.contains("longer than"));
+        let nots = format!("{}true", "!".repeat(MAX_LEN - 4));
+        let e = parse(&nots).unwrap_err();
+        assert!(e.message.contains("nested more than"), "{}", e.message);
+        assert_eq!(e.pos, MAX_DEPTH);
+        let ok = format!("{}true{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        let parens = format!(
+            "{}true{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
+        assert!(parse(&parens).is_err());
+        // The longest chain allowed still parses (and drops) fine.
+        let chain = vec!["true"; MAX_LEN / 8].join(" && ");
+        assert!(chain.len() <= MAX_LEN);
+        assert!(parse(&chain).is_ok());
     }
 
     #[test]

@@ -1417,3 +1417,34 @@ fn serve_follows_log_rotation_by_another_process() {
     }
     assert_eq!(total, sent, "no record lost across the rotation");
 }
+
+/// Hostile nesting in a body (a `when` expression, JSON itself) is a 400,
+/// never a stack overflow that would take the whole server down.
+#[test]
+fn serve_refuses_deeply_nested_bodies_and_stays_up() {
+    let sb = Sandbox::new(&["ok"]);
+    let s = Server::start(&sb, &[]);
+    let when = format!("{}true", "!".repeat(3000));
+    let r = post(
+        &s,
+        "/api/v1/jobs",
+        None,
+        &json!({"pipeline": {"name": "p", "steps": [{"id": "a", "tool": "ok", "when": when}]}}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.to_string().contains("nested more than"),
+        "{}",
+        r.body
+    );
+    let deep = format!("{}{}", "[".repeat(200_000), "]".repeat(200_000));
+    let resp = client()
+        .post(s.url("/api/v1/tools/ok/execute"))
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"args\": {deep}}}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let ping = client().get(s.url("/api/v1/ping")).send().unwrap();
+    assert_eq!(ping.status().as_u16(), 200, "the server is still up");
+}
