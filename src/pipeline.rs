@@ -372,6 +372,10 @@ fn finite_pos(x: f64) -> bool {
     x.is_finite() && x > 0.0
 }
 
+/// The most steps a pipeline may have. The dependency checks are quadratic and
+/// pipelines arrive over HTTP too; a thousand steps is far beyond any real one.
+pub const MAX_STEPS: usize = 1000;
+
 /// The checks that need no tools: ids, needs, cycles, `when`, templates, numbers.
 pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
     let file = p.source.file.as_path();
@@ -379,6 +383,18 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if p.steps.is_empty() {
         out.push(diag(file, Some((1, 1)), "the pipeline has no steps".into()));
+    }
+    if p.steps.len() > MAX_STEPS {
+        // The graph checks below are quadratic: refuse before running them.
+        out.push(diag(
+            file,
+            Some((1, 1)),
+            format!(
+                "the pipeline has {} steps; at most {MAX_STEPS} are allowed",
+                p.steps.len()
+            ),
+        ));
+        return out;
     }
     if let Some(t) = p.timeout
         && !finite_pos(t)
@@ -1336,6 +1352,16 @@ steps:
         assert!(m.iter().any(|s| s.contains("retry.attempts")), "{m:?}");
         assert!(m.iter().any(|s| s.contains("step \"a\": timeout")), "{m:?}");
         assert!(messages("steps: []\n")[0].contains("no steps"));
+        let mut chain = String::from("steps:\n  - {id: s0, tool: ok}\n");
+        for i in 1..=MAX_STEPS {
+            chain.push_str(&format!(
+                "  - {{id: s{i}, tool: ok, needs: [s{}]}}\n",
+                i - 1
+            ));
+        }
+        let m = messages(&chain);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].contains("at most 1000 are allowed"), "{m:?}");
     }
 
     #[test]
