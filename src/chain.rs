@@ -8,8 +8,6 @@
 //! appended the words to the arguments). Nothing goes through a shell. The
 //! chain stops at the first failing step.
 
-use std::ffi::OsString;
-
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Envelope, RunStatus};
@@ -152,14 +150,14 @@ pub fn run(ctx: &Context, steps: &[Step], opts: &Options) -> ChainResult {
             not_started(&step.tool, "interrupted")
         } else {
             let args = expand(&step.args, &prev);
-            let mut req = RunRequest::new(
+            let mut req = RunRequest::member(
                 &step.tool,
-                args.iter().map(OsString::from).collect(),
+                &args,
                 &opts.role,
+                opts.approved,
+                &opts.cancel,
+                &opts.actor,
             );
-            req.approved = opts.approved;
-            req.cancel = opts.cancel.clone();
-            req.actor = opts.actor.clone();
             req.timeout = opts.timeout;
             req.stdin = std::mem::replace(&mut stdin, Stdin::Null);
             run_caught(ctx, &req)

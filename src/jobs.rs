@@ -281,6 +281,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Wait on `cond` for at most `left`, poisoning ignored like `lock`.
+fn wait_on<'a, T>(cond: &Condvar, guard: MutexGuard<'a, T>, left: Duration) -> MutexGuard<'a, T> {
+    cond.wait_timeout(guard, left)
+        .map(|(g, _)| g)
+        .unwrap_or_else(|e| e.into_inner().0)
+}
+
 /// Run a pipeline job: step events go to the job's event stream; the result
 /// is summarised in an envelope (tool `pipeline`, output = the result JSON).
 fn run_pipeline(
@@ -466,11 +473,7 @@ impl Live {
             if left.is_zero() {
                 return Progress::Idle;
             }
-            st = self
-                .cond
-                .wait_timeout(st, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = wait_on(&self.cond, st, left);
         }
     }
 }
@@ -906,12 +909,7 @@ impl Jobs {
             if left.is_zero() {
                 return Some((e.job.clone(), None));
             }
-            st = self
-                .inner
-                .cond
-                .wait_timeout(st, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = wait_on(&self.inner.cond, st, left);
         }
     }
 
@@ -965,12 +963,7 @@ impl Jobs {
                     if job.status.terminal() || left.is_zero() {
                         return Some(Cancelled::Now(job));
                     }
-                    st = self
-                        .inner
-                        .cond
-                        .wait_timeout(st, left)
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|e| e.into_inner().0);
+                    st = wait_on(&self.inner.cond, st, left);
                 }
             }
         }
@@ -1031,12 +1024,7 @@ impl Jobs {
             if left.is_zero() {
                 break;
             }
-            st = self
-                .inner
-                .cond
-                .wait_timeout(st, left)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = wait_on(&self.inner.cond, st, left);
         }
         st
     }

@@ -21,10 +21,11 @@ pub struct Logger {
     /// Open descriptors per log file, for long-running processes
     /// (`keep_open`); a CLI run opens and closes each file once.
     kept: Option<Arc<Mutex<HashMap<&'static str, state::KeptLog>>>>,
-    /// How often a kept-open file's path is checked for rotation by another
-    /// process.
-    recheck: Duration,
 }
+
+/// How often a kept-open log's path is checked for a rotation by another
+/// process.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// Log levels of `gathm.log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,7 +80,6 @@ impl Logger {
             keep,
             level,
             kept: None,
-            recheck: Duration::from_secs(1),
         }
     }
 
@@ -102,21 +102,21 @@ impl Logger {
                 buf.push(b'\n');
             }
         }
-        let path = self.home.log_file(file);
         // Logging never fails a run: errors are swallowed here on purpose.
         if let Some(kept) = &self.kept {
             let mut files = kept.lock().unwrap_or_else(|e| e.into_inner());
             let log = files
                 .entry(file)
-                .or_insert_with(|| state::KeptLog::new(path.clone(), self.recheck));
+                .or_insert_with(|| state::KeptLog::new(self.home.log_file(file), RECHECK));
             if let Ok(len) = log.append(&buf)
                 && len > self.max_bytes
             {
-                let _ = state::rotate(&path, self.max_bytes, self.keep);
+                let _ = state::rotate(log.path(), self.max_bytes, self.keep);
                 log.reopen();
             }
             return;
         }
+        let path = self.home.log_file(file);
         if let Ok(len) = state::append(&path, &buf)
             && len > self.max_bytes
         {

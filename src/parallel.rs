@@ -11,7 +11,6 @@
 //! form, `-- TOOL ARGS… ::: TOOL ARGS…`, which never splits anything.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -318,14 +317,14 @@ pub fn run_ordered(
                 if let Some(p) = &progress {
                     p.started(i);
                 }
-                let mut req = RunRequest::new(
+                let req = RunRequest::member(
                     &items[i].tool,
-                    items[i].args.iter().map(OsString::from).collect(),
+                    &items[i].args,
                     &opts.role,
+                    opts.approved,
+                    &opts.cancel,
+                    &opts.actor,
                 );
-                req.approved = opts.approved;
-                req.cancel = opts.cancel.clone();
-                req.actor = opts.actor.clone();
                 let tx = tx.clone();
                 scope.spawn(move || {
                     let _ = tx.send((i, run_caught(ctx, &req)));

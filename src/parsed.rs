@@ -3,10 +3,10 @@
 //! while its stamp (size, mtime, ctime, inode) is unchanged. JSON parses about
 //! 30 times faster than YAML, so the hot path of `gathm run` never parses YAML
 //! for a file it has seen before. A stale or unreadable entry is just re-parsed.
-//! Within one process (a long-running `gathm serve`) the parsed values are also
-//! memoised in memory under the same rule, so a request costs one `stat`.
+//! A long-running process (`gathm serve`, after `memoise`) also keeps the
+//! parsed values in memory under the same rule, so a request costs one `stat`.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -43,13 +43,19 @@ struct EntryOut<'a, T> {
     value: &'a T,
 }
 
-type Memo = HashMap<(PathBuf, TypeId), ([i64; 6], [u8; 32], Arc<dyn Any + Send + Sync>)>;
+/// Parsed values by file, with the stamp they were parsed at. A file is
+/// only ever parsed as one type (a manifest, a policies file); a value of
+/// another type is simply a miss.
+type Memo = HashMap<PathBuf, ([i64; 6], [u8; 32], Arc<dyn Any + Send + Sync>)>;
 
-/// The in-process memo: parsed values by file and type, with the stamp they
-/// were parsed at.
-fn memo() -> &'static Mutex<Memo> {
-    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
-    MEMO.get_or_init(Mutex::default)
+/// The in-process memo, present once `memoise` was called.
+static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+
+/// Keep parsed values in memory for the rest of the process (a long-running
+/// `gathm serve`). A one-shot command does not: it would only pay for the
+/// copies.
+pub fn memoise() {
+    MEMO.get_or_init(Mutex::default);
 }
 
 fn entry_path(dir: &Path, file: &Path) -> PathBuf {
@@ -83,17 +89,16 @@ where
         Err(e) => return Err(io_err(e)),
     };
     let st = stamp(&meta);
-    let key = (file.to_path_buf(), TypeId::of::<T>());
-    if let Ok(m) = memo().lock()
-        && let Some((s, digest, v)) = m.get(&key)
+    if let Some(Ok(m)) = MEMO.get().map(Mutex::lock)
+        && let Some((s, digest, v)) = m.get(file)
         && *s == st
         && let Some(v) = v.downcast_ref::<T>()
     {
         return Ok(Some((v.clone(), *digest)));
     }
     let remember = |value: &T, digest: [u8; 32]| {
-        if let Ok(mut m) = memo().lock() {
-            m.insert(key, (st, digest, Arc::new(value.clone())));
+        if let Some(Ok(mut m)) = MEMO.get().map(Mutex::lock) {
+            m.insert(file.to_path_buf(), (st, digest, Arc::new(value.clone())));
         }
     };
     let cache = dir.map(|d| entry_path(d, file));
@@ -137,6 +142,7 @@ mod tests {
         let parse =
             |b: &[u8]| -> Result<String, String> { Ok(String::from_utf8_lossy(b).into_owned()) };
         // No disk cache at all: the second load can only come from memory.
+        memoise();
         let (v, d1) = load(None, &f, parse, |e| e.to_string()).unwrap().unwrap();
         assert_eq!(v, "one");
         let (v, d2) = load(
@@ -167,6 +173,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(v, "a");
+        // The entry is on disk (the in-process memo may be on in this test
+        // binary, so the next load alone would not prove it).
+        assert_eq!(std::fs::read_dir(&idx).unwrap().count(), 1);
         // A cached hit does not call the parser.
         let (v, _) = load(
             Some(&idx),

@@ -38,7 +38,6 @@ pub mod template;
 pub mod when;
 
 use std::collections::{BTreeSet, HashMap};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -884,14 +883,14 @@ fn exec_step(
     let tries = retry.attempts.max(1);
     let mut attempt = 1;
     loop {
-        let mut req = RunRequest::new(
+        let mut req = RunRequest::member(
             &s.tool,
-            args.iter().map(OsString::from).collect(),
+            &args,
             &opts.role,
+            opts.approved,
+            &opts.cancel,
+            &opts.actor,
         );
-        req.approved = opts.approved;
-        req.cancel = opts.cancel.clone();
-        req.actor = opts.actor.clone();
         req.timeout = s.timeout;
         let env = run_caught(ctx, &req);
         let stopped = runner::interrupted() || opts.cancel.is_cancelled();

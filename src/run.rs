@@ -83,6 +83,25 @@ impl RunRequest {
     }
 }
 
+impl RunRequest {
+    /// A run on behalf of a batch (a parallel item, a chain link, a pipeline
+    /// step): the batch's role, approval, cancel token and audit actor.
+    pub fn member(
+        tool: &str,
+        args: &[String],
+        role: &str,
+        approved: bool,
+        cancel: &Cancel,
+        actor: &str,
+    ) -> RunRequest {
+        let mut req = RunRequest::new(tool, args.iter().map(OsString::from).collect(), role);
+        req.approved = approved;
+        req.cancel = cancel.clone();
+        req.actor = actor.to_string();
+        req
+    }
+}
+
 fn lossy(args: &[OsString]) -> Vec<String> {
     args.iter()
         .map(|a| a.to_string_lossy().into_owned())

@@ -213,6 +213,7 @@ type HResult = std::result::Result<Outcome, Reply>;
 /// Run the server until SIGTERM/SIGINT; returns the exit code.
 pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     ctx.logger.keep_open();
+    crate::parsed::memoise();
     let keys = Keys::parse(
         std::env::var("GATHM_API_KEYS").ok().as_deref(),
         std::env::var("GATHM_API_KEY").ok().as_deref(),

@@ -42,6 +42,14 @@ pub fn create_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("creating directory", dir, e))
 }
 
+/// Open for appending (`O_APPEND`, mode 0600), creating the file and its
+/// parents.
+fn open_append(path: &Path) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true).mode(0o600);
+    open_with_parents(path, &opts)
+}
+
 fn open_with_parents(path: &Path, opts: &OpenOptions) -> Result<File> {
     match opts.open(path) {
         Ok(f) => Ok(f),
@@ -265,9 +273,7 @@ pub fn read_slots<T: DeserializeOwned>(path: &Path) -> Option<T> {
 /// Append bytes with a single `write(2)` on an `O_APPEND` descriptor, so
 /// concurrent appenders never interleave within a record.
 pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
-    let mut opts = OpenOptions::new();
-    opts.create(true).append(true).mode(0o600);
-    let mut f = open_with_parents(path, &opts)?;
+    let mut f = open_append(path)?;
     f.write_all(bytes)
         .map_err(|e| Error::io("appending to", path, e))?;
     Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
@@ -301,35 +307,38 @@ impl KeptLog {
     pub fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         use std::os::unix::fs::MetadataExt;
         let now = std::time::Instant::now();
-        let stale = match &self.open {
-            None => true,
-            Some((_, ino, checked)) if now.duration_since(*checked) >= self.recheck => {
-                let same = fs::metadata(&self.path).is_ok_and(|m| m.ino() == *ino);
-                if same && let Some(o) = &mut self.open {
-                    o.2 = now;
-                }
-                !same
+        // Re-check the path at most every `recheck`: another process may have
+        // renamed the file away.
+        if let Some((_, ino, checked)) = &mut self.open
+            && now.duration_since(*checked) >= self.recheck
+        {
+            if fs::metadata(&self.path).is_ok_and(|m| m.ino() == *ino) {
+                *checked = now;
+            } else {
+                self.open = None;
             }
-            Some(_) => false,
-        };
-        if stale {
-            let mut opts = OpenOptions::new();
-            opts.create(true).append(true).mode(0o600);
-            let f = open_with_parents(&self.path, &opts)?;
-            let ino = f
-                .metadata()
-                .map_err(|e| Error::io("reading", &self.path, e))?
-                .ino();
-            self.open = Some((f, ino, now));
         }
-        let Some((f, ..)) = &mut self.open else {
-            unreachable!("opened above")
+        let (f, ..) = match &mut self.open {
+            Some(o) => o,
+            None => {
+                let f = open_append(&self.path)?;
+                let ino = f
+                    .metadata()
+                    .map_err(|e| Error::io("reading", &self.path, e))?
+                    .ino();
+                self.open.insert((f, ino, now))
+            }
         };
         if let Err(e) = f.write_all(bytes) {
             self.open = None;
             return Err(Error::io("appending to", &self.path, e));
         }
         Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Forget the descriptor (after rotating the file): the next append opens
@@ -350,10 +359,8 @@ pub struct Appender {
 impl Appender {
     /// Open (creating it and its parents) for appending.
     pub fn open(path: &Path) -> Result<Appender> {
-        let mut opts = OpenOptions::new();
-        opts.create(true).append(true).mode(0o600);
         Ok(Appender {
-            file: open_with_parents(path, &opts)?,
+            file: open_append(path)?,
             path: path.to_path_buf(),
         })
     }
@@ -399,9 +406,7 @@ struct JournalState {
 impl Journal {
     /// Open (creating it and its parents).
     pub fn open(path: &Path) -> Result<Journal> {
-        let mut opts = OpenOptions::new();
-        opts.create(true).append(true).mode(0o600);
-        let file = open_with_parents(path, &opts)?;
+        let file = open_append(path)?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let sync_handle = file
             .try_clone()
