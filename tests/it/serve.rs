@@ -287,26 +287,17 @@ fn serve_auth_matrix() {
         ("ro", 200, 403, 403, 200, 200),
     ];
     for (tok, tools, execute, sub, health, metrics) in cases {
-        assert_eq!(
-            get(&s, "/api/v1/tools", Some(tok)).status,
-            tools,
-            "{tok} tools"
-        );
-        assert_eq!(
-            get(&s, "/api/v1/tools/ok", Some(tok)).status,
-            tools,
-            "{tok} tool"
-        );
-        assert_eq!(
-            get(&s, "/api/v1/agent/status", Some(tok)).status,
-            tools,
-            "{tok} status"
-        );
-        assert_eq!(
-            get(&s, "/api/v1/jobs", Some(tok)).status,
-            tools,
-            "{tok} jobs"
-        );
+        for (path, want) in [
+            ("/api/v1/tools", tools),
+            ("/api/v1/tools/ok", tools),
+            ("/api/v1/agent/status", tools),
+            ("/api/v1/jobs", tools),
+            ("/api/v1/health", health),
+            ("/api/v1/health/ok", health),
+            ("/metrics", metrics),
+        ] {
+            assert_eq!(get(&s, path, Some(tok)).status, want, "{tok} GET {path}");
+        }
         assert_eq!(
             post(&s, "/api/v1/tools/backup/execute", Some(tok), &exec).status,
             execute,
@@ -316,21 +307,6 @@ fn serve_auth_matrix() {
             post(&s, "/api/v1/jobs", Some(tok), &json!({"tool": "backup"})).status,
             sub,
             "{tok} submit"
-        );
-        assert_eq!(
-            get(&s, "/api/v1/health", Some(tok)).status,
-            health,
-            "{tok} health"
-        );
-        assert_eq!(
-            get(&s, "/api/v1/health/ok", Some(tok)).status,
-            health,
-            "{tok} health/ok"
-        );
-        assert_eq!(
-            get(&s, "/metrics", Some(tok)).status,
-            metrics,
-            "{tok} metrics"
         );
     }
     let r = post(&s, "/api/v1/jobs/0123/approve", Some("usr"), &json!({}));
