@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 1; }
 cargo build --release --quiet
-G="$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/gathm"
+G="$PWD/target/release/gathm"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export GATHM_HOME="$W/home" NO_COLOR=1

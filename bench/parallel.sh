@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 cargo build --release --quiet
-G="$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/gathm"   # .cargo/config.toml builds for the host triple
+G="$PWD/target/release/gathm"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export GATHM_HOME="$W/home" NO_COLOR=1

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 cargo build --release --quiet
 cargo build --release --quiet --example bookkeeping
-OUT="$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release"   # .cargo/config.toml builds for the host triple
+OUT="$PWD/target/release"
 G="$OUT/gathm"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT

@@ -24,7 +24,7 @@ if ! need wrk || ! need webhook; then
 fi
 cargo build --release --quiet
 rustc -O --edition 2021 bench/jobload.rs -o target/jobload
-BIN=$ROOT/target/$(rustc -vV | sed -n "s/^host: //p")/release/gathm   # .cargo/config.toml builds for the host triple
+BIN=$ROOT/target/release/gathm
 
 WORK=$(mktemp -d)
 PIDS=()
