@@ -40,22 +40,10 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// A run or job identifier: 32 hex characters, unique across processes.
+/// A run or job identifier: a UUID v7 (time-ordered, 74 random bits, safe
+/// across processes and machines), in its hyphenated form.
 pub fn new_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let mut h = blake3::Hasher::new();
-    h.update(&now().to_le_bytes());
-    h.update(&std::process::id().to_le_bytes());
-    h.update(&N.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    h.update(&nanos.to_le_bytes());
-    let x = format!("{:p}", &h);
-    h.update(x.as_bytes());
-    h.finalize().to_hex()[..32].to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 #[cfg(test)]
@@ -74,6 +62,8 @@ mod tests {
         let a = new_id();
         let b = new_id();
         assert_ne!(a, b);
-        assert_eq!(a.len(), 32);
+        assert_eq!(a.len(), 36);
+        assert!(a < b, "time-ordered: {a} < {b}");
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 7);
     }
 }

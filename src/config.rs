@@ -29,8 +29,26 @@ pub struct Settings {
     pub kill_grace: f64,
 }
 
-fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+/// The one reader of numeric (and other `FromStr`) `GATHM_*` variables:
+/// `None` when unset; a value that does not parse is reported once on stderr
+/// and treated as unset, so a typo never silently means something else.
+pub fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let raw = std::env::var(name).ok()?;
+    let v = raw.trim().parse().ok();
+    if v.is_none() && !raw.trim().is_empty() {
+        warn_bad_env(name, &raw);
+    }
+    v
+}
+
+fn warn_bad_env(name: &str, raw: &str) {
+    use std::sync::Mutex;
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.iter().any(|n| n == name) {
+        seen.push(name.to_string());
+        eprintln!("gathm: warning: ignoring {name}={raw:?}: not a valid value");
+    }
 }
 
 impl Settings {

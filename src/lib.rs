@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
 pub mod registry;
+pub mod retry;
 pub mod run;
 pub mod runner;
 pub mod schema;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The eight reference categories.
@@ -47,7 +48,7 @@ pub const KNOWN_KEYS: [&str; 21] = [
 const VALUE_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "array", "object"];
 
 /// A value that may be written as one item or as a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     /// `key: value`
@@ -67,7 +68,7 @@ impl<T: Clone> OneOrMany<T> {
 }
 
 /// `dependencies`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Dependencies {
     /// Commands looked up on PATH.
@@ -79,7 +80,7 @@ pub struct Dependencies {
 }
 
 /// An entry of `apis`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Api {
     /// Display name.
     pub name: String,
@@ -97,12 +98,13 @@ pub struct Api {
 }
 
 /// An entry of `input_schema.arguments`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Argument {
     /// Name.
     pub name: String,
     /// One of the six value types.
     #[serde(default = "default_type", rename = "type")]
+    #[schemars(extend("enum" = VALUE_TYPES))]
     pub kind: String,
     /// Whether it is required.
     #[serde(default)]
@@ -117,7 +119,7 @@ fn default_type() -> String {
 }
 
 /// An entry of `input_schema.flags` (free text, as in the reference).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Flag {
     /// The flag text, e.g. `-t`.
     pub flag: String,
@@ -130,7 +132,7 @@ pub struct Flag {
 }
 
 /// `input_schema`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct InputSchema {
     /// Positional arguments.
@@ -140,12 +142,13 @@ pub struct InputSchema {
 }
 
 /// An entry of `output_schema.json_fields`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JsonField {
     /// Field name.
     pub name: String,
     /// Value type.
     #[serde(default = "default_type", rename = "type")]
+    #[schemars(extend("enum" = VALUE_TYPES))]
     pub kind: String,
     /// Item description for arrays (seen in real manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,7 +156,7 @@ pub struct JsonField {
 }
 
 /// `output_schema`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct OutputSchema {
     /// Description of the text output.
@@ -163,7 +166,7 @@ pub struct OutputSchema {
 }
 
 /// `cache`: `false`, `true`, or `{ttl: seconds}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum CacheSetting {
     /// `cache: false` never caches; `true` uses the default TTL.
@@ -176,7 +179,7 @@ pub enum CacheSetting {
 }
 
 /// `breaker`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BreakerSetting {
     /// Consecutive counted failures that open the circuit.
     #[serde(default)]
@@ -186,38 +189,8 @@ pub struct BreakerSetting {
     pub recovery_timeout: Option<f64>,
 }
 
-/// `retry`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RetrySetting {
-    /// Total attempts (1 = no retry).
-    #[serde(default = "one")]
-    pub attempts: u32,
-    /// First delay in seconds.
-    #[serde(default = "one_f")]
-    pub delay: f64,
-    /// Multiplier per attempt.
-    #[serde(default = "two_f")]
-    pub backoff: f64,
-    /// Cap on one delay, seconds.
-    #[serde(default = "thirty_f")]
-    pub max_delay: f64,
-    /// Only retry these exit codes (124 = timeout); empty: any counted failure.
-    #[serde(default)]
-    pub on_exit_codes: Vec<i32>,
-}
-
-fn one() -> u32 {
-    1
-}
-fn one_f() -> f64 {
-    1.0
-}
-fn two_f() -> f64 {
-    2.0
-}
-fn thirty_f() -> f64 {
-    30.0
-}
+/// `retry`: the one retry setting (`crate::retry::Retry`).
+pub type RetrySetting = crate::retry::Retry;
 
 fn yes() -> bool {
     true
@@ -225,19 +198,24 @@ fn yes() -> bool {
 
 /// A parsed `tool.yaml`. Required fields are optional here so that a missing
 /// one is reported by `validate` with a location instead of a serde error.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = require_reference_fields)]
 pub struct Manifest {
     /// Tool name (by convention the directory name).
     #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"))]
     pub name: Option<String>,
     /// `x.y.z`.
     #[serde(default, deserialize_with = "de_version")]
+    #[schemars(schema_with = "version_schema")]
     pub version: Option<String>,
     /// At least 5 characters.
     #[serde(default)]
+    #[schemars(length(min = 5))]
     pub description: Option<String>,
     /// One category or a list.
     #[serde(default)]
+    #[schemars(schema_with = "category_schema")]
     pub category: Option<OneOrMany<String>>,
     /// Required commands and modules.
     #[serde(default)]
@@ -271,6 +249,7 @@ pub struct Manifest {
     pub command: Option<OneOrMany<String>>,
     /// Extension: seconds before the process group is killed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("exclusiveMinimum" = 0, "default" = 120))]
     pub timeout: Option<f64>,
     /// Extension: result cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -286,7 +265,38 @@ pub struct Manifest {
     pub env: BTreeMap<String, String>,
     /// Extension: runs of this tool at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub max_concurrency: Option<u32>,
+    /// The reference's manifest format version (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<u32>,
+}
+
+/// The reference's required fields: optional in the type (so `validate`
+/// reports a missing one with a location), required in the schema.
+fn require_reference_fields(schema: &mut schemars::Schema) {
+    schema.insert(
+        "required".into(),
+        serde_json::json!(["name", "version", "description", "category"]),
+    );
+}
+
+fn version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "`x.y.z`; a YAML number such as 1.0 is accepted and kept as written",
+        "type": ["string", "number"],
+        "pattern": "^\\d+\\.\\d+\\.\\d+$"
+    })
+}
+
+fn category_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "one of the eight categories, or a list of them",
+        "oneOf": [
+            {"enum": CATEGORIES},
+            {"type": "array", "minItems": 1, "items": {"enum": CATEGORIES}}
+        ]
+    })
 }
 
 /// Accept `version: "1.0.0"`, `version: 1.0.0` and numbers like `version: 3.0`.
@@ -601,17 +611,8 @@ pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> V
             "cache ttl 0 never hits; use `cache: false`".into(),
         );
     }
-    if let Some(r) = &m.retry {
-        if r.attempts == 0 {
-            push(Error, "retry", "retry.attempts must be at least 1".into());
-        }
-        if r.delay < 0.0 || r.backoff < 1.0 || r.max_delay < 0.0 {
-            push(
-                Error,
-                "retry",
-                "retry needs delay >= 0, backoff >= 1, max_delay >= 0".into(),
-            );
-        }
+    if let Some(problem) = m.retry.as_ref().and_then(|r| r.problem()) {
+        push(Error, "retry", problem);
     }
     if let Some(b) = &m.breaker
         && b.failure_threshold == Some(0)

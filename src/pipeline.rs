@@ -51,43 +51,16 @@ use crate::error::code;
 use crate::manifest::{Diagnostic, Severity, yaml_error};
 use crate::parallel::run_caught;
 use crate::registry;
-use crate::run::{RunRequest, backoff_delay};
+use crate::retry;
+use crate::run::RunRequest;
 use crate::runner::{self, Cancel};
 use crate::slots::{self, Slots};
 
 use self::template::Piece;
 use self::when::{Expr, Facts, Field};
 
-/// Retries of one step (defaults: 1 attempt, 1 s delay doubling up to 30 s).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Retry {
-    /// Total attempts (1: no retry).
-    #[serde(default = "one")]
-    pub attempts: u32,
-    /// Seconds before the first retry.
-    #[serde(default = "one_f")]
-    pub delay: f64,
-    /// Multiplier per retry.
-    #[serde(default = "two_f")]
-    pub backoff: f64,
-    /// Cap on one delay, seconds.
-    #[serde(default = "thirty_f")]
-    pub max_delay: f64,
-}
-
-fn one() -> u32 {
-    1
-}
-fn one_f() -> f64 {
-    1.0
-}
-fn two_f() -> f64 {
-    2.0
-}
-fn thirty_f() -> f64 {
-    30.0
-}
+/// Retries of one step: the same setting as a manifest's `retry`.
+pub use crate::retry::Retry;
 
 /// One step of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -511,23 +484,7 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
             }
         }
         if let Some(r) = &s.retry {
-            let bad = if r.attempts == 0 || r.attempts > 100 {
-                Some(format!(
-                    "retry.attempts must be 1 to 100, not {}",
-                    r.attempts
-                ))
-            } else if !(r.delay.is_finite() && r.delay >= 0.0) {
-                Some(format!(
-                    "retry.delay must be a number of seconds >= 0, not {}",
-                    r.delay
-                ))
-            } else if !(r.backoff.is_finite() && r.backoff >= 1.0) {
-                Some(format!("retry.backoff must be >= 1, not {}", r.backoff))
-            } else if !(r.max_delay.is_finite() && r.max_delay >= 0.0) {
-                Some(format!("retry.max_delay must be >= 0, not {}", r.max_delay))
-            } else {
-                None
-            };
+            let bad = r.problem();
             if let Some(m) = bad {
                 out.push(diag(
                     file,
@@ -874,12 +831,7 @@ fn exec_step(
         id: s.id.clone(),
         tool: s.tool.clone(),
     });
-    let retry = s.retry.clone().unwrap_or(Retry {
-        attempts: 1,
-        delay: 1.0,
-        backoff: 2.0,
-        max_delay: 30.0,
-    });
+    let retry = s.retry.clone().unwrap_or_default();
     let tries = retry.attempts.max(1);
     let mut attempt = 1;
     loop {
@@ -901,30 +853,21 @@ fn exec_step(
         } else {
             StepStatus::Failed
         };
-        if status == StepStatus::Failed && attempt < tries && retryable(&env) && !stopped {
-            let seed = blake3::hash(format!("{}{}{attempt}", env.run_id, s.id).as_bytes());
-            let jitter = f64::from(seed.as_bytes()[0]) / 255.0;
-            let delay = backoff_delay(retry.delay, retry.backoff, retry.max_delay, attempt, jitter);
+        if status == StepStatus::Failed
+            && attempt < tries
+            && retryable(&env)
+            && retry.retries_exit(env.exit_code)
+            && !stopped
+        {
+            let jitter = retry::jitter(&format!("{}{}", env.run_id, s.id), attempt);
+            let delay = retry.delay_after(attempt, jitter);
             on_event(&Event::StepRetrying {
                 id: s.id.clone(),
                 attempt,
                 exit_code: env.exit_code,
                 delay_ms: (delay * 1000.0) as u64,
             });
-            let until = Instant::now() + Duration::from_secs_f64(delay);
-            let mut cut = false;
-            while Instant::now() < until {
-                if runner::interrupted() || opts.cancel.is_cancelled() {
-                    cut = true;
-                    break;
-                }
-                std::thread::sleep(
-                    until
-                        .saturating_duration_since(Instant::now())
-                        .min(Duration::from_millis(25)),
-                );
-            }
-            if !cut {
+            if retry::sleep(delay, &opts.cancel) {
                 attempt += 1;
                 continue;
             }

@@ -25,12 +25,13 @@ pub const PERMISSIONS: [&str; 7] = [
 ];
 
 /// A role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Role {
     /// Free text.
     pub description: String,
     /// Permission strings.
+    #[schemars(extend("items" = serde_json::json!({"enum": PERMISSIONS})))]
     pub permissions: Vec<String>,
     /// Tools (globs) this role may never run.
     pub blocked_tools: Vec<String>,
@@ -41,7 +42,7 @@ pub struct Role {
 }
 
 /// `rate_limiting`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct RateLimiting {
     /// Master switch.
@@ -69,7 +70,7 @@ impl Default for RateLimiting {
 }
 
 /// `validation`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Validation {
     /// Bytes per argument at most.
@@ -91,7 +92,7 @@ impl Default for Validation {
 }
 
 /// `audit`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Audit {
     /// Audit every execution.
@@ -116,7 +117,7 @@ impl Default for Audit {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Policies {
     /// Roles by name.

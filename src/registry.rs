@@ -391,29 +391,17 @@ fn load_all(files: &[PathBuf]) -> Vec<Result<Tool, Diagnostic>> {
     })
 }
 
-/// Names close to `name`, for "did you mean".
+/// Names close to `name`, for "did you mean": within an edit distance of a
+/// third of the longer name (at least 2, a transposition counting as one
+/// edit), or starting with `name`; the closest three.
 pub fn suggestions(name: &str, candidates: &[String]) -> Vec<String> {
     let mut scored: Vec<(usize, &String)> = candidates
         .iter()
-        .map(|c| (edit_distance(name, c), c))
+        .map(|c| (strsim::osa_distance(name, c), c))
         .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(2) || c.starts_with(name))
         .collect();
     scored.sort();
     scored.into_iter().take(3).map(|(_, c)| c.clone()).collect()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

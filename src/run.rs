@@ -20,6 +20,7 @@ use crate::manifest::CacheSetting;
 use crate::policy::{self, Action, Decision, Policies, Verdict};
 use crate::ratelimit::{self, Limit};
 use crate::registry::Tool;
+use crate::retry;
 use crate::runner::{self, Cancel, Outcome, Sink, Spec, Status, Stdin};
 
 /// Asks a person whether a tool that needs approval may run.
@@ -709,17 +710,14 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
                 false
             }
             _ if code == 2 => false,
-            Some(rs) if !rs.on_exit_codes.is_empty() => rs.on_exit_codes.contains(&code),
-            _ => true,
+            Some(rs) => rs.retries_exit(code),
+            None => true,
         };
         if !retryable || try_n >= tries {
             return out;
         }
-        let rs = retry
-            .as_ref()
-            .map(|x| (x.delay, x.backoff, x.max_delay))
-            .unwrap_or((1.0, 2.0, 30.0));
-        let delay = backoff_delay(rs.0, rs.1, rs.2, try_n, jitter_seed(&r.run_id, try_n));
+        let rs = retry.clone().unwrap_or_default();
+        let delay = rs.delay_after(try_n, retry::jitter(&r.run_id, try_n));
         note(
             req,
             &format!(
@@ -729,41 +727,9 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
                 tries
             ),
         );
-        let until = Instant::now() + Duration::from_secs_f64(delay);
-        while Instant::now() < until {
-            if runner::interrupted() || req.cancel.is_cancelled() {
-                return out;
-            }
-            std::thread::sleep(
-                until
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(25)),
-            );
+        if !retry::sleep(delay, &req.cancel) {
+            return out;
         }
         try_n += 1;
-    }
-}
-
-fn jitter_seed(run_id: &str, n: u32) -> f64 {
-    let h = blake3::hash(format!("{run_id}{n}").as_bytes());
-    f64::from(h.as_bytes()[0]) / 255.0
-}
-
-/// Exponential backoff with "equal jitter": half fixed, half random, capped.
-pub fn backoff_delay(delay: f64, backoff: f64, max_delay: f64, try_n: u32, jitter: f64) -> f64 {
-    let base = (delay * backoff.powi(try_n.saturating_sub(1) as i32)).min(max_delay);
-    base / 2.0 + base / 2.0 * jitter.clamp(0.0, 1.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff_delay(1.0, 2.0, 30.0, 1, 1.0), 1.0);
-        assert_eq!(backoff_delay(1.0, 2.0, 30.0, 3, 1.0), 4.0);
-        assert_eq!(backoff_delay(1.0, 2.0, 30.0, 10, 1.0), 30.0);
-        assert_eq!(backoff_delay(1.0, 2.0, 30.0, 3, 0.0), 2.0);
     }
 }

@@ -1,123 +1,80 @@
 //! JSON Schemas (draft 2020-12) of `tool.yaml` and `policies.yaml`, printed by
 //! `gathm schema tool|policies` so editors can complete and check the files.
+//! Both are derived from the serde types that `validate` and `run` parse
+//! (`schemars`), so the schema cannot disagree with what gathm accepts.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::manifest::CATEGORIES;
-use crate::policy::PERMISSIONS;
+use crate::manifest::Manifest;
+use crate::policy::Policies;
 
-fn value_type() -> Value {
-    json!({"enum": ["string", "integer", "number", "boolean", "array", "object"]})
-}
-
-fn string_or_list() -> Value {
-    json!({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+fn finish(schema: schemars::Schema, id: &str, title: &str) -> Value {
+    let mut v = schema.to_value();
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "$id".into(),
+            format!("https://gathm.dev/schema/{id}.json").into(),
+        );
+        o.insert("title".into(), title.into());
+    }
+    v
 }
 
 /// The schema of `tool.yaml`.
 pub fn tool() -> Value {
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://gathm.dev/schema/tool.json",
-        "title": "gathm tool.yaml",
-        "type": "object",
-        "required": ["name", "version", "description", "category"],
-        "additionalProperties": false,
-        "properties": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
-            "version": {"type": "string", "pattern": "^\\d+\\.\\d+\\.\\d+$"},
-            "description": {"type": "string", "minLength": 5},
-            "category": {"oneOf": [
-                {"enum": CATEGORIES},
-                {"type": "array", "minItems": 1, "items": {"enum": CATEGORIES}}
-            ]},
-            "dependencies": {"type": "object", "properties": {
-                "system": {"type": "array", "items": {"type": "string"}},
-                "python": {"type": "array", "items": {"type": "string"}},
-                "optional": {"type": "array", "items": {"type": "string"}}
-            }},
-            "apis": {"type": "array", "items": {"type": "object", "required": ["name", "base_url"], "properties": {
-                "name": {"type": "string"},
-                "base_url": {"type": "string"},
-                "health_endpoint": {"type": ["string", "null"]},
-                "auth_required": {"type": "boolean"},
-                "auth_type": {"type": "string"}
-            }}},
-            "requires_internet": {"type": "boolean", "default": true},
-            "input_schema": {"type": ["object", "null"], "properties": {
-                "arguments": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
-                    "name": {"type": "string"}, "type": value_type(),
-                    "required": {"type": "boolean"}, "description": {"type": "string"}
-                }}},
-                "flags": {"type": "array", "items": {"type": "object", "required": ["flag"], "properties": {
-                    "flag": {"type": "string"}, "description": {"type": "string"},
-                    "has_argument": {"type": "boolean"}
-                }}}
-            }},
-            "output_schema": {"type": ["object", "null"], "properties": {
-                "text": {"type": "string"},
-                "json_fields": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
-                    "name": {"type": "string"}, "type": value_type(), "items": {}
-                }}}
-            }},
-            "fallback_tool": {"oneOf": [{"type": "null"}, {"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "author": {"type": "string"},
-            "install_hints": {"type": "object"},
-            "command": string_or_list(),
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 120},
-            "cache": {"oneOf": [{"type": "boolean"}, {"type": "object", "required": ["ttl"], "properties": {"ttl": {"type": "integer", "minimum": 0}}}]},
-            "breaker": {"type": "object", "properties": {
-                "failure_threshold": {"type": "integer", "minimum": 1, "default": 3},
-                "recovery_timeout": {"type": "number", "minimum": 0, "default": 60}
-            }},
-            "retry": {"type": "object", "properties": {
-                "attempts": {"type": "integer", "minimum": 1, "default": 1},
-                "delay": {"type": "number", "minimum": 0, "default": 1},
-                "backoff": {"type": "number", "minimum": 1, "default": 2},
-                "max_delay": {"type": "number", "minimum": 0, "default": 30},
-                "on_exit_codes": {"type": "array", "items": {"type": "integer"}}
-            }},
-            "env": {"type": "object", "additionalProperties": {"type": "string"}},
-            "max_concurrency": {"type": "integer", "minimum": 1},
-            "schema_version": {"type": "integer"}
-        }
-    })
+    finish(schemars::schema_for!(Manifest), "tool", "gathm tool.yaml")
 }
 
 /// The schema of `policies.yaml`.
 pub fn policies() -> Value {
-    json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://gathm.dev/schema/policies.json",
-        "title": "gathm policies.yaml",
-        "type": "object",
-        "properties": {
-            "roles": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                "description": {"type": "string"},
-                "permissions": {"type": "array", "items": {"enum": PERMISSIONS}},
-                "blocked_tools": {"type": "array", "items": {"type": "string"}, "description": "tool names or globs (* ?)"},
-                "requires_approval": {"type": "array", "items": {"type": "string"}},
-                "rate_limit": {"type": "integer", "minimum": 0, "description": "calls per window; 0 = unlimited"}
-            }}},
-            "rate_limiting": {"type": "object", "properties": {
-                "enabled": {"type": "boolean"},
-                "window_seconds": {"type": "integer", "minimum": 1},
-                "default_limit": {"type": "integer", "minimum": 0},
-                "per_tool_limits": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
-                "burst_allowance": {"type": "integer", "minimum": 0}
-            }},
-            "validation": {"type": "object", "properties": {
-                "max_argument_length": {"type": "integer", "minimum": 0},
-                "blocked_patterns": {"type": "array", "items": {"type": "string"}},
-                "sanitize_input": {"type": "boolean"}
-            }},
-            "audit": {"type": "object", "properties": {
-                "log_all_executions": {"type": "boolean"},
-                "log_failures": {"type": "boolean"},
-                "log_agent_decisions": {"type": "boolean"},
-                "retention_days": {"type": "integer", "minimum": 0}
-            }}
-        }
-    })
+    finish(
+        schemars::schema_for!(Policies),
+        "policies",
+        "gathm policies.yaml",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::KNOWN_KEYS;
+
+    #[test]
+    fn tool_schema_has_exactly_the_known_keys() {
+        let s = tool();
+        let props = s["properties"].as_object().unwrap();
+        let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut known = KNOWN_KEYS.to_vec();
+        known.sort_unstable();
+        assert_eq!(keys, known);
+        // Unknown keys are a warning in `validate`, so the schema allows them.
+        assert_ne!(s.get("additionalProperties"), Some(&Value::Bool(false)));
+        let mut req: Vec<&str> = s["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        req.sort_unstable();
+        assert_eq!(req, ["category", "description", "name", "version"]);
+        // `version: 1.0` is accepted by validate, so by the schema too.
+        let vt = &props["version"]["type"];
+        assert!(vt.as_array().unwrap().contains(&"number".into()), "{vt}");
+        assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    }
+
+    #[test]
+    fn nested_settings_come_from_the_types() {
+        let s = tool().to_string();
+        // The one retry type: a typo in it is rejected by serde and the schema alike.
+        assert!(s.contains("on_exit_codes"), "{s}");
+        assert!(s.contains("\"additionalProperties\":false"), "{s}");
+        let p = policies();
+        let props = p["properties"].as_object().unwrap();
+        let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["audit", "rate_limiting", "roles", "validation"]);
+        assert!(p.to_string().contains("tool:execute"));
+    }
 }

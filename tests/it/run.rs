@@ -22,7 +22,12 @@ fn envelope_has_every_field_and_separate_streams() {
     assert_eq!(v["output"], "fail: stdout before exiting 3\n");
     assert_eq!(v["error"], "fail: stderr\n");
     assert_eq!(v["cached"], false);
-    assert_eq!(v["run_id"].as_str().unwrap().len(), 32);
+    let run_id = v["run_id"].as_str().unwrap();
+    assert_eq!(
+        uuid::Uuid::parse_str(run_id).unwrap().get_version_num(),
+        7,
+        "{run_id}"
+    );
     assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
     assert!(v["duration_ms"].is_u64());
     assert_eq!(v["attempts"][0]["outcome"], "failed");
