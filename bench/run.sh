@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # CLI benchmarks (PRODUCT.md §8): run overhead vs exec'ing the tool directly
-# (and `just`), a cache hit as a whole process, `gathm list` over 100 and
-# 1,000 manifests, and the bookkeeping microbenchmark. Ratios are what to quote:
-# the machine is shared and noisy.
+# (and `just`) for both builds side by side (the ordinary `cargo build
+# --release` and the release build of dist/build.sh, a static PIE), a cache
+# hit as a whole process, `gathm list` over 100 and 1,000 manifests, and the
+# bookkeeping microbenchmark. Ratios are what to quote: the machine is shared
+# and noisy.
 #   bash bench/run.sh            # needs hyperfine (apt-get install hyperfine)
 #   BENCH_JUST=0 bash bench/run.sh   # skip building `just` for the comparison
 set -euo pipefail
@@ -11,7 +13,9 @@ command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -q
 cargo build --release --quiet
 cargo build --release --quiet --example bookkeeping
 OUT="$PWD/target/release"
-G="$OUT/gathm"
+GO="$OUT/gathm"                       # the ordinary build
+G=$(bash dist/build.sh --quiet | tail -1)   # the release build (static PIE)
+G="$PWD/$G"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export GATHM_HOME="$W/home" NO_COLOR=1
@@ -30,7 +34,7 @@ elif [ "${BENCH_JUST:-1}" = 1 ]; then
 fi
 
 echo "== run overhead (no-op tool, cache off)"
-cmds=("$W/tools/noop/noop" "$G --tools-dir $W/tools run noop")
+cmds=("$W/tools/noop/noop" "$G --tools-dir $W/tools run noop" "$GO --tools-dir $W/tools run noop")
 [ -n "$JUST" ] && cmds+=("$JUST --justfile $W/justfile noop")
 hyperfine -N --warmup 50 --runs 1000 --export-json "$W/run.json" "${cmds[@]}"
 python3 - "$W/run.json" <<'PY'
@@ -39,12 +43,16 @@ r = json.load(open(sys.argv[1]))["results"]
 base = r[0]["median"] * 1000
 for x in r:
     m = x["median"] * 1000
-    print(f"median {m:.3f} ms  (overhead over the script {m - base:+.3f} ms)  {x['command'].split()[0].rsplit('/', 1)[-1]}")
+    name = x['command'].split()[0]
+    name = 'gathm (release: static PIE)' if '/dist/' in name else 'gathm (ordinary build)' if name.endswith('/gathm') else name.rsplit('/', 1)[-1]
+    print(f"median {m:.3f} ms  (overhead over the script {m - base:+.3f} ms)  {name}")
 PY
 
 echo "== run overhead, interleaved (robust to load drift: the figure to quote)"
+echo "   1: the script   2: release build (static PIE)   3: ordinary build${JUST:+   4: just}"
 rustc -O --edition 2021 bench/interleave.rs -o target/interleave
-target/interleave 20 50 -- "$W/tools/noop/noop" -- "$G" --tools-dir "$W/tools" run noop
+target/interleave 20 50 -- "$W/tools/noop/noop" -- "$G" --tools-dir "$W/tools" run noop \
+  -- "$GO" --tools-dir "$W/tools" run noop ${JUST:+-- $JUST --justfile $W/justfile noop}
 
 echo "== cache hit as a whole process"
 "$G" --tools-dir "$W/tools" run cached >/dev/null
