@@ -19,7 +19,7 @@ use crate::ops;
 use crate::output;
 use crate::parallel;
 use crate::pipeline;
-use crate::run::{self, RunRequest};
+use crate::run::{self, Member, RunRequest};
 use crate::runner::{self, StdSink, Stdin};
 use crate::schema;
 use crate::slots;
@@ -411,11 +411,12 @@ fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
     runner::install_signal_flags();
     let opts = parallel::Options {
         jobs: a.jobs.map_or_else(slots::default_jobs, |j| j as usize),
-        role: g.role.clone(),
-        approved: a.approve,
-        cancel: runner::Cancel::new(),
         progress: !g.json && !g.quiet && std::io::stderr().is_terminal(),
-        actor: "parallel".into(),
+        member: Member {
+            role: g.role.clone(),
+            approved: a.approve,
+            ..Member::new("parallel")
+        },
     };
     let text = !g.json;
     let quiet = g.quiet;
@@ -463,10 +464,11 @@ fn chain_cmd(ctx: &Context, g: &Global, a: ChainArgs) -> Result<i32> {
     }
     runner::install_signal_flags();
     let opts = chain::Options {
-        role: g.role.clone(),
-        approved: a.approve,
-        cancel: runner::Cancel::new(),
-        actor: "chain".into(),
+        member: Member {
+            role: g.role.clone(),
+            approved: a.approve,
+            ..Member::new("chain")
+        },
         stdin: if std::io::stdin().is_terminal() {
             Stdin::Null
         } else {
@@ -585,10 +587,11 @@ fn pipeline_cmd(ctx: &Context, g: &Global, cmd: PipelineCmd) -> Result<i32> {
             runner::install_signal_flags();
             let opts = pipeline::Options {
                 jobs: jobs.map_or_else(slots::default_jobs, |j| j as usize),
-                role: g.role.clone(),
-                approved: approve,
-                cancel: runner::Cancel::new(),
-                actor: pipeline::actor_for(&file),
+                member: Member {
+                    role: g.role.clone(),
+                    approved: approve,
+                    ..Member::new(pipeline::actor_for(&file))
+                },
             };
             let live = !g.json && !g.quiet && std::io::stderr().is_terminal();
             let on_event = |e: &pipeline::Event| {

@@ -14,8 +14,8 @@ use crate::api::{Envelope, RunStatus};
 use crate::config::Context;
 use crate::error::{Error, Result, code};
 use crate::parallel::{not_started, run_caught};
-use crate::run::RunRequest;
-use crate::runner::{self, Cancel, Stdin};
+use crate::run::Member;
+use crate::runner::{self, Stdin};
 use crate::words;
 
 /// Replaced by the previous step's trimmed stdout, inside one argument.
@@ -36,27 +36,18 @@ pub struct Step {
 /// How to run a chain.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Role for policy decisions.
-    pub role: String,
-    /// Approve tools that need approval.
-    pub approved: bool,
-    /// Cancelling it kills the running step and runs no more.
-    pub cancel: Cancel,
-    /// Who asked, for the audit log (`chain`, `http`, ...).
-    pub actor: String,
     /// The first step's stdin (the CLI passes its own stdin when it is not a terminal).
     pub stdin: Stdin,
     /// Timeout of each step in seconds (default: the tool's own).
     pub timeout: Option<f64>,
+    /// Role, approval, cancel token and actor shared by every member run.
+    pub member: Member,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
-            role: "admin".into(),
-            approved: false,
-            cancel: Cancel::new(),
-            actor: "chain".into(),
+            member: Member::new("chain"),
             stdin: Stdin::Null,
             timeout: None,
         }
@@ -146,18 +137,11 @@ pub fn run(ctx: &Context, steps: &[Step], opts: &Options) -> ChainResult {
     let mut stdin = opts.stdin.clone();
     let mut prev = String::new();
     for (n, step) in steps.iter().enumerate() {
-        let env = if runner::interrupted() || opts.cancel.is_cancelled() {
+        let env = if runner::interrupted() || opts.member.cancel.is_cancelled() {
             not_started(&step.tool, "interrupted")
         } else {
             let args = expand(&step.args, &prev);
-            let mut req = RunRequest::member(
-                &step.tool,
-                &args,
-                &opts.role,
-                opts.approved,
-                &opts.cancel,
-                &opts.actor,
-            );
+            let mut req = opts.member.request(&step.tool, &args);
             req.timeout = opts.timeout;
             req.stdin = std::mem::replace(&mut stdin, Stdin::Null);
             run_caught(ctx, &req)

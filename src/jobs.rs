@@ -310,10 +310,12 @@ fn run_pipeline(
         ),
         Ok(p) => {
             let opts = crate::pipeline::Options {
-                role: job.role.clone(),
-                approved: job.approved,
-                cancel: cancel.clone(),
-                actor: format!("job:{}", job.id),
+                member: crate::run::Member {
+                    role: job.role.clone(),
+                    approved: job.approved,
+                    cancel: cancel.clone(),
+                    actor: format!("job:{}", job.id),
+                },
                 ..crate::pipeline::Options::default()
             };
             let sink = Arc::clone(live);

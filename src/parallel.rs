@@ -21,8 +21,8 @@ use crate::api::{Envelope, Reason, RunStatus};
 use crate::clock;
 use crate::config::Context;
 use crate::error::{Error, Result, code};
-use crate::run::{self, RunRequest};
-use crate::runner::{self, Cancel};
+use crate::run::{self, Member, RunRequest};
+use crate::runner;
 use crate::slots::{self, Slots};
 use crate::words;
 
@@ -51,27 +51,18 @@ impl Item {
 pub struct Options {
     /// At most this many runs at once (0 is treated as 1).
     pub jobs: usize,
-    /// Role for policy decisions.
-    pub role: String,
-    /// Approve tools that need approval.
-    pub approved: bool,
-    /// Cancelling it kills every running item's process group and launches no more.
-    pub cancel: Cancel,
     /// Show an indicatif progress display on stderr.
     pub progress: bool,
-    /// Who asked, for the audit log (`parallel`, `http`, ...).
-    pub actor: String,
+    /// Role, approval, cancel token and actor shared by every member run.
+    pub member: Member,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             jobs: slots::default_jobs(),
-            role: "admin".into(),
-            approved: false,
-            cancel: Cancel::new(),
             progress: false,
-            actor: "parallel".into(),
+            member: Member::new("parallel"),
         }
     }
 }
@@ -298,9 +289,9 @@ pub fn run_ordered(
     let (tx, rx) = mpsc::channel::<(usize, Envelope)>();
     std::thread::scope(|scope| {
         loop {
-            let stop = runner::interrupted() || opts.cancel.is_cancelled();
+            let stop = runner::interrupted() || opts.member.cancel.is_cancelled();
             if stop {
-                opts.cancel.cancel();
+                opts.member.cancel.cancel();
                 for i in queue.drain(..) {
                     results[i] = Some(not_started(&items[i].tool, "interrupted"));
                 }
@@ -317,14 +308,7 @@ pub fn run_ordered(
                 if let Some(p) = &progress {
                     p.started(i);
                 }
-                let req = RunRequest::member(
-                    &items[i].tool,
-                    &items[i].args,
-                    &opts.role,
-                    opts.approved,
-                    &opts.cancel,
-                    &opts.actor,
-                );
+                let req = opts.member.request(&items[i].tool, &items[i].args);
                 let tx = tx.clone();
                 scope.spawn(move || {
                     let _ = tx.send((i, run_caught(ctx, &req)));

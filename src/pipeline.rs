@@ -52,8 +52,8 @@ use crate::manifest::{Diagnostic, Severity, yaml_error};
 use crate::parallel::run_caught;
 use crate::registry;
 use crate::retry;
-use crate::run::RunRequest;
-use crate::runner::{self, Cancel};
+use crate::run::Member;
+use crate::runner;
 use crate::slots::{self, Slots};
 
 use self::template::Piece;
@@ -708,24 +708,15 @@ impl Event {
 pub struct Options {
     /// At most this many steps at once (0 is treated as 1).
     pub jobs: usize,
-    /// Role for policy decisions.
-    pub role: String,
-    /// Approve tools that need approval.
-    pub approved: bool,
-    /// Cancelling it kills every running step and starts no more.
-    pub cancel: Cancel,
-    /// Who asked, for the audit log (`pipeline:<file>`, `job:<id>`, ...).
-    pub actor: String,
+    /// Role, approval, cancel token and actor shared by every member run.
+    pub member: Member,
 }
 
 impl Default for Options {
     fn default() -> Options {
         Options {
             jobs: slots::default_jobs(),
-            role: "admin".into(),
-            approved: false,
-            cancel: Cancel::new(),
-            actor: "pipeline".into(),
+            member: Member::new("pipeline"),
         }
     }
 }
@@ -835,17 +826,10 @@ fn exec_step(
     let tries = retry.attempts.max(1);
     let mut attempt = 1;
     loop {
-        let mut req = RunRequest::member(
-            &s.tool,
-            &args,
-            &opts.role,
-            opts.approved,
-            &opts.cancel,
-            &opts.actor,
-        );
+        let mut req = opts.member.request(&s.tool, &args);
         req.timeout = s.timeout;
         let env = run_caught(ctx, &req);
-        let stopped = runner::interrupted() || opts.cancel.is_cancelled();
+        let stopped = runner::interrupted() || opts.member.cancel.is_cancelled();
         let status = if env.status == RunStatus::Success {
             StepStatus::Success
         } else if stopped && env.reason == Some(Reason::Interrupted) {
@@ -867,7 +851,7 @@ fn exec_step(
                 exit_code: env.exit_code,
                 delay_ms: (delay * 1000.0) as u64,
             });
-            if retry::sleep(delay, &opts.cancel) {
+            if retry::sleep(delay, &opts.member.cancel) {
                 attempt += 1;
                 continue;
             }
@@ -951,13 +935,13 @@ pub fn run(
     std::thread::scope(|scope| {
         loop {
             if !timed_out && !interrupted {
-                if runner::interrupted() || opts.cancel.is_cancelled() {
+                if runner::interrupted() || opts.member.cancel.is_cancelled() {
                     interrupted = true;
                 } else if deadline.is_some_and(|d| Instant::now() >= d) {
                     timed_out = true;
                 }
                 if timed_out || interrupted {
-                    opts.cancel.cancel();
+                    opts.member.cancel.cancel();
                 }
             }
             let stopping = timed_out || interrupted;

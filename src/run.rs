@@ -84,21 +84,39 @@ impl RunRequest {
     }
 }
 
-impl RunRequest {
-    /// A run on behalf of a batch (a parallel item, a chain link, a pipeline
-    /// step): the batch's role, approval, cancel token and audit actor.
-    pub fn member(
-        tool: &str,
-        args: &[String],
-        role: &str,
-        approved: bool,
-        cancel: &Cancel,
-        actor: &str,
-    ) -> RunRequest {
-        let mut req = RunRequest::new(tool, args.iter().map(OsString::from).collect(), role);
-        req.approved = approved;
-        req.cancel = cancel.clone();
-        req.actor = actor.to_string();
+/// What every member run of a group (`parallel`, `chain`, `pipeline`, a
+/// job) shares: who asks, with which role, whether approval was given, and
+/// the one cancel token that stops the whole group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Role for policy decisions.
+    pub role: String,
+    /// Approve tools that need approval.
+    pub approved: bool,
+    /// Cancelling it kills every running member's process group and starts no more.
+    pub cancel: Cancel,
+    /// Who asked, for the audit log (`parallel`, `chain`, `pipeline:<file>`,
+    /// `job:<id>`, `http:parallel`, ...).
+    pub actor: String,
+}
+
+impl Member {
+    /// The admin role, no approval, a fresh cancel token, `actor`.
+    pub fn new(actor: impl Into<String>) -> Member {
+        Member {
+            role: "admin".into(),
+            approved: false,
+            cancel: Cancel::new(),
+            actor: actor.into(),
+        }
+    }
+
+    /// The request to run `tool` with `args` as a member of this group.
+    pub fn request(&self, tool: &str, args: &[String]) -> RunRequest {
+        let mut req = RunRequest::new(tool, args.iter().map(OsString::from).collect(), &self.role);
+        req.approved = self.approved;
+        req.cancel = self.cancel.clone();
+        req.actor = self.actor.clone();
         req
     }
 }

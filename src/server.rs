@@ -1041,13 +1041,15 @@ fn agent_parallel(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     };
     let opts = parallel::Options {
         jobs,
-        role: p.role.clone(),
-        approved: false,
-        cancel: Cancel::new(),
         progress: false,
-        actor: "http:parallel".into(),
+        member: crate::run::Member {
+            role: p.role.clone(),
+            ..crate::run::Member::new("http:parallel")
+        },
     };
-    let results = with_sync_cancel(app, &opts.cancel, || parallel::run_all(ctx, &items, &opts))?;
+    let results = with_sync_cancel(app, &opts.member.cancel, || {
+        parallel::run_all(ctx, &items, &opts)
+    })?;
     for env in &results {
         app.metrics.execution(env);
     }
@@ -1087,12 +1089,14 @@ fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     }
     chain::check(&steps).map_err(|e| error(400, &e.to_string()))?;
     let opts = chain::Options {
-        role: p.role.clone(),
-        actor: "http:chain".into(),
+        member: crate::run::Member {
+            role: p.role.clone(),
+            ..crate::run::Member::new("http:chain")
+        },
         timeout: http::timeout_field(&o)?,
         ..chain::Options::default()
     };
-    let result = with_sync_cancel(app, &opts.cancel, || chain::run(ctx, &steps, &opts))?;
+    let result = with_sync_cancel(app, &opts.member.cancel, || chain::run(ctx, &steps, &opts))?;
     for env in &result.steps {
         app.metrics.execution(env);
     }
