@@ -73,3 +73,52 @@ fn schemas_are_json_and_name_required_fields() {
     assert_eq!(code, 0);
     assert!(v["properties"]["roles"].is_object());
 }
+
+#[test]
+fn an_invalid_numeric_variable_is_reported_not_silently_ignored() {
+    let s = Sandbox::new(&["ok"]);
+    let o = s
+        .cmd()
+        .env("GATHM_DEFAULT_TIMEOUT", "ten")
+        .args(["run", "ok"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(
+        e.matches("ignoring GATHM_DEFAULT_TIMEOUT=\"ten\"").count(),
+        1,
+        "{e}"
+    );
+}
+
+#[test]
+fn the_schema_accepts_what_validate_accepts() {
+    // `version: 1.0` and an unknown top-level key pass `validate` (the key is
+    // a warning), so the derived schema allows both; a misspelt retry key is
+    // an error in both.
+    let s = Sandbox::new(&[]);
+    let (_, v) = s.json(&["schema", "tool"]);
+    assert!(
+        v["properties"]["version"]["type"]
+            .as_array()
+            .unwrap()
+            .contains(&"number".into())
+    );
+    assert_ne!(v["additionalProperties"], serde_json::json!(false));
+    s.manifest(
+        "typo",
+        "name: typo\nversion: 1.0\ndescription: a retry typo\ncategory: utility\nrequires_internet: false\nretry: {atempts: 3}\n",
+        Some("#!/bin/sh\nexit 0\n"),
+    );
+    let o = s.run(&["validate", "typo"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stdout(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("atempts"), "{all}");
+    let retry = &v["$defs"]["Retry"];
+    assert_eq!(
+        retry["additionalProperties"],
+        serde_json::json!(false),
+        "{v}"
+    );
+}
