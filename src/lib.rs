@@ -36,6 +36,7 @@ pub mod registry;
 pub mod retry;
 pub mod run;
 pub mod runner;
+pub mod schedule;
 pub mod schema;
 pub mod server;
 pub mod slots;
