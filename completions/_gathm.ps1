@@ -24,6 +24,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -46,6 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('parallel', 'parallel', [CompletionResultType]::ParameterValue, 'Run several tools at once; output grouped per tool, in the order given')
             [CompletionResult]::new('chain', 'chain', [CompletionResultType]::ParameterValue, 'Run tools one after another, each step''s stdout feeding the next step''s stdin')
             [CompletionResult]::new('pipeline', 'pipeline', [CompletionResultType]::ParameterValue, 'Run or check a DAG of steps described in a YAML file')
+            [CompletionResult]::new('schedule', 'schedule', [CompletionResultType]::ParameterValue, 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API (see README, "gathm serve")')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -55,6 +57,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -66,6 +69,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -77,6 +81,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Treat warnings (unknown keys, cycles, shadowed tools) as errors')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -89,6 +94,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -101,6 +107,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--no-cache', '--no-cache', [CompletionResultType]::ParameterName, 'Neither read nor write the result cache')
             [CompletionResult]::new('--refresh', '--refresh', [CompletionResultType]::ParameterName, 'Ignore a cached result but store the new one')
             [CompletionResult]::new('--approve', '--approve', [CompletionResultType]::ParameterName, 'Approve a tool that the role''s policy marks `requires_approval`')
@@ -115,6 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -126,6 +134,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -137,6 +146,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -148,6 +158,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -159,6 +170,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -173,6 +185,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -184,6 +197,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -210,6 +224,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -226,6 +241,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -237,6 +253,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -248,6 +265,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -259,6 +277,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -293,6 +312,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -307,6 +327,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--approve', '--approve', [CompletionResultType]::ParameterName, 'Treat the call as approved')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -319,6 +340,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -347,6 +369,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--approve', '--approve', [CompletionResultType]::ParameterName, 'Approve tools that the role''s policy marks `requires_approval`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -360,6 +383,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--approve', '--approve', [CompletionResultType]::ParameterName, 'Approve tools that the role''s policy marks `requires_approval`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -372,6 +396,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -388,6 +413,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--approve', '--approve', [CompletionResultType]::ParameterName, 'Approve tools that the role''s policy marks `requires_approval`')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -400,6 +426,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -422,12 +449,119 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
         'gathm;pipeline;help;help' {
             break
         }
+        'gathm;schedule' {
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Every schedule with its next and last run and the last outcome')
+            [CompletionResult]::new('next', 'next', [CompletionResultType]::ParameterValue, 'The next fire times of a schedule')
+            [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check gathm.yaml (exit 65 on problems, each with file:line:col)')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a schedule now, by hand (with its overlap rule)')
+            [CompletionResult]::new('tick', 'tick', [CompletionResultType]::ParameterValue, 'Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gathm;schedule;list' {
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;schedule;next' {
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;schedule;validate' {
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;schedule;run' {
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;schedule;tick' {
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;schedule;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Every schedule with its next and last run and the last outcome')
+            [CompletionResult]::new('next', 'next', [CompletionResultType]::ParameterValue, 'The next fire times of a schedule')
+            [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check gathm.yaml (exit 65 on problems, each with file:line:col)')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a schedule now, by hand (with its overlap rule)')
+            [CompletionResult]::new('tick', 'tick', [CompletionResultType]::ParameterValue, 'Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'gathm;schedule;help;list' {
+            break
+        }
+        'gathm;schedule;help;next' {
+            break
+        }
+        'gathm;schedule;help;validate' {
+            break
+        }
+        'gathm;schedule;help;run' {
+            break
+        }
+        'gathm;schedule;help;tick' {
+            break
+        }
+        'gathm;schedule;help;help' {
+            break
+        }
         'gathm;serve' {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Address to bind')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port to bind (0: any free port; the address is printed first)')
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
@@ -451,6 +585,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('parallel', 'parallel', [CompletionResultType]::ParameterValue, 'Run several tools at once; output grouped per tool, in the order given')
             [CompletionResult]::new('chain', 'chain', [CompletionResultType]::ParameterValue, 'Run tools one after another, each step''s stdout feeding the next step''s stdin')
             [CompletionResult]::new('pipeline', 'pipeline', [CompletionResultType]::ParameterValue, 'Run or check a DAG of steps described in a YAML file')
+            [CompletionResult]::new('schedule', 'schedule', [CompletionResultType]::ParameterValue, 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API (see README, "gathm serve")')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -538,6 +673,29 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             break
         }
         'gathm;help;pipeline;validate' {
+            break
+        }
+        'gathm;help;schedule' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Every schedule with its next and last run and the last outcome')
+            [CompletionResult]::new('next', 'next', [CompletionResultType]::ParameterValue, 'The next fire times of a schedule')
+            [CompletionResult]::new('validate', 'validate', [CompletionResultType]::ParameterValue, 'Check gathm.yaml (exit 65 on problems, each with file:line:col)')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a schedule now, by hand (with its overlap rule)')
+            [CompletionResult]::new('tick', 'tick', [CompletionResultType]::ParameterValue, 'Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab')
+            break
+        }
+        'gathm;help;schedule;list' {
+            break
+        }
+        'gathm;help;schedule;next' {
+            break
+        }
+        'gathm;help;schedule;validate' {
+            break
+        }
+        'gathm;help;schedule;run' {
+            break
+        }
+        'gathm;help;schedule;tick' {
             break
         }
         'gathm;help;serve' {

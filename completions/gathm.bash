@@ -52,6 +52,9 @@ _gathm() {
             gathm,run)
                 cmd="gathm__subcmd__run"
                 ;;
+            gathm,schedule)
+                cmd="gathm__subcmd__schedule"
+                ;;
             gathm,schema)
                 cmd="gathm__subcmd__schema"
                 ;;
@@ -151,6 +154,9 @@ _gathm() {
             gathm__subcmd__help,run)
                 cmd="gathm__subcmd__help__subcmd__run"
                 ;;
+            gathm__subcmd__help,schedule)
+                cmd="gathm__subcmd__help__subcmd__schedule"
+                ;;
             gathm__subcmd__help,schema)
                 cmd="gathm__subcmd__help__subcmd__schema"
                 ;;
@@ -196,6 +202,21 @@ _gathm() {
             gathm__subcmd__help__subcmd__policy,show)
                 cmd="gathm__subcmd__help__subcmd__policy__subcmd__show"
                 ;;
+            gathm__subcmd__help__subcmd__schedule,list)
+                cmd="gathm__subcmd__help__subcmd__schedule__subcmd__list"
+                ;;
+            gathm__subcmd__help__subcmd__schedule,next)
+                cmd="gathm__subcmd__help__subcmd__schedule__subcmd__next"
+                ;;
+            gathm__subcmd__help__subcmd__schedule,run)
+                cmd="gathm__subcmd__help__subcmd__schedule__subcmd__run"
+                ;;
+            gathm__subcmd__help__subcmd__schedule,tick)
+                cmd="gathm__subcmd__help__subcmd__schedule__subcmd__tick"
+                ;;
+            gathm__subcmd__help__subcmd__schedule,validate)
+                cmd="gathm__subcmd__help__subcmd__schedule__subcmd__validate"
+                ;;
             gathm__subcmd__pipeline,help)
                 cmd="gathm__subcmd__pipeline__subcmd__help"
                 ;;
@@ -232,6 +253,42 @@ _gathm() {
             gathm__subcmd__policy__subcmd__help,show)
                 cmd="gathm__subcmd__policy__subcmd__help__subcmd__show"
                 ;;
+            gathm__subcmd__schedule,help)
+                cmd="gathm__subcmd__schedule__subcmd__help"
+                ;;
+            gathm__subcmd__schedule,list)
+                cmd="gathm__subcmd__schedule__subcmd__list"
+                ;;
+            gathm__subcmd__schedule,next)
+                cmd="gathm__subcmd__schedule__subcmd__next"
+                ;;
+            gathm__subcmd__schedule,run)
+                cmd="gathm__subcmd__schedule__subcmd__run"
+                ;;
+            gathm__subcmd__schedule,tick)
+                cmd="gathm__subcmd__schedule__subcmd__tick"
+                ;;
+            gathm__subcmd__schedule,validate)
+                cmd="gathm__subcmd__schedule__subcmd__validate"
+                ;;
+            gathm__subcmd__schedule__subcmd__help,help)
+                cmd="gathm__subcmd__schedule__subcmd__help__subcmd__help"
+                ;;
+            gathm__subcmd__schedule__subcmd__help,list)
+                cmd="gathm__subcmd__schedule__subcmd__help__subcmd__list"
+                ;;
+            gathm__subcmd__schedule__subcmd__help,next)
+                cmd="gathm__subcmd__schedule__subcmd__help__subcmd__next"
+                ;;
+            gathm__subcmd__schedule__subcmd__help,run)
+                cmd="gathm__subcmd__schedule__subcmd__help__subcmd__run"
+                ;;
+            gathm__subcmd__schedule__subcmd__help,tick)
+                cmd="gathm__subcmd__schedule__subcmd__help__subcmd__tick"
+                ;;
+            gathm__subcmd__schedule__subcmd__help,validate)
+                cmd="gathm__subcmd__schedule__subcmd__help__subcmd__validate"
+                ;;
             *)
                 ;;
         esac
@@ -239,7 +296,7 @@ _gathm() {
 
     case "${cmd}" in
         gathm)
-            opts="-q -h -V --json --quiet --role --tools-dir --policies --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve help"
+            opts="-q -h -V --json --quiet --role --tools-dir --policies --config --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -257,6 +314,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -265,7 +326,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__breaker)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help status reset help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help status reset help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +341,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -347,7 +412,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__breaker__subcmd__reset)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -362,6 +427,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -373,7 +442,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__breaker__subcmd__status)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -391,6 +460,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -399,7 +472,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__cache)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help stats clear purge invalidate help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help stats clear purge invalidate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,6 +490,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -425,7 +502,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__cache__subcmd__clear)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -440,6 +517,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -535,7 +616,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__cache__subcmd__invalidate)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -550,6 +631,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -561,7 +646,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__cache__subcmd__purge)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -576,6 +661,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -587,7 +676,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__cache__subcmd__stats)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -605,6 +694,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -613,7 +706,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__chain)
-            opts="-q -h --timeout --approve --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --timeout --approve --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -635,6 +728,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -643,7 +740,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__completions)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help bash elvish fish powershell zsh"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -658,6 +755,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -669,7 +770,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__heal)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -684,6 +785,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -695,7 +800,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__health)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -713,6 +818,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -721,7 +830,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help)
-            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve help"
+            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1042,6 +1151,90 @@ _gathm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gathm__subcmd__help__subcmd__schedule)
+            opts="list next validate run tick"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__schedule__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__schedule__subcmd__next)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__schedule__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__schedule__subcmd__tick)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__schedule__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gathm__subcmd__help__subcmd__schema)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1113,7 +1306,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__list)
-            opts="-q -h --category --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --category --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1135,6 +1328,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1143,7 +1340,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__parallel)
-            opts="-j -q -h --jobs --approve --json --quiet --role --tools-dir --policies --help"
+            opts="-j -q -h --jobs --approve --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1169,6 +1366,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1177,7 +1378,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__pipeline)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help run validate help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help run validate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1192,6 +1393,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1259,7 +1464,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__pipeline__subcmd__run)
-            opts="-j -q -h --jobs --approve --json --quiet --role --tools-dir --policies --help"
+            opts="-j -q -h --jobs --approve --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1285,6 +1490,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1293,7 +1502,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__pipeline__subcmd__validate)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1311,6 +1520,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1319,7 +1532,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__policy)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help check show help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help check show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1337,6 +1550,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1345,7 +1562,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__policy__subcmd__check)
-            opts="-q -h --approve --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --approve --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1360,6 +1577,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1427,7 +1648,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__policy__subcmd__show)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1445,6 +1666,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1453,7 +1678,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__run)
-            opts="-q -h --no-cache --refresh --timeout --approve --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --no-cache --refresh --timeout --approve --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1475,6 +1700,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1482,8 +1711,8 @@ _gathm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gathm__subcmd__schema)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help tool policies"
+        gathm__subcmd__schedule)
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help list next validate run tick help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1501,6 +1730,292 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__help)
+            opts="list next validate run tick help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__help__subcmd__next)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__help__subcmd__tick)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__help__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__list)
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__next)
+            opts="-n -q -h --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__run)
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__tick)
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schedule__subcmd__validate)
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__schema)
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help tool policies config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1509,7 +2024,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__serve)
-            opts="-q -h --host --port --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --host --port --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1535,6 +2050,10 @@ _gathm() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1543,7 +2062,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__show)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1558,6 +2077,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1569,7 +2092,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__status)
-            opts="-q -h --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1584,6 +2107,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1595,7 +2122,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__validate)
-            opts="-q -h --strict --json --quiet --role --tools-dir --policies --help"
+            opts="-q -h --strict --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1610,6 +2137,10 @@ _gathm() {
                     return 0
                     ;;
                 --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -21,6 +21,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -43,6 +44,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand parallel 'Run several tools at once; output grouped per tool, in the order given'
             cand chain 'Run tools one after another, each step''s stdout feeding the next step''s stdin'
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
+            cand schedule 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
             cand serve 'Serve the HTTP API (see README, "gathm serve")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -51,6 +53,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -61,6 +64,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -71,6 +75,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --strict 'Treat warnings (unknown keys, cycles, shadowed tools) as errors'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
@@ -82,6 +87,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -93,6 +99,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --no-cache 'Neither read nor write the result cache'
             cand --refresh 'Ignore a cached result but store the new one'
             cand --approve 'Approve a tool that the role''s policy marks `requires_approval`'
@@ -106,6 +113,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -116,6 +124,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -126,6 +135,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -136,6 +146,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -146,6 +157,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -159,6 +171,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -169,6 +182,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -190,6 +204,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -205,6 +220,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -215,6 +231,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -225,6 +242,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -235,6 +253,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -262,6 +281,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -275,6 +295,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --approve 'Treat the call as approved'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
@@ -286,6 +307,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -309,6 +331,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --approve 'Approve tools that the role''s policy marks `requires_approval`'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
@@ -321,6 +344,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --approve 'Approve tools that the role''s policy marks `requires_approval`'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
@@ -332,6 +356,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -347,6 +372,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --approve 'Approve tools that the role''s policy marks `requires_approval`'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
@@ -358,6 +384,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -375,12 +402,106 @@ set edit:completion:arg-completer[gathm] = {|@words|
         }
         &'gathm;pipeline;help;help'= {
         }
+        &'gathm;schedule'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'Every schedule with its next and last run and the last outcome'
+            cand next 'The next fire times of a schedule'
+            cand validate 'Check gathm.yaml (exit 65 on problems, each with file:line:col)'
+            cand run 'Run a schedule now, by hand (with its overlap rule)'
+            cand tick 'Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;schedule;list'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;schedule;next'= {
+            cand -n 'How many'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;schedule;validate'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;schedule;run'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;schedule;tick'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;schedule;help'= {
+            cand list 'Every schedule with its next and last run and the last outcome'
+            cand next 'The next fire times of a schedule'
+            cand validate 'Check gathm.yaml (exit 65 on problems, each with file:line:col)'
+            cand run 'Run a schedule now, by hand (with its overlap rule)'
+            cand tick 'Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'gathm;schedule;help;list'= {
+        }
+        &'gathm;schedule;help;next'= {
+        }
+        &'gathm;schedule;help;validate'= {
+        }
+        &'gathm;schedule;help;run'= {
+        }
+        &'gathm;schedule;help;tick'= {
+        }
+        &'gathm;schedule;help;help'= {
+        }
         &'gathm;serve'= {
             cand --host 'Address to bind'
             cand --port 'Port to bind (0: any free port; the address is printed first)'
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'
@@ -403,6 +524,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand parallel 'Run several tools at once; output grouped per tool, in the order given'
             cand chain 'Run tools one after another, each step''s stdout feeding the next step''s stdin'
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
+            cand schedule 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
             cand serve 'Serve the HTTP API (see README, "gathm serve")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -465,6 +587,23 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;pipeline;run'= {
         }
         &'gathm;help;pipeline;validate'= {
+        }
+        &'gathm;help;schedule'= {
+            cand list 'Every schedule with its next and last run and the last outcome'
+            cand next 'The next fire times of a schedule'
+            cand validate 'Check gathm.yaml (exit 65 on problems, each with file:line:col)'
+            cand run 'Run a schedule now, by hand (with its overlap rule)'
+            cand tick 'Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab'
+        }
+        &'gathm;help;schedule;list'= {
+        }
+        &'gathm;help;schedule;next'= {
+        }
+        &'gathm;help;schedule;validate'= {
+        }
+        &'gathm;help;schedule;run'= {
+        }
+        &'gathm;help;schedule;tick'= {
         }
         &'gathm;help;serve'= {
         }

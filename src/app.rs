@@ -76,7 +76,7 @@ pub fn prepare_process() {
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
     if let Some((g, r)) = crate::cli::fast_run(&args) {
-        let ctx = Context::new(&g.tools_dir, g.policies.as_deref());
+        let ctx = Context::new(&g.tools_dir, g.policies.as_deref()).with_config(g.config.clone());
         return match run_cmd(&ctx, &g, r) {
             Ok(c) => exit(c),
             Err(e) => {
@@ -120,12 +120,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
             output::json(&match kind {
                 SchemaKind::Tool => schema::tool(),
                 SchemaKind::Policies => schema::policies(),
+                SchemaKind::Config => schema::config(),
             });
             return Ok(0);
         }
         _ => {}
     }
-    let ctx = Context::new(&g.tools_dir, g.policies.as_deref());
+    let ctx = Context::new(&g.tools_dir, g.policies.as_deref()).with_config(g.config.clone());
     match cli.command {
         Command::Run(args) => run_cmd(&ctx, &g, args),
         Command::External(argv) => run_cmd(
@@ -335,6 +336,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Schedule(cmd) => crate::schedule::commands::command(&ctx, &g, cmd),
         Command::Serve { host, port } => {
             crate::server::serve(ctx, crate::server::Options::new(host, port))
         }

@@ -44,6 +44,9 @@ pub struct Global {
     /// Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in).
     #[arg(long, global = true, value_name = "FILE")]
     pub policies: Option<PathBuf>,
+    /// Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Options of `run` (also used by the `gathm TOOL` shortcut).
@@ -79,6 +82,8 @@ pub enum SchemaKind {
     Tool,
     /// policies.yaml
     Policies,
+    /// gathm.yaml (schedules and groups)
+    Config,
 }
 
 /// Commands.
@@ -148,6 +153,9 @@ pub enum Command {
     /// Run or check a DAG of steps described in a YAML file.
     #[command(subcommand, after_help = PIPELINE_HELP)]
     Pipeline(PipelineCmd),
+    /// Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
     /// Serve the HTTP API (see README, "gathm serve").
     Serve {
         /// Address to bind.
@@ -230,6 +238,30 @@ pub struct ChainArgs {
     pub steps: String,
 }
 
+/// `schedule` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Every schedule with its next and last run and the last outcome.
+    List,
+    /// The next fire times of a schedule.
+    Next {
+        /// Schedule name.
+        name: String,
+        /// How many.
+        #[arg(short = 'n', default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+    },
+    /// Check gathm.yaml (exit 65 on problems, each with file:line:col).
+    Validate,
+    /// Run a schedule now, by hand (with its overlap rule).
+    Run {
+        /// Schedule name.
+        name: String,
+    },
+    /// Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab.
+    Tick,
+}
+
 /// `pipeline` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PipelineCmd {
@@ -301,7 +333,8 @@ pub enum PolicyCmd {
 }
 
 /// Subcommand names: anything else in command position is a tool (the shortcut).
-pub const SUBCOMMANDS: [&str; 17] = [
+pub const SUBCOMMANDS: [&str; 18] = [
+    "schedule",
     "list",
     "show",
     "validate",
@@ -334,6 +367,7 @@ pub fn fast_run(args: &[OsString]) -> Option<(Global, RunArgs)> {
         role: std::env::var("GATHM_ROLE").unwrap_or_else(|_| "admin".into()),
         tools_dir: Vec::new(),
         policies: None,
+        config: None,
     };
     let mut r = RunArgs::default();
     let mut saw_run = false;
@@ -373,6 +407,7 @@ pub fn fast_run(args: &[OsString]) -> Option<(Global, RunArgs)> {
             ("--role", _) => g.role = value(&mut i, inline)?,
             ("--tools-dir", _) => g.tools_dir.push(PathBuf::from(value(&mut i, inline)?)),
             ("--policies", _) => g.policies = Some(PathBuf::from(value(&mut i, inline)?)),
+            ("--config", _) => g.config = Some(PathBuf::from(value(&mut i, inline)?)),
             ("--no-cache", None) if saw_run => r.no_cache = true,
             ("--refresh", None) if saw_run => r.refresh = true,
             ("--approve", None) if saw_run => r.approve = true,

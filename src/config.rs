@@ -95,7 +95,17 @@ pub struct Context {
     pub logger: Logger,
     /// Environment settings.
     pub settings: Settings,
+    /// `--config` (else `GATHM_CONFIG`, `$GATHM_HOME/config.yaml`, `./gathm.yaml`).
+    config_path: Option<PathBuf>,
+    config: std::sync::OnceLock<LoadedConfig>,
 }
+
+/// The configuration file as loaded: where it is (if anywhere) and its
+/// contents, or every problem with it.
+pub type LoadedConfig = std::result::Result<
+    Option<(PathBuf, crate::schedule::file::ConfigFile)>,
+    Vec<crate::manifest::Diagnostic>,
+>;
 
 impl Context {
     /// Resolve from command-line values and the environment.
@@ -119,7 +129,32 @@ impl Context {
             policy_source,
             policies: Mutex::new(None),
             settings: Settings::from_env(),
+            config_path: None,
+            config: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Use this configuration file (`--config`) instead of looking for one.
+    pub fn with_config(mut self, path: Option<PathBuf>) -> Context {
+        self.config_path = path;
+        self
+    }
+
+    /// The configuration file given by `--config`, if any.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    /// The configuration file (`gathm.yaml`), loaded once: `Ok(None)` when
+    /// there is none; a file named by `--config` or `GATHM_CONFIG` that
+    /// cannot be read is an error.
+    pub fn config(&self) -> &LoadedConfig {
+        self.config.get_or_init(|| {
+            match crate::schedule::file::locate(self.config_path.as_deref(), &self.home.root) {
+                None => Ok(None),
+                Some(p) => crate::schedule::file::load(&p).map(|c| Some((p, c))),
+            }
+        })
     }
 
     /// The text of the effective policies file.

@@ -377,6 +377,10 @@ impl std::fmt::Display for Diagnostic {
             Severity::Warning => "warning",
             Severity::Info => "info",
         };
+        if self.line == 0 {
+            // No position (a file that cannot be read): name the file alone.
+            return write!(f, "{}: {sev}: {}", self.file.display(), self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {sev}: {}",

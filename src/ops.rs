@@ -215,6 +215,8 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
             ),
         });
     }
+    // The configuration file (schedules and groups).
+    diags.extend(crate::schedule::commands::check_config(ctx));
     // Policies.
     let (ppath, ptext) = ctx.policies_text()?;
     match policy::parse(&ppath, &ptext) {

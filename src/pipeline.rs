@@ -113,7 +113,7 @@ pub struct Pipeline {
 
 /// Locations of a pipeline's parts in its file (for a pipeline deserialized
 /// from JSON: the file `(pipeline)` and no locations, so diagnostics read
-/// `(pipeline):0:0: error: step "b": …`; set `file` to name the request).
+/// `(pipeline): error: step "b": …`; set `file` to name the request).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     /// The file named in diagnostics.
@@ -1187,7 +1187,7 @@ steps:
             serde_json::from_str(r#"{"steps":[{"id":"a","tool":"ok","needs":["zz"]}]}"#).unwrap();
         assert_eq!(
             check(&bad)[0].to_string(),
-            "(pipeline):0:0: error: step \"a\" needs unknown step \"zz\""
+            "(pipeline): error: step \"a\" needs unknown step \"zz\""
         );
     }
 

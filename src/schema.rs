@@ -34,6 +34,15 @@ pub fn policies() -> Value {
     )
 }
 
+/// The schema of `gathm.yaml` (schedules and groups).
+pub fn config() -> Value {
+    finish(
+        schemars::schema_for!(crate::schedule::file::ConfigFile),
+        "config",
+        "gathm gathm.yaml",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

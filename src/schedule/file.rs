@@ -202,19 +202,33 @@ fn finite_in(v: f64, lo: f64, hi: f64) -> bool {
 /// Parse and check a configuration file. `path` names it in messages.
 /// Every problem is reported, each at its own place.
 pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, Vec<Diagnostic>> {
-    if text.trim().is_empty() {
-        return Ok(ConfigFile::default());
+    match parse_all(path, text) {
+        (Some(c), d) if d.is_empty() => Ok(c),
+        (_, d) => Err(d),
     }
-    let c: ConfigFile = serde_saphyr::from_str(text).map_err(|e| {
-        let mut d = crate::manifest::yaml_error(path, &e);
-        let m = d.message.trim_start_matches("error: ");
-        let m = match m.split_once(": ") {
-            Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
-            _ => m,
-        };
-        d.message = m.to_string();
-        vec![d]
-    })?;
+}
+
+/// Like `parse`, but returns what parsed even when it has problems (so
+/// `validate` can check the tool references too).
+pub fn parse_all(path: &Path, text: &str) -> (Option<ConfigFile>, Vec<Diagnostic>) {
+    if text.trim().is_empty() {
+        return (Some(ConfigFile::default()), Vec::new());
+    }
+    let c: ConfigFile = match serde_saphyr::from_str(text) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut d = crate::manifest::yaml_error(path, &e);
+            let m = d.message.trim_start_matches("error: ");
+            let m = match m.split_once(": ") {
+                Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
+                    rest
+                }
+                _ => m,
+            };
+            d.message = m.to_string();
+            return (None, vec![d]);
+        }
+    };
     let mut out = Vec::new();
     let mut seen = BTreeMap::new();
     for s in &c.schedules {
@@ -328,29 +342,54 @@ pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, Vec<Diagnostic>> {
             ));
         }
     }
-    if out.is_empty() { Ok(c) } else { Err(out) }
+    (Some(c), out)
 }
 
 /// Read and parse the file at `path`; a missing or unreadable file is one
 /// diagnostic naming it (no line and column).
 pub fn load(path: &Path) -> Result<ConfigFile, Vec<Diagnostic>> {
-    let text = std::fs::read(path).map_err(|e| {
-        vec![Diagnostic {
-            severity: Severity::Error,
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read the configuration file: {e}"),
-        }]
-    })?;
-    let text = String::from_utf8(text).map_err(|_| {
-        vec![diag(
+    match load_all(path) {
+        (Some(c), d) if d.is_empty() => Ok(c),
+        (_, d) => Err(d),
+    }
+}
+
+/// Like `load`, but returns what parsed even when it has problems.
+pub fn load_all(path: &Path) -> (Option<ConfigFile>, Vec<Diagnostic>) {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            let d = Diagnostic {
+                severity: Severity::Error,
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the configuration file: {e}"),
+            };
+            return (None, vec![d]);
+        }
+    };
+    let Ok(text) = String::from_utf8(text) else {
+        let d = diag(
             path,
             Some((1, 1)),
             "the configuration file is not UTF-8".into(),
-        )]
-    })?;
-    parse(path, &text)
+        );
+        return (None, vec![d]);
+    };
+    let (c, d) = parse_all(path, &text);
+    let Some(mut c) = c else {
+        return (None, d);
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for s in &mut c.schedules {
+        if let Some(p) = &mut s.pipeline
+            && p.is_relative()
+        {
+            *p = dir.join(&*p);
+        }
+    }
+    (Some(c), d)
 }
 
 /// The location of a schedule's `tool:` value (for "unknown tool" messages).

@@ -3,6 +3,7 @@
 //! cross-process group slots, and running due slots without a server
 //! (`gathm schedule tick`).
 
+pub mod commands;
 pub mod cron;
 pub mod file;
 pub mod groups;

@@ -270,7 +270,12 @@ fn overlap_lock(ctx: &Context, s: &Schedule) -> Result<Option<state::Lock>> {
 }
 
 /// Run one claimed slot of `s` now, honouring `overlap`, and record the outcome.
-pub fn run_slot(ctx: &Context, s: &Schedule, mut rec: SlotRecord) -> Result<SlotRecord> {
+pub fn run_slot(
+    ctx: &Context,
+    s: &Schedule,
+    mut rec: SlotRecord,
+    live: bool,
+) -> Result<SlotRecord> {
     let Some(_lock) = overlap_lock(ctx, s)? else {
         rec.outcome = Outcome::Skipped;
         rec.message = Some("the previous run is still going (overlap: skip)".into());
@@ -284,7 +289,7 @@ pub fn run_slot(ctx: &Context, s: &Schedule, mut rec: SlotRecord) -> Result<Slot
         h.running_pid = Some(std::process::id() as i32);
         push(h, r);
     })?;
-    let (ok, code, message) = execute(ctx, s);
+    let (ok, code, message) = execute(ctx, s, live);
     rec.outcome = if ok {
         Outcome::Success
     } else {
@@ -305,7 +310,7 @@ pub fn run_slot(ctx: &Context, s: &Schedule, mut rec: SlotRecord) -> Result<Slot
 
 /// Run the schedule's tool or pipeline through the same path as the CLI
 /// (policies, limits, breaker, audit with actor `schedule:<name>`).
-fn execute(ctx: &Context, s: &Schedule) -> (bool, i32, Option<String>) {
+fn execute(ctx: &Context, s: &Schedule, live: bool) -> (bool, i32, Option<String>) {
     let actor = format!("schedule:{}", s.name);
     if let Some(tool) = &s.tool {
         let mut req = RunRequest::new(
@@ -316,6 +321,9 @@ fn execute(ctx: &Context, s: &Schedule) -> (bool, i32, Option<String>) {
         req.actor = actor;
         req.timeout = s.timeout;
         req.notes = false;
+        if live {
+            req.sink = Some(std::sync::Arc::new(runner::StdSink));
+        }
         let env = run::run(ctx, &req);
         let ok = env.status == crate::api::RunStatus::Success;
         let msg = (!ok).then(|| {
@@ -365,7 +373,14 @@ fn execute(ctx: &Context, s: &Schedule) -> (bool, i32, Option<String>) {
 
 /// Run whatever is due now for every enabled schedule; returns what happened
 /// to each slot considered (run, skipped or missed).
-pub fn tick(ctx: &Context, schedules: &[Schedule], now: Timestamp) -> Result<Vec<TickItem>> {
+/// `live`: the tools' output goes to gathm's stdout and stderr as it comes
+/// (text mode; cron mails it).
+pub fn tick(
+    ctx: &Context,
+    schedules: &[Schedule],
+    now: Timestamp,
+    live: bool,
+) -> Result<Vec<TickItem>> {
     runner::install_signal_flags();
     let mut out = Vec::new();
     for s in schedules.iter().filter(|s| s.enabled) {
@@ -386,7 +401,7 @@ pub fn tick(ctx: &Context, schedules: &[Schedule], now: Timestamp) -> Result<Vec
                 0.0
             };
             crate::retry::sleep(jitter, &runner::Cancel::new());
-            let r = run_slot(ctx, s, r)?;
+            let r = run_slot(ctx, s, r, live)?;
             out.push(TickItem {
                 schedule: s.name.clone(),
                 record: r,
@@ -397,7 +412,7 @@ pub fn tick(ctx: &Context, schedules: &[Schedule], now: Timestamp) -> Result<Vec
 }
 
 /// Run `s` now by hand (`gathm schedule run NAME`), with the overlap rule.
-pub fn run_now(ctx: &Context, s: &Schedule) -> Result<SlotRecord> {
+pub fn run_now(ctx: &Context, s: &Schedule, live: bool) -> Result<SlotRecord> {
     runner::install_signal_flags();
     let slot = format!("manual:{}", rfc(Timestamp::now()));
     let rec = SlotRecord {
@@ -409,7 +424,7 @@ pub fn run_now(ctx: &Context, s: &Schedule) -> Result<SlotRecord> {
         started_at: None,
         finished_at: None,
     };
-    run_slot(ctx, s, rec)
+    run_slot(ctx, s, rec, live)
 }
 
 #[cfg(test)]

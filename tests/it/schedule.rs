@@ -1,0 +1,201 @@
+//! Schedules without a server: `gathm schedule list | next | validate | run | tick`.
+
+use crate::harness::*;
+
+fn stamps(s: &Sandbox) -> Vec<String> {
+    std::fs::read_to_string(s.path().join("stamps"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn sandbox(schedules: &str) -> Sandbox {
+    let s = Sandbox::new(&["stamp", "slow", "ok"]);
+    s.write("gathm.yaml", &format!("schedules:\n{schedules}"));
+    s
+}
+
+fn tick(s: &Sandbox) -> (i32, serde_json::Value) {
+    let o = s
+        .cmd()
+        .env("STAMP_FILE", s.path().join("stamps"))
+        .args(["--json", "schedule", "tick"])
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
+    (o.status.code().unwrap(), v)
+}
+
+/// Pretend the last tick happened `minutes` ago (downtime).
+fn rewind(s: &Sandbox, name: &str, minutes: i64) {
+    let p = s.home().join("schedules").join(format!("{name}.json"));
+    let mut h: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let last: jiff::Timestamp = h["last_slot"].as_str().unwrap().parse().unwrap();
+    let back = last - jiff::SignedDuration::from_mins(minutes);
+    h["last_slot"] = back.to_string().into();
+    std::fs::write(&p, serde_json::to_vec(&h).unwrap()).unwrap();
+}
+
+#[test]
+fn tick_twice_in_the_same_minute_runs_the_slot_once() {
+    let s = sandbox("  - name: m\n    cron: '* * * * *'\n    tool: stamp\n    args: [x]\n");
+    let (code, v) = tick(&s);
+    assert_eq!(code, 0, "{v}");
+    let slots = v["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 1, "{v}");
+    assert_eq!(slots[0]["outcome"], "success");
+    let id = slots[0]["run_id"].as_str().unwrap().to_string();
+    // The same minute (or, at a minute boundary, the next one, whose slot is new).
+    let (_, v2) = tick(&s);
+    let again = v2["slots"].as_array().unwrap();
+    assert!(again.iter().all(|x| x["run_id"] != id.as_str()), "{v2}");
+    let runs = stamps(&s).iter().filter(|l| l.starts_with("start")).count();
+    assert_eq!(runs, 1 + again.len());
+    // History: list shows the last outcome; the audit log names the schedule.
+    let (_, l) = s.json(&["--json", "schedule", "list"]);
+    assert_eq!(l[0]["last"]["outcome"], "success", "{l}");
+    assert!(
+        s.log("audit.log")
+            .iter()
+            .any(|e| e.to_string().contains("schedule:m")),
+        "{:?}",
+        s.log("audit.log")
+    );
+}
+
+#[test]
+fn catchup_after_downtime_follows_the_rule() {
+    for (rule, ran, missed) in [("none", 1, 4), ("latest", 1, 4), ("all", 5, 0)] {
+        let s = sandbox(&format!(
+            "  - name: c\n    cron: '* * * * *'\n    tool: stamp\n    args: [y]\n    catchup: {rule}\n"
+        ));
+        let (code, _) = tick(&s);
+        assert_eq!(code, 0);
+        let before = stamps(&s).len();
+        rewind(&s, "c", 5);
+        let (_, v) = tick(&s);
+        let slots = v["slots"].as_array().unwrap();
+        let n = |o: &str| slots.iter().filter(|x| x["outcome"] == o).count();
+        // A minute boundary between the two ticks adds one on-time slot.
+        assert!(
+            n("success") == ran || n("success") == ran + 1,
+            "{rule}: {v}"
+        );
+        assert!(
+            n("missed") == missed || n("missed") == missed + 1,
+            "{rule}: {v}"
+        );
+        assert_eq!(
+            stamps(&s).len() - before,
+            2 * n("success"),
+            "{rule}: every run recorded start and end"
+        );
+        // Missed slots are kept in the history.
+        let h: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(s.home().join("schedules").join("c.json")).unwrap(),
+        )
+        .unwrap();
+        let recorded = h["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["outcome"] == "missed")
+            .count();
+        assert_eq!(recorded, n("missed"), "{rule}: {h}");
+    }
+}
+
+#[test]
+fn overlap_skip_and_queue() {
+    let s = sandbox(
+        "  - name: long\n    cron: '0 0 1 1 *'\n    tool: slow\n    args: ['3']\n  - name: q\n    cron: '0 0 1 1 *'\n    tool: slow\n    args: ['1']\n    overlap: queue\n",
+    );
+    let mut first = s
+        .cmd()
+        .args(["schedule", "run", "long"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lockfile = s.home().join("schedules").join("long.json");
+    wait_until(
+        "the first run to start",
+        std::time::Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&lockfile).is_ok_and(|t| t.contains("running_pid\":"))
+                && !std::fs::read_to_string(&lockfile)
+                    .unwrap()
+                    .contains("running_pid\":null")
+        },
+    );
+    let o = s.run(&["--json", "schedule", "run", "long"]);
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["outcome"], "skipped");
+    assert!(first.wait().unwrap().success());
+    // queue: the second waits for the first instead of skipping.
+    let mut a = s
+        .cmd()
+        .args(["schedule", "run", "q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let o = s.run(&["--json", "schedule", "run", "q"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(a.wait().unwrap().success());
+}
+
+#[test]
+fn validate_locates_every_problem_and_next_lists_times() {
+    let s = sandbox(
+        "  - name: a\n    cron: '0 3 * * *'\n    tool: nosuchtool\n  - name: b\n    cron: '0 3 * *'\n    tool: ok\n",
+    );
+    let o = s.run(&["schedule", "validate"]);
+    assert_eq!(o.status.code(), Some(65));
+    let e = stderr(&o);
+    assert!(
+        e.contains("gathm.yaml:6:11: error") && e.contains("gathm.yaml:4:11: error"),
+        "{e}"
+    );
+    s.write(
+        "gathm.yaml",
+        "schedules:\n  - name: a\n    cron: '0 3 * * *'\n    tool: nosuchtool\n",
+    );
+    let o = s.run(&["validate"]);
+    assert_eq!(o.status.code(), Some(65));
+    let e = stderr(&o);
+    assert!(
+        e.contains("gathm.yaml:4:11: error") && e.contains("nosuchtool"),
+        "{e}"
+    );
+    s.write(
+        "gathm.yaml",
+        "schedules:\n  - name: a\n    cron: '0 3 * * *'\n    timezone: Europe/Paris\n    tool: ok\n    colour: blue\n",
+    );
+    let o = s.run(&["schedule", "list"]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(stderr(&o).contains("gathm.yaml:6:"), "{}", stderr(&o));
+    s.write(
+        "gathm.yaml",
+        "schedules:\n  - name: a\n    cron: '0 3 * * *'\n    timezone: Europe/Paris\n    tool: ok\n",
+    );
+    let (code, v) = s.json(&["--json", "schedule", "next", "a", "-n", "3"]);
+    assert_eq!(code, 0);
+    let next = v["next"].as_array().unwrap();
+    assert_eq!(next.len(), 3);
+    for t in next {
+        // 03:00 in Paris is 01:00 or 02:00 UTC.
+        let t = t.as_str().unwrap();
+        assert!(t.contains("T02:00:00Z") || t.contains("T01:00:00Z"), "{t}");
+    }
+    let o = s.run(&["schedule", "next", "b"]);
+    assert_eq!(o.status.code(), Some(127));
+    let o = s.run(&["--config", "missing.yaml", "schedule", "list"]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(stderr(&o).contains("missing.yaml"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(":0:0"), "{}", stderr(&o));
+}
