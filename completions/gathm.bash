@@ -1678,13 +1678,17 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__run)
-            opts="-q -h --no-cache --refresh --timeout --approve --json --quiet --role --tools-dir --policies --config --help"
+            opts="-q -h --no-cache --refresh --timeout --approve --no-wait --wait-timeout --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

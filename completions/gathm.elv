@@ -96,6 +96,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
         }
         &'gathm;run'= {
             cand --timeout 'Kill the tool''s process group after SECS seconds (overrides the manifest)'
+            cand --wait-timeout 'Wait at most SECS seconds for a concurrency-group slot, then exit 75'
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
@@ -103,6 +104,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand --no-cache 'Neither read nor write the result cache'
             cand --refresh 'Ignore a cached result but store the new one'
             cand --approve 'Approve a tool that the role''s policy marks `requires_approval`'
+            cand --no-wait 'Exit 75 at once if the tool''s concurrency group is full, instead of waiting'
             cand --json 'Print JSON instead of text'
             cand -q 'Print a run''s output only if it failed (for cron)'
             cand --quiet 'Print a run''s output only if it failed (for cron)'

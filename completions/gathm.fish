@@ -81,6 +81,7 @@ complete -c gathm -n "__fish_gathm_using_subcommand schema" -l json -d 'Print JS
 complete -c gathm -n "__fish_gathm_using_subcommand schema" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
 complete -c gathm -n "__fish_gathm_using_subcommand schema" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l timeout -d 'Kill the tool\'s process group after SECS seconds (overrides the manifest)' -r
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l wait-timeout -d 'Wait at most SECS seconds for a concurrency-group slot, then exit 75' -r
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l role -d 'Role for policy decisions' -r
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
@@ -88,6 +89,7 @@ complete -c gathm -n "__fish_gathm_using_subcommand run" -l config -d 'Configura
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l no-cache -d 'Neither read nor write the result cache'
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l refresh -d 'Ignore a cached result but store the new one'
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l approve -d 'Approve a tool that the role\'s policy marks `requires_approval`'
+complete -c gathm -n "__fish_gathm_using_subcommand run" -l no-wait -d 'Exit 75 at once if the tool\'s concurrency group is full, instead of waiting'
 complete -c gathm -n "__fish_gathm_using_subcommand run" -l json -d 'Print JSON instead of text'
 complete -c gathm -n "__fish_gathm_using_subcommand run" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
 complete -c gathm -n "__fish_gathm_using_subcommand run" -s h -l help -d 'Print help'

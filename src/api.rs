@@ -25,6 +25,9 @@ pub enum Reason {
     Interrupted,
     /// Found but could not be started.
     NotExecutable,
+    /// No slot in a concurrency group (full with `--no-wait`, queue full,
+    /// wait timed out, or the group's state unusable).
+    ConcurrencyLimit,
 }
 
 /// What happened to one attempt.

@@ -664,6 +664,10 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
     req.use_cache = !a.no_cache;
     req.refresh = a.refresh;
     req.timeout = a.timeout;
+    req.group_wait = run::GroupWait {
+        no_wait: a.no_wait,
+        timeout: a.wait_timeout,
+    };
     req.stdin = Stdin::Inherit;
     let live = !g.json && !g.quiet;
     if live {
@@ -688,6 +692,13 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
     {
         return Err(Error::Usage(
             "--timeout must be a positive number of seconds".into(),
+        ));
+    }
+    if let Some(t) = a.wait_timeout
+        && !(t >= 0.0 && t.is_finite())
+    {
+        return Err(Error::Usage(
+            "--wait-timeout must be a number of seconds >= 0".into(),
         ));
     }
     let env = run::run(ctx, &req);

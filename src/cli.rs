@@ -64,6 +64,12 @@ pub struct RunArgs {
     /// Approve a tool that the role's policy marks `requires_approval`.
     #[arg(long)]
     pub approve: bool,
+    /// Exit 75 at once if the tool's concurrency group is full, instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Wait at most SECS seconds for a concurrency-group slot, then exit 75.
+    #[arg(long, value_name = "SECS")]
+    pub wait_timeout: Option<f64>,
     /// The tool, then its arguments, passed to it untouched.
     #[arg(
         value_name = "TOOL [ARGS]...",
@@ -411,6 +417,10 @@ pub fn fast_run(args: &[OsString]) -> Option<(Global, RunArgs)> {
             ("--no-cache", None) if saw_run => r.no_cache = true,
             ("--refresh", None) if saw_run => r.refresh = true,
             ("--approve", None) if saw_run => r.approve = true,
+            ("--no-wait", None) if saw_run => r.no_wait = true,
+            ("--wait-timeout", _) if saw_run => {
+                r.wait_timeout = Some(value(&mut i, inline)?.parse().ok()?)
+            }
             ("--timeout", _) if saw_run => r.timeout = Some(value(&mut i, inline)?.parse().ok()?),
             _ => return None,
         }

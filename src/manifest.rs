@@ -21,7 +21,8 @@ pub const CATEGORIES: [&str; 8] = [
 ];
 
 /// Top-level keys a manifest may carry (anything else is a warning, an error under `--strict`).
-pub const KNOWN_KEYS: [&str; 21] = [
+pub const KNOWN_KEYS: [&str; 22] = [
+    "concurrency_group",
     "name",
     "version",
     "description",
@@ -267,6 +268,10 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_concurrency: Option<u32>,
+    /// Extension: concurrency groups of `gathm.yaml` (a name or a list)
+    /// whose limits the tool's runs share, across processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_group: Option<OneOrMany<String>>,
     /// The reference's manifest format version (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<u32>,

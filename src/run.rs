@@ -22,6 +22,7 @@ use crate::ratelimit::{self, Limit};
 use crate::registry::Tool;
 use crate::retry;
 use crate::runner::{self, Cancel, Outcome, Sink, Spec, Status, Stdin};
+use crate::schedule::groups;
 
 /// Asks a person whether a tool that needs approval may run.
 pub type Prompt = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
@@ -57,6 +58,8 @@ pub struct RunRequest {
     pub rate_limit: bool,
     /// Extra environment for the tool.
     pub env: Vec<(OsString, OsString)>,
+    /// How to wait for a concurrency-group slot (`--no-wait`, `--wait-timeout`).
+    pub group_wait: GroupWait,
     /// Who asked (for the audit log): `cli`, `http`, `job:<id>`, ...
     pub actor: String,
 }
@@ -79,9 +82,19 @@ impl RunRequest {
             cancel: Cancel::new(),
             rate_limit: true,
             env: Vec::new(),
+            group_wait: GroupWait::default(),
             actor: "cli".into(),
         }
     }
+}
+
+/// How a run waits for a concurrency-group slot.
+#[derive(Debug, Clone, Default)]
+pub struct GroupWait {
+    /// Refuse at once (exit 75) instead of waiting.
+    pub no_wait: bool,
+    /// Give up after this many seconds (exit 75).
+    pub timeout: Option<f64>,
 }
 
 /// What every member run of a group (`parallel`, `chain`, `pipeline`, a
@@ -378,6 +391,12 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         );
         return r.finish(e);
     }
+    // 4b. Concurrency groups: held until the run ends (fallbacks run in the
+    // slot of the tool asked for). A cache hit above needs no slot.
+    let _slots = match group_slots(&r, &tool) {
+        Ok(s) => s,
+        Err(e) => return r.finish(*e),
+    };
     // 5–7. Breaker, execution, fallbacks.
     let env = walk(&mut r, tool.clone());
     // 8. Cache a success of the tool asked for (never a fallback's answer).
@@ -409,6 +428,93 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
 }
 
 /// Policy decision + argument validation for one tool; `Some` when refused.
+/// The concurrency groups of `tool`: each `concurrency_group` of its
+/// manifest (defined in `gathm.yaml`), plus `tool.NAME` for a manifest's
+/// `max_concurrency`. Acquired in name order (no deadlock between runs of
+/// tools that share several groups); a refusal is exit 75, and a group that
+/// cannot be enforced refuses the run (fail closed).
+fn group_slots(r: &Run<'_>, tool: &Tool) -> Result<Vec<groups::Slot>, Box<Envelope>> {
+    let names = tool
+        .manifest
+        .concurrency_group
+        .as_ref()
+        .map(|g| g.to_vec())
+        .unwrap_or_default();
+    if names.is_empty() && tool.manifest.max_concurrency.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut wanted: Vec<(String, u32, u32)> = Vec::new();
+    if !names.is_empty() {
+        let cfg = match r.ctx.config() {
+            Ok(Some((_, c))) => Some(c),
+            Ok(None) => None,
+            Err(d) => {
+                let first = d.first().map(ToString::to_string).unwrap_or_default();
+                return Err(Box::new(r.refuse(
+                    Reason::ConcurrencyLimit,
+                    code::DATA_ERR,
+                    format!(
+                        "{} uses concurrency groups, but gathm.yaml is invalid: {first}",
+                        tool.name
+                    ),
+                )));
+            }
+        };
+        for n in names {
+            match cfg.and_then(|c| c.groups.get(&n)) {
+                Some(g) => wanted.push((n, g.max_concurrent, g.queue_size)),
+                None => {
+                    return Err(Box::new(r.refuse(
+                        Reason::ConcurrencyLimit,
+                        code::DATA_ERR,
+                        format!(
+                            "{} names concurrency group {n:?}, which gathm.yaml does not define",
+                            tool.name
+                        ),
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(max) = tool.manifest.max_concurrency {
+        wanted.push((format!("tool.{}", tool.name), max, 1000));
+    }
+    wanted.sort();
+    wanted.dedup_by(|a, b| a.0 == b.0);
+    let root = r.ctx.home.root.join("groups");
+    let wait = groups::Wait {
+        no_wait: r.req.group_wait.no_wait,
+        timeout: r.req.group_wait.timeout,
+        cancel: r.req.cancel.clone(),
+    };
+    let mut held = Vec::new();
+    for (name, max, queue) in wanted {
+        let req = r.req;
+        let mut on_wait = || {
+            note(
+                req,
+                &format!("waiting for a slot in concurrency group {name:?} ({max} at once)"),
+            );
+        };
+        match groups::acquire(&root, &name, max, queue, &wait, &mut on_wait) {
+            Ok(s) => held.push(s),
+            Err(groups::Refusal::Cancelled) => {
+                return Err(Box::new(r.refuse(
+                    Reason::Interrupted,
+                    code::INTERRUPTED,
+                    "interrupted while waiting for a concurrency slot".into(),
+                )));
+            }
+            Err(e) => {
+                let mut env = r.refuse(Reason::ConcurrencyLimit, code::TEMP_FAIL, e.to_string());
+                env.retry_after = Some(1.0);
+                return Err(Box::new(env));
+            }
+        }
+    }
+    Ok(held)
+}
+
 fn check_policy(r: &mut Run<'_>, policies: &policy::Policies, tool: &str) -> Option<Envelope> {
     let mut d = policy::decide(policies, &r.req.role, tool, Action::Execute, r.req.approved);
     if d.decision == Verdict::ApprovalRequired

@@ -17,12 +17,17 @@ use crate::schedule::tick::{self, Outcome, SlotRecord};
 /// Every problem with the configuration file, including references to tools
 /// that do not exist and pipeline files that cannot be read.
 pub fn check_config(ctx: &Context) -> Vec<Diagnostic> {
-    let Some(path) = crate::schedule::file::locate(ctx.config_path(), &ctx.home.root) else {
-        return Vec::new();
-    };
-    let (c, mut out) = crate::schedule::file::load_all(&path);
-    let Some(c) = c else {
-        return out;
+    let (path, c, mut out) = match crate::schedule::file::locate(ctx.config_path(), &ctx.home.root)
+    {
+        None => (
+            PathBuf::from("gathm.yaml (none found)"),
+            ConfigFile::default(),
+            Vec::new(),
+        ),
+        Some(path) => match crate::schedule::file::load_all(&path) {
+            (Some(c), out) => (path, c, out),
+            (None, out) => return out,
+        },
     };
     for s in &c.schedules {
         if let Some(t) = &s.tool
@@ -54,7 +59,32 @@ pub fn check_config(ctx: &Context) -> Vec<Diagnostic> {
             });
         }
     }
-    out.sort_by_key(|d| (d.line, d.column));
+    // Manifests that name a group the file does not define.
+    for t in ctx.search.scan().tools {
+        for g in t
+            .manifest
+            .concurrency_group
+            .as_ref()
+            .map(|g| g.to_vec())
+            .unwrap_or_default()
+        {
+            if !c.groups.contains_key(&g) {
+                let text = std::fs::read_to_string(&t.manifest_path).unwrap_or_default();
+                let (line, column) = crate::manifest::locate(&text, "concurrency_group");
+                out.push(Diagnostic {
+                    severity: Severity::Error,
+                    file: t.manifest_path.clone(),
+                    line,
+                    column,
+                    message: format!(
+                        "concurrency group {g:?} is not defined in {}",
+                        path.display()
+                    ),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     out
 }
 

@@ -199,3 +199,112 @@ fn validate_locates_every_problem_and_next_lists_times() {
     assert!(stderr(&o).contains("missing.yaml"), "{}", stderr(&o));
     assert!(!stderr(&o).contains(":0:0"), "{}", stderr(&o));
 }
+
+const GSTAMP: &str = "name: gstamp\nversion: \"1.0.0\"\ndescription: stamp in a concurrency group\ncategory: utility\nrequires_internet: false\ncache: false\nconcurrency_group: pair\n";
+const STAMP_SCRIPT: &str = "#!/bin/sh\necho \"start $1\" >> \"$STAMP_FILE\"\nsleep \"${2:-0}\"\necho \"end $1\" >> \"$STAMP_FILE\"\n";
+
+fn group_sandbox() -> Sandbox {
+    let s = Sandbox::new(&[]);
+    s.manifest("gstamp", GSTAMP, Some(STAMP_SCRIPT));
+    s.write(
+        "gathm.yaml",
+        "groups:\n  pair: {max_concurrent: 2, queue_size: 20}\n",
+    );
+    s
+}
+
+#[test]
+fn a_group_holds_across_processes_in_arrival_order() {
+    let s = group_sandbox();
+    let stamp_file = s.path().join("stamps");
+    let mut kids = Vec::new();
+    for i in 0..10 {
+        kids.push(
+            s.cmd()
+                .env("STAMP_FILE", &stamp_file)
+                .args(["run", "gstamp", &i.to_string(), "0.3"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        // Arrivals 80 ms apart define the order.
+        std::thread::sleep(std::time::Duration::from_millis(80));
+    }
+    for mut k in kids {
+        assert!(k.wait().unwrap().success());
+    }
+    let lines = stamps(&s);
+    assert_eq!(lines.len(), 20, "{lines:?}");
+    let (mut running, mut most) = (0i32, 0i32);
+    let mut starts = Vec::new();
+    for l in &lines {
+        if let Some(id) = l.strip_prefix("start ") {
+            running += 1;
+            starts.push(id.parse::<u32>().unwrap());
+        } else {
+            running -= 1;
+        }
+        most = most.max(running);
+    }
+    assert_eq!(most, 2, "never more than max_concurrent at once: {lines:?}");
+    assert_eq!(starts, (0..10).collect::<Vec<_>>(), "FIFO: {lines:?}");
+}
+
+#[test]
+fn no_wait_refuses_and_a_killed_holder_frees_its_slot() {
+    let s = group_sandbox();
+    s.write("gathm.yaml", "groups:\n  pair: {max_concurrent: 1}\n");
+    let stamp_file = s.path().join("stamps");
+    let mut holder = s
+        .cmd()
+        .env("STAMP_FILE", &stamp_file)
+        .args(["run", "gstamp", "held", "10"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the holder to start",
+        std::time::Duration::from_secs(10),
+        || stamps(&s).iter().any(|l| l == "start held"),
+    );
+    let o = s
+        .cmd()
+        .env("STAMP_FILE", &stamp_file)
+        .args(["--json", "run", "--no-wait", "gstamp", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["reason"], "concurrency_limit");
+    let o = s
+        .cmd()
+        .env("STAMP_FILE", &stamp_file)
+        .args(["run", "--wait-timeout", "0.2", "gstamp", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(75));
+    assert!(stderr(&o).contains("after waiting"), "{}", stderr(&o));
+    // kill -9 of the holder (gathm itself): the kernel frees the slot.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let o = s
+        .cmd()
+        .env("STAMP_FILE", &stamp_file)
+        .args(["run", "--wait-timeout", "10", "gstamp", "after"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // An undefined group refuses the run and fails validate.
+    s.write("gathm.yaml", "groups:\n  other: {max_concurrent: 1}\n");
+    let o = s.run(&["run", "gstamp", "y"]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    let o = s.run(&["validate"]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(
+        stderr(&o).contains("gstamp/tool.yaml:7:1: error"),
+        "{}",
+        stderr(&o)
+    );
+}
