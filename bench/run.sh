@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine; }
 cargo build --release --quiet
-cargo build --release --quiet --example bookkeeping
+cargo build --release --quiet --example bookkeeping --example groupslot
 OUT="$PWD/target/release"
 GO="$OUT/gathm"                       # the ordinary build
 G=$(bash dist/build.sh --quiet | tail -1)   # the release build (static PIE)
@@ -70,3 +70,6 @@ hyperfine -N --warmup 5 --runs 100 "$G --tools-dir $W/many100 list" "$G --tools-
 
 echo "== bookkeeping (library, in-process)"
 "$OUT/examples/bookkeeping" 20000
+
+echo "== concurrency-group slot and schedule next-fire times (library, in-process)"
+"$OUT/examples/groupslot" 20000
