@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fallback;
+pub mod fleet;
 pub mod health;
 pub mod home;
 pub mod http;
