@@ -25,6 +25,8 @@ pub enum Reason {
     Interrupted,
     /// Found but could not be started.
     NotExecutable,
+    /// stdout or stderr exceeded the capture limit (`GATHM_MAX_OUTPUT_MB`).
+    OutputLimit,
 }
 
 /// What happened to one attempt.
@@ -51,6 +53,8 @@ pub enum AttemptOutcome {
     NotFound,
     /// Replayed from the cache.
     Cached,
+    /// A fallback not tried: the depth limit or a cycle (see `note`).
+    Skipped,
 }
 
 /// One attempt in a run.
@@ -70,6 +74,9 @@ pub struct Attempt {
     /// The policy rule, for denied hops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// Why a hop was skipped (`skipped: depth limit 3 reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn one() -> u32 {
@@ -134,8 +141,8 @@ pub struct ToolSummary {
     pub description: String,
     /// Version.
     pub version: String,
-    /// Categories.
-    pub category: Vec<String>,
+    /// Category as written: a string stays a string, a list a list.
+    pub category: crate::manifest::OneOrMany<String>,
     /// Tags.
     pub tags: Vec<String>,
     /// Needs the network.

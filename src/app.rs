@@ -145,7 +145,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 output::error(&d.to_string());
             }
             if g.json {
-                output::json(&list);
+                // The reference's shape: a JSON array of tools (HTTP keeps
+                // `{"tools", "count"}`).
+                output::json(&list.tools);
             } else {
                 let w = list.tools.iter().map(|t| t.name.len()).max().unwrap_or(4);
                 let mut s = String::new();
@@ -154,7 +156,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                         "{:<w$}  {:<8}  {:<22}  {}\n",
                         t.name,
                         t.version,
-                        t.category.join(","),
+                        t.category.to_vec().join(","),
                         t.description
                     ));
                 }
@@ -673,9 +675,11 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
                 "gathm: {tool} requires approval for role {role}. Run it? [y/N] "
             );
             let _ = err.flush();
-            let mut line = String::new();
-            let _ = std::io::stdin().lock().read_line(&mut line);
-            matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+            let answer = read_answer();
+            if answer.is_none() {
+                let _ = writeln!(err);
+            }
+            answer.is_some_and(|line| matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
         }));
     }
     if let Some(t) = a.timeout
@@ -688,6 +692,34 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
     let env = run::run(ctx, &req);
     print_envelope(g, &env, live);
     Ok(env.exit_code)
+}
+
+/// One line from the terminal, or `None` at Ctrl-C (the signal flag is set:
+/// `poll` is not restarted after a signal, a blocking read would be) or EOF.
+fn read_answer() -> Option<String> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdin = std::io::stdin();
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        if runner::interrupted() {
+            return None;
+        }
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        match poll(&mut fds, Some(&tick)) {
+            Ok(0) => continue,
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    let mut line = String::new();
+    match stdin.lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line),
+    }
 }
 
 /// Print a run's result for the CLI's modes.

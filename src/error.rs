@@ -20,6 +20,8 @@ pub mod code {
     pub const TIMEOUT: u8 = 124;
     /// gathm itself failed.
     pub const INTERNAL: u8 = 125;
+    /// The tool's output exceeded the capture limit (`GATHM_MAX_OUTPUT_MB`).
+    pub const OUTPUT_LIMIT: u8 = 125;
     /// Tool found but cannot be executed.
     pub const NOT_EXECUTABLE: u8 = 126;
     /// Tool not found.
@@ -39,7 +41,8 @@ Exit codes:
   75   rate limited (try again later)
   77   denied by policy, or approval required
   124  timed out (the whole process group was killed)
-  125  gathm itself failed
+  125  gathm itself failed, or the output exceeded GATHM_MAX_OUTPUT_MB
+       (reason output_limit)
   126  tool found but cannot be executed
   127  tool not found
   130  interrupted";

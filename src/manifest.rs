@@ -178,16 +178,35 @@ pub enum CacheSetting {
     },
 }
 
-/// `breaker`.
+/// `breaker`: `false` (no breaker for this tool), `true` (the defaults), or
+/// the settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BreakerField {
+    /// `breaker: false` turns the breaker off; `true` keeps the defaults.
+    Enabled(bool),
+    /// `breaker: {failure_threshold: N, recovery_timeout: S, ignore_exit_codes: [..]}`.
+    Settings(BreakerSetting),
+}
+
+/// `breaker` settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BreakerSetting {
     /// Consecutive counted failures that open the circuit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<u32>,
     /// Seconds before an open circuit lets a probe through.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_timeout: Option<f64>,
+    /// Exit codes that are answers, not outages: they count as successes for
+    /// the breaker, are not retried (unless `retry.on_exit_codes` lists
+    /// them) and do not fall back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_exit_codes: Vec<i32>,
 }
+
+/// Sub-keys of `breaker`.
+pub const BREAKER_KEYS: [&str; 3] = ["failure_threshold", "recovery_timeout", "ignore_exit_codes"];
 
 /// `retry`: the one retry setting (`crate::retry::Retry`).
 pub type RetrySetting = crate::retry::Retry;
@@ -254,9 +273,9 @@ pub struct Manifest {
     /// Extension: result cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSetting>,
-    /// Extension: breaker thresholds.
+    /// Extension: breaker thresholds, answers, or `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub breaker: Option<BreakerSetting>,
+    pub breaker: Option<BreakerField>,
     /// Extension: retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySetting>,
@@ -328,6 +347,26 @@ impl Manifest {
             .as_ref()
             .map(|c| c.to_vec())
             .unwrap_or_default()
+    }
+
+    /// Whether the breaker guards this tool (`breaker: false` turns it off).
+    pub fn breaker_enabled(&self) -> bool {
+        !matches!(self.breaker, Some(BreakerField::Enabled(false)))
+    }
+
+    /// The breaker settings written in the manifest, if any.
+    pub fn breaker_settings(&self) -> Option<&BreakerSetting> {
+        match &self.breaker {
+            Some(BreakerField::Settings(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Exit codes that are answers (`breaker.ignore_exit_codes`).
+    pub fn answer_codes(&self) -> &[i32] {
+        self.breaker_settings()
+            .map(|b| b.ignore_exit_codes.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Fallback names in order (`null`/empty: none).
@@ -614,13 +653,24 @@ pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> V
     if let Some(problem) = m.retry.as_ref().and_then(|r| r.problem()) {
         push(Error, "retry", problem);
     }
-    if let Some(b) = &m.breaker
+    if let Some(b) = m.breaker_settings()
         && b.failure_threshold == Some(0)
     {
         push(
             Error,
             "failure_threshold",
             "breaker.failure_threshold must be at least 1".into(),
+        );
+    }
+    if let Some(b) = m.breaker_settings()
+        && b.ignore_exit_codes
+            .iter()
+            .any(|c| *c == 0 || !(1..=255).contains(c))
+    {
+        push(
+            Error,
+            "ignore_exit_codes",
+            "breaker.ignore_exit_codes must be exit codes from 1 to 255".into(),
         );
     }
     if let Some(cmd) = &m.command

@@ -29,7 +29,10 @@ pub fn summary(t: &Tool) -> ToolSummary {
             .clone()
             .unwrap_or_else(|| "No description".into()),
         version: m.version.clone().unwrap_or_else(|| "unknown".into()),
-        category: m.categories(),
+        category: m
+            .category
+            .clone()
+            .unwrap_or(crate::manifest::OneOrMany::Many(Vec::new())),
         tags: m.tags.clone(),
         requires_internet: m.requires_internet,
         fallback_tool: m.fallbacks(),
@@ -344,7 +347,7 @@ pub struct BreakerInfo {
 fn breaker_cfg(ctx: &Context, tool: &str) -> breaker::Config {
     let mut c = ctx.settings.breaker;
     if let Ok(Some(t)) = ctx.search.find(tool)
-        && let Some(b) = &t.manifest.breaker
+        && let Some(b) = t.manifest.breaker_settings()
     {
         c.threshold = b.failure_threshold.unwrap_or(c.threshold).max(1);
         c.recovery_timeout = b.recovery_timeout.unwrap_or(c.recovery_timeout);

@@ -452,11 +452,25 @@ pub fn check_args(p: &Policies, args: &[String]) -> Option<Decision> {
             return Some(Decision::new(
                 Verdict::Deny,
                 format!("validation.blocked_patterns[{pat:?}]"),
-                format!("argument {} contains the blocked pattern {pat:?}", i + 1),
+                format!(
+                    "argument {} contains the blocked pattern {pat:?}{}",
+                    i + 1,
+                    pattern_meaning(pat)
+                ),
             ));
         }
     }
     None
+}
+
+/// What a well-known blocked pattern guards against, for the refusal message.
+fn pattern_meaning(pat: &str) -> &'static str {
+    match pat {
+        "../" | "..\\" | ".." => " (path traversal)",
+        "$(" | "`" => " (command substitution)",
+        ";" | "&&" | "||" | "|" => " (command chaining)",
+        _ => "",
+    }
 }
 
 /// The rate limits that apply to `role` running `tool`: (key, capacity).
@@ -557,6 +571,7 @@ mod tests {
         let d = check_args(&p, &["ok".into(), "../etc/passwd".into()]).unwrap();
         assert_eq!(d.rule, "validation.blocked_patterns[\"../\"]");
         assert!(d.message.contains("argument 2"));
+        assert!(d.message.contains("path traversal"), "{}", d.message);
         let d = check_args(&p, &["x".repeat(2000)]).unwrap();
         assert!(d.rule.starts_with("validation.max_argument_length"));
     }

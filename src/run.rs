@@ -318,19 +318,32 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         }
     }
     // 4. Cache.
+    // Opt-in: only a tool with a `cache` block is cached, unless
+    // GATHM_CACHE_DEFAULT_TTL is set in the environment (cache everything).
     let ttl = match tool.manifest.cache {
         Some(CacheSetting::Enabled(false)) => None,
         Some(CacheSetting::Ttl { ttl }) => Some(ttl),
-        _ => Some(ctx.settings.cache_ttl),
+        Some(CacheSetting::Enabled(true)) => Some(ctx.settings.cache_ttl),
+        None if ctx.settings.cache_everything => Some(ctx.settings.cache_ttl),
+        None => None,
     }
     .filter(|t| *t > 0 && ctx.settings.cache_enabled && req.use_cache);
     let cache_path = ttl.map(|_| {
-        let key = cache::key(&tool.name, &tool.digest, &req.args);
+        let (program, rest) = tool.program();
+        let exe = cache::exe_identity(
+            std::iter::once(program.as_os_str()).chain(rest.iter().map(|a| a.as_os_str())),
+        );
+        let key = cache::key(&tool.name, &tool.digest, &exe, &req.args);
         cache::entry_path(&ctx.home.cache_dir_of(&tool.name), &key)
     });
     if let (Some(path), false) = (&cache_path, req.refresh)
         && let Ok(Some(hit)) = cache::get(path, clock::now())
     {
+        let age = (clock::now() - hit.header.created_at).max(0.0);
+        note(
+            req,
+            &format!("cached result from {age:.0} s ago (--refresh to run again)"),
+        );
         if let Some(s) = &req.sink {
             s.stdout(&hit.stdout);
             s.stderr(&hit.stderr);
@@ -342,6 +355,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
             outcome: AttemptOutcome::Cached,
             try_number: 1,
             rule: None,
+            note: None,
         });
         let status = if hit.header.exit_code == 0 {
             RunStatus::Success
@@ -395,9 +409,18 @@ fn check_policy(r: &mut Run<'_>, policies: &policy::Policies, tool: &str) -> Opt
     let mut d = policy::decide(policies, &r.req.role, tool, Action::Execute, r.req.approved);
     if d.decision == Verdict::ApprovalRequired
         && let Some(prompt) = &r.req.prompt
-        && prompt(tool, &r.req.role)
     {
-        d = policy::decide(policies, &r.req.role, tool, Action::Execute, true);
+        if prompt(tool, &r.req.role) {
+            d = policy::decide(policies, &r.req.role, tool, Action::Execute, true);
+        } else if runner::interrupted() {
+            // Ctrl-C at the prompt: 130 at once, not a refusal.
+            r.decision_record(tool, &d);
+            return Some(r.refuse(
+                Reason::Interrupted,
+                code::INTERRUPTED,
+                "interrupted at the approval prompt".into(),
+            ));
+        }
     }
     r.decision_record(tool, &d);
     if !d.allowed() {
@@ -429,7 +452,7 @@ fn check_policy(r: &mut Run<'_>, policies: &policy::Policies, tool: &str) -> Opt
 
 fn breaker_config(ctx: &Context, tool: &Tool) -> breaker::Config {
     let mut c = ctx.settings.breaker;
-    if let Some(b) = &tool.manifest.breaker {
+    if let Some(b) = tool.manifest.breaker_settings() {
         if let Some(t) = b.failure_threshold {
             c.threshold = t.max(1);
         }
@@ -454,7 +477,10 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
     let mut last: Option<(String, Outcome)> = None;
     let mut first_rejected: Option<f64> = None;
     let mut hops = 0u32;
+    let mut answered = false;
+    let mut seen = (0usize, 0usize);
     while let Some(hop) = w.next() {
+        report_skips(r, &w, &mut seen);
         if runner::interrupted() || req.cancel.is_cancelled() {
             break;
         }
@@ -467,6 +493,7 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
                 _ => {
                     skip(r, &hop, AttemptOutcome::NotFound, None);
                     note(req, &format!("fallback {} not found", hop.tool));
+                    w.failed(&hop, &[]);
                     continue;
                 }
             }
@@ -502,8 +529,13 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
             .as_ref()
             .map_or(1, |x| x.attempts.max(1));
         let lease = timeout * f64::from(tries) + 30.0;
-        let gate =
-            breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease).unwrap_or(Gate::Allow);
+        // `breaker: false`: no gate, nothing recorded.
+        let guarded = tool.manifest.breaker_enabled();
+        let gate = if guarded {
+            breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease).unwrap_or(Gate::Allow)
+        } else {
+            Gate::Allow
+        };
         if let Gate::Reject { retry_in } = gate {
             if hop.depth == 0 {
                 first_rejected = Some(retry_in);
@@ -518,12 +550,22 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
                 ),
             );
             skip(r, &hop, AttemptOutcome::CircuitOpen, None);
-            w.failed(&hop, &tool.manifest.fallbacks());
+            let fbs = tool.manifest.fallbacks();
+            w.failed(&hop, &fbs);
+            let next = report_skips(r, &w, &mut seen);
+            if let Some(next) = next.filter(|n| fbs.contains(n)) {
+                note(req, &format!("falling back to {next}"));
+            }
             continue;
         }
         let out = execute(r, &tool, timeout);
+        // An exit code the manifest lists as an answer is not an outage.
+        let answer =
+            matches!(out.status, Status::Exited(c) if tool.manifest.answer_codes().contains(&c));
         let counted = match &out.status {
+            _ if !guarded => None,
             Status::Exited(0) => Some(true),
+            _ if answer => Some(true),
             Status::Exited(2) | Status::Cancelled { .. } => None,
             _ => Some(false),
         };
@@ -537,29 +579,60 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
             None => {}
         }
         let success = out.status == Status::Exited(0);
+        // Too much output is the tool's result, not an outage: no fallback.
+        let ends =
+            success || answer || out.truncated || matches!(out.status, Status::Cancelled { .. });
         let name = tool.name.clone();
+        let code = out.status.code();
         last = Some((name.clone(), out));
-        if success
-            || matches!(
-                last.as_ref().map(|l| &l.1.status),
-                Some(Status::Cancelled { .. })
-            )
-        {
+        if ends {
+            answered = answer;
             break;
         }
         let fbs = tool.manifest.fallbacks();
-        if let Some(next) = fbs.first()
-            && hop.depth < ctx.settings.max_fallback_depth
-        {
-            let code = last.as_ref().map(|l| l.1.status.code()).unwrap_or(1);
+        w.failed(&hop, &fbs);
+        // Only a fallback that is really queued is announced; skipped ones
+        // are reported as such (depth limit, cycle).
+        let next = report_skips(r, &w, &mut seen);
+        if let Some(next) = next.filter(|n| fbs.contains(n)) {
             note(
                 req,
                 &format!("{name} failed (exit {code}); falling back to {next}"),
             );
         }
-        w.failed(&hop, &fbs);
     }
-    conclude(r, last, first_rejected, hops, &first)
+    report_skips(r, &w, &mut seen);
+    conclude(r, last, first_rejected, hops, &first, answered)
+}
+
+/// Report the hops the walk skipped since the last call, as attempts and
+/// notes; returns the next tool the walk will try.
+fn report_skips(r: &mut Run<'_>, w: &Walk, seen: &mut (usize, usize)) -> Option<String> {
+    let depth = r.ctx.settings.max_fallback_depth;
+    for t in w.skipped_depth.iter().skip(seen.0) {
+        let why = format!("skipped: depth limit {depth} reached");
+        note(r.req, &format!("fallback {t} {why}"));
+        r.attempts.push(skipped(t, why));
+    }
+    for t in w.skipped_cycles.iter().skip(seen.1) {
+        let why = format!("skipped: {t} already tried (cycle)");
+        note(r.req, &format!("fallback {why}"));
+        r.attempts.push(skipped(t, why));
+    }
+    *seen = (w.skipped_depth.len(), w.skipped_cycles.len());
+    w.peek().map(|h| h.tool.clone())
+}
+
+fn skipped(tool: &str, why: String) -> Attempt {
+    Attempt {
+        tool: tool.to_string(),
+        exit_code: None,
+        duration_ms: 0,
+        outcome: AttemptOutcome::Skipped,
+        try_number: 1,
+        rule: None,
+        note: Some(why),
+    }
 }
 
 fn skip(r: &mut Run<'_>, hop: &Hop, outcome: AttemptOutcome, rule: Option<String>) {
@@ -570,6 +643,7 @@ fn skip(r: &mut Run<'_>, hop: &Hop, outcome: AttemptOutcome, rule: Option<String
         outcome,
         try_number: 1,
         rule,
+        note: None,
     });
 }
 
@@ -579,10 +653,11 @@ fn conclude(
     first_rejected: Option<f64>,
     hops: u32,
     first: &Tool,
+    answered: bool,
 ) -> Envelope {
     let interrupted = runner::interrupted() || r.req.cancel.is_cancelled();
     match last {
-        Some((name, out)) if out.status == Status::Exited(0) => {
+        Some((name, out)) if out.status == Status::Exited(0) && !out.truncated => {
             let mut e = r.envelope(RunStatus::Success, None, 0);
             e.output = String::from_utf8_lossy(&out.stdout).into_owned();
             e.error = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -597,6 +672,10 @@ fn conclude(
             let (reason, exit) = if interrupted || matches!(status, Some(Status::Cancelled { .. }))
             {
                 (Some(Reason::Interrupted), i32::from(code::INTERRUPTED))
+            } else if last.as_ref().is_some_and(|l| l.1.truncated) {
+                (Some(Reason::OutputLimit), i32::from(code::OUTPUT_LIMIT))
+            } else if answered {
+                (None, code.unwrap_or(1))
             } else if hops > 0 {
                 (
                     Some(Reason::FallbackExhausted),
@@ -636,6 +715,14 @@ fn conclude(
                     Status::TimedOut => {
                         e.message = Some(format!("{name} timed out; its process group was killed"));
                     }
+                    _ if out.truncated => {
+                        let mb = r.ctx.settings.max_output as f64 / 1048576.0;
+                        let m = format!(
+                            "output of {name} exceeded the capture limit of {mb} MiB (GATHM_MAX_OUTPUT_MB); the run failed and nothing was cached"
+                        );
+                        e.error.push_str(&format!("gathm: {m}\n"));
+                        e.message = Some(m);
+                    }
                     _ => {}
                 }
                 if name != first.name {
@@ -659,6 +746,7 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
     let mut spec = Spec::new(program, args);
     spec.timeout = Some(Duration::from_secs_f64(timeout));
     spec.grace = Duration::from_secs_f64(ctx.settings.kill_grace);
+    spec.capture_limit = ctx.settings.max_output;
     spec.stdin = req.stdin.clone();
     spec.env_remove = ["GATHM_API_KEY", "GATHM_API_KEYS", "GATHM_CALLBACK_SECRET"]
         .iter()
@@ -698,6 +786,7 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
             outcome,
             try_number: try_n,
             rule: None,
+            note: None,
         });
         ctx.logger.metric(
             &tool.name,
@@ -710,6 +799,12 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
                 false
             }
             _ if code == 2 => false,
+            _ if matches!(out.status, Status::Exited(c) if tool.manifest.answer_codes().contains(&c)) => {
+                retry
+                    .as_ref()
+                    .is_some_and(|rs| rs.on_exit_codes.contains(&code))
+            }
+            _ if out.truncated => false,
             Some(rs) => rs.retries_exit(code),
             None => true,
         };

@@ -10,5 +10,6 @@ mod pipeline;
 mod policy;
 mod resilience;
 mod run;
+mod safe;
 mod serve;
 mod validate;
