@@ -27,6 +27,11 @@ pub enum Reason {
     NotExecutable,
     /// stdout or stderr exceeded the capture limit (`GATHM_MAX_OUTPUT_MB`).
     OutputLimit,
+    /// A control's state (rate-limit window, required audit log) could not
+    /// be read or written: the call was refused (HTTP 503).
+    StateUnavailable,
+    /// The same because the filesystem is full (ENOSPC/EDQUOT; HTTP 507).
+    StorageFull,
 }
 
 /// What happened to one attempt.
@@ -130,6 +135,11 @@ pub struct Envelope {
     /// Seconds to wait (rate limited, circuit open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<f64>,
+    /// State under `GATHM_HOME` that could not be read or written (the
+    /// breaker, cache or logs degraded), one sentence each with path and OS
+    /// error. Printed on stderr in text mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A tool in `list`.

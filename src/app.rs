@@ -224,6 +224,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 if s.breakers.is_empty() {
                     t.push_str("breakers:  all closed\n");
                 }
+                for d in s.state.iter().filter(|d| !d.writable) {
+                    t.push_str(&format!(
+                        "state:     {} NOT WRITABLE: {}\n",
+                        d.part,
+                        d.error.as_deref().unwrap_or("")
+                    ));
+                }
+                if s.state.iter().all(|d| d.writable) {
+                    t.push_str(&format!("state:     writable ({})\n", s.home));
+                }
                 for b in &s.breakers {
                     t.push_str(&format!(
                         "breaker:   {} is {} ({} failures)\n",
@@ -232,7 +242,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 }
                 output::text(&t);
             }
-            Ok(0)
+            Ok(if s.state.iter().all(|d| d.writable) {
+                0
+            } else {
+                1
+            })
         }
         Command::Health { tool } => health_cmd(&ctx, &g, tool.as_deref().unwrap_or("all"), false),
         Command::Heal { tool } => health_cmd(&ctx, &g, &tool, true),
@@ -351,6 +365,17 @@ fn health_cmd(ctx: &Context, g: &Global, which: &str, heal: bool) -> Result<i32>
         vec![ops::find(ctx, which)?]
     };
     let results = health::check_all(ctx, &tools);
+    // The state directory's health: on stderr (the JSON shape on stdout is
+    // the reference's), and exit 1 when a part cannot be written.
+    let state = ops::state_health(ctx);
+    for d in state.iter().filter(|d| !d.writable) {
+        output::error(&format!(
+            "state: {} cannot be written: {} (the breaker, cache and logs are degraded; rate limits and required audits refuse calls)",
+            d.part,
+            d.error.as_deref().unwrap_or("")
+        ));
+    }
+    let state_ok = state.iter().all(|d| d.writable);
     let mut healed = Vec::new();
     if heal {
         for h in &results {
@@ -397,7 +422,7 @@ fn health_cmd(ctx: &Context, g: &Global, which: &str, heal: bool) -> Result<i32>
         }
         output::text(&s);
     }
-    Ok(if unhealthy > 0 { 1 } else { 0 })
+    Ok(if unhealthy > 0 || !state_ok { 1 } else { 0 })
 }
 
 fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
@@ -727,6 +752,10 @@ fn print_envelope(g: &Global, env: &Envelope, streamed: bool) {
     if g.json {
         output::json(env);
         return;
+    }
+    // State that could not be written is never silent, not even with --quiet.
+    for w in &env.warnings {
+        output::error(&format!("warning: {w}"));
     }
     let ran = env.attempts.iter().any(|a| a.exit_code.is_some());
     if g.quiet {

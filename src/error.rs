@@ -85,6 +85,12 @@ impl Error {
         }
     }
 
+    /// Whether this is a full filesystem (ENOSPC or EDQUOT).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(c) if c == rustix::io::Errno::NOSPC.raw_os_error() || c == rustix::io::Errno::DQUOT.raw_os_error()))
+    }
+
     /// The one mapping from an error to an exit code.
     pub fn exit_code(&self) -> u8 {
         match self {

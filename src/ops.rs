@@ -296,12 +296,52 @@ pub struct Status {
     pub breakers: Vec<BreakerInfo>,
     /// Cache statistics.
     pub cache: cache::Stats,
+    /// Whether each state directory can be written.
+    pub state: Vec<StateDir>,
+}
+
+/// One state directory's health (`status`, `health`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StateDir {
+    /// What it holds: `breakers`, `cache`, `rate limits`, `logs`.
+    pub part: &'static str,
+    /// The directory.
+    pub path: String,
+    /// It can be created and written.
+    pub writable: bool,
+    /// The OS error otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Probe every state directory under `GATHM_HOME` (and its overrides).
+pub fn state_health(ctx: &Context) -> Vec<StateDir> {
+    let h = &ctx.home;
+    [
+        ("breakers", &h.health),
+        ("cache", &h.cache),
+        ("rate limits", &h.ratelimit),
+        ("logs", &h.logs),
+    ]
+    .into_iter()
+    .map(|(part, dir)| {
+        let err = state::probe_dir(dir).err();
+        StateDir {
+            part,
+            path: dir.display().to_string(),
+            writable: err.is_none(),
+            error: err.map(|e| e.to_string()),
+        }
+    })
+    .collect()
 }
 
 /// Version, paths, tools, breakers and cache.
 pub fn status(ctx: &Context, role: &str) -> Result<Status> {
     let scan = ctx.search.scan();
-    let breakers = breaker_status(ctx, None)?
+    // A broken state directory is reported, not fatal.
+    let breakers = breaker_status(ctx, None)
+        .unwrap_or_default()
         .into_iter()
         .filter(|b| b.state != "closed")
         .collect();
@@ -319,7 +359,8 @@ pub fn status(ctx: &Context, role: &str) -> Result<Status> {
         policies: ctx.policy_source.to_string(),
         role: role.to_string(),
         breakers,
-        cache: cache::stats(&ctx.home.cache, clock::now())?,
+        cache: cache::stats(&ctx.home.cache, clock::now()).unwrap_or_default(),
+        state: state_health(ctx),
     })
 }
 

@@ -103,6 +103,9 @@ pub struct Audit {
     pub log_agent_decisions: bool,
     /// Informational.
     pub retention_days: u32,
+    /// Refuse a call whose audit record cannot be appended (the record of
+    /// the decision is written before the tool runs). Default false.
+    pub required: bool,
 }
 
 impl Default for Audit {
@@ -112,6 +115,7 @@ impl Default for Audit {
             log_failures: true,
             log_agent_decisions: true,
             retention_days: 90,
+            required: false,
         }
     }
 }

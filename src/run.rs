@@ -129,6 +129,8 @@ struct Run<'a> {
     args: Vec<String>,
     /// The policies, loaded once per run (`None`: the file is invalid).
     policies: Option<Arc<Policies>>,
+    /// State that could not be read or written (degraded, not refused).
+    warnings: Vec<String>,
 }
 
 impl Run<'_> {
@@ -149,7 +151,27 @@ impl Run<'_> {
             message: None,
             rule: None,
             retry_after: None,
+            warnings: Vec::new(),
         }
+    }
+
+    /// Record a state problem once per run: the breaker, cache and logs
+    /// degrade with a warning naming the path and the OS error.
+    fn warn(&mut self, what: &str, err: &crate::error::Error) {
+        let w = format!("{what}: {err}");
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+    }
+
+    /// Refuse because a control's state is unavailable (fail closed).
+    fn refuse_state(&self, exit: u8, err: &crate::error::Error, why: &str) -> Envelope {
+        let reason = if err.is_storage_full() {
+            Reason::StorageFull
+        } else {
+            Reason::StateUnavailable
+        };
+        self.refuse(reason, exit, format!("{why}: {err}"))
     }
 
     fn refuse(&self, reason: Reason, exit: u8, message: String) -> Envelope {
@@ -198,8 +220,10 @@ impl Run<'_> {
                 "run_id": env.run_id,
             }));
         }
-        if !self.audit.is_empty() {
-            self.ctx.logger.audit(std::mem::take(&mut self.audit));
+        if !self.audit.is_empty()
+            && let Err(e) = self.ctx.logger.try_audit(std::mem::take(&mut self.audit))
+        {
+            self.warn("audit record not written", &e);
         }
         // Every execution is in audit.log and metrics.log already; gathm.log
         // gets successes only at DEBUG (one file append less per run).
@@ -234,6 +258,7 @@ impl Run<'_> {
                 extra,
             );
         }
+        env.warnings = std::mem::take(&mut self.warnings);
         env
     }
 }
@@ -250,6 +275,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         audit: Vec::new(),
         args: lossy(&req.args),
         policies: None,
+        warnings: Vec::new(),
     };
     // 1. Resolve.
     let tool = match ctx.search.find(&req.tool) {
@@ -311,10 +337,35 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
                 return r.finish(e);
             }
             Ok(_) => {}
-            Err(err) => note(
-                req,
-                &format!("warning: rate-limit state unavailable: {err}"),
-            ),
+            Err(err) => {
+                // Fail closed: a limit that cannot be counted is not waived.
+                let e = r.refuse_state(
+                    code::TEMP_FAIL,
+                    &err,
+                    "refused: the rate-limit window cannot be read and written, so the limit cannot be enforced",
+                );
+                return r.finish(e);
+            }
+        }
+    }
+    // A required audit: the decision is on record before the tool runs.
+    if policies.audit.required {
+        let mut records = std::mem::take(&mut r.audit);
+        records.push(json!({
+            "action": "execution_started",
+            "actor": req.actor,
+            "role": req.role,
+            "tool": tool.name,
+            "args": r.args,
+            "run_id": r.run_id,
+        }));
+        if let Err(err) = ctx.logger.try_audit(records) {
+            let e = r.refuse_state(
+                code::NO_PERM,
+                &err,
+                "refused: audit.required is set and the audit log cannot be appended",
+            );
+            return r.finish(e);
         }
     }
     // 4. Cache.
@@ -336,9 +387,17 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         let key = cache::key(&tool.name, &tool.digest, &exe, &req.args);
         cache::entry_path(&ctx.home.cache_dir_of(&tool.name), &key)
     });
-    if let (Some(path), false) = (&cache_path, req.refresh)
-        && let Ok(Some(hit)) = cache::get(path, clock::now())
-    {
+    let hit = match (&cache_path, req.refresh) {
+        (Some(path), false) => match cache::get(path, clock::now()) {
+            Ok(hit) => hit,
+            Err(e) => {
+                r.warn("cache not read", &e);
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some(hit) = hit {
         let age = (clock::now() - hit.header.created_at).max(0.0);
         note(
             req,
@@ -366,12 +425,14 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         e.cached = true;
         e.output = String::from_utf8_lossy(&hit.stdout).into_owned();
         e.error = String::from_utf8_lossy(&hit.stderr).into_owned();
-        ctx.logger.metric(
+        if let Err(err) = ctx.logger.try_metric(
             &tool.name,
             0,
             hit.header.exit_code,
             json!({"cached": true, "run_id": r.run_id}),
-        );
+        ) {
+            r.warn("metrics record not written", &err);
+        }
         return r.finish(e);
     }
     // 5–7. Breaker, execution, fallbacks.
@@ -383,7 +444,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         && let Some(last) = r.attempts.last()
         && last.outcome == AttemptOutcome::Success
     {
-        let _ = cache::put(
+        let stored = cache::put(
             path,
             &cache::Entry {
                 header: cache::Header {
@@ -400,6 +461,9 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
                 stderr: env.error.clone().into_bytes(),
             },
         );
+        if let Err(e) = stored {
+            r.warn("result not cached", &e);
+        }
     }
     r.finish(env)
 }
@@ -532,7 +596,13 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
         // `breaker: false`: no gate, nothing recorded.
         let guarded = tool.manifest.breaker_enabled();
         let gate = if guarded {
-            breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease).unwrap_or(Gate::Allow)
+            match breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease) {
+                Ok(g) => g,
+                Err(e) => {
+                    r.warn("breaker state not read", &e);
+                    Gate::Allow
+                }
+            }
         } else {
             Gate::Allow
         };
@@ -571,10 +641,14 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
         };
         match counted {
             Some(ok) => {
-                let _ = breaker::record_at(&bpath, cfg, clock::now(), ok);
+                if let Err(e) = breaker::record_at(&bpath, cfg, clock::now(), ok) {
+                    r.warn("breaker outcome not recorded", &e);
+                }
             }
             None if gate == Gate::Probe => {
-                let _ = breaker::release_at(&bpath, &r.run_id);
+                if let Err(e) = breaker::release_at(&bpath, &r.run_id) {
+                    r.warn("breaker probe not released", &e);
+                }
             }
             None => {}
         }
@@ -788,12 +862,14 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
             rule: None,
             note: None,
         });
-        ctx.logger.metric(
+        if let Err(err) = ctx.logger.try_metric(
             &tool.name,
             ms,
             code,
             json!({"run_id": r.run_id, "outcome": outcome, "try": try_n}),
-        );
+        ) {
+            r.warn("metrics record not written", &err);
+        }
         let retryable = match &retry {
             _ if outcome == AttemptOutcome::Success || outcome == AttemptOutcome::Interrupted => {
                 false
