@@ -139,11 +139,17 @@ impl Context {
                 PathBuf::from("(built-in policies.yaml)"),
                 policy::DEFAULT_POLICIES.to_string(),
             )),
-            Source::File(p) => std::fs::read_to_string(p)
-                .map(|t| (p.clone(), t))
-                .map_err(|e| {
+            Source::File(p) => {
+                let bytes = std::fs::read(p).map_err(|e| {
                     Error::InvalidData(format!("cannot read policies {}: {e}", p.display()))
-                }),
+                })?;
+                match String::from_utf8(bytes) {
+                    Ok(t) => Ok((p.clone(), t)),
+                    Err(e) => Err(Error::InvalidData(
+                        crate::manifest::utf8_error(p, e.as_bytes(), &e.utf8_error()).to_string(),
+                    )),
+                }
+            }
         }
     }
 
@@ -174,9 +180,10 @@ impl Context {
         }
         let files_dir = self.home.root.join("index").join("files");
         let parse = |bytes: &[u8]| -> std::result::Result<Policies, String> {
-            let text = String::from_utf8_lossy(bytes);
-            let p = policy::parse(path, &text).map_err(|d| d.to_string())?;
-            match policy::check(path, &text, &p).first() {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| crate::manifest::utf8_error(path, bytes, &e).to_string())?;
+            let p = policy::parse(path, text).map_err(|d| d.to_string())?;
+            match policy::check(path, text, &p).first() {
                 Some(problem) => Err(problem.to_string()),
                 None => Ok(p),
             }

@@ -129,6 +129,8 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
     let files = ctx.search.manifest_files();
     let mut checked = 0;
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // Named tools whose manifest does not parse: every problem is reported.
+    let mut broken: Vec<String> = Vec::new();
     for f in &files {
         let dir_name = f
             .parent()
@@ -147,11 +149,14 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
                 continue;
             }
         };
-        match manifest::parse(f, &text) {
+        match manifest::parse_all(f, &text) {
             Err(d) => {
                 if only.is_empty() || dir_name.as_ref().is_some_and(|n| only.contains(n)) {
                     checked += 1;
-                    diags.push(d);
+                    diags.extend(d);
+                    if let Some(n) = &dir_name {
+                        broken.push(n.clone());
+                    }
                 }
             }
             Ok(m) => {
@@ -176,7 +181,7 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
         }
     }
     for want in only {
-        if !graph.contains_key(want) && !seen.contains_key(want) {
+        if !graph.contains_key(want) && !seen.contains_key(want) && !broken.contains(want) {
             return Err(find(ctx, want)
                 .err()
                 .unwrap_or_else(|| Error::NotFound(format!("tool {want:?} not found"))));

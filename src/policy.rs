@@ -270,6 +270,20 @@ pub fn check(file: &Path, text: &str, p: &Policies) -> Vec<Diagnostic> {
             }
         }
     }
+    // A misspelt control must never be off: unknown keys are errors here.
+    if let Some(tree) = crate::yamlspan::parse(text) {
+        static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+        let schema = SCHEMA.get_or_init(crate::schema::policies);
+        for (_, (line, column), message) in crate::yamlspan::unknown_keys(&tree, schema) {
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            });
+        }
+    }
     if p.rate_limiting.window_seconds == 0 {
         let (line, column) = manifest::locate(text, "window_seconds");
         out.push(Diagnostic {

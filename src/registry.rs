@@ -331,13 +331,7 @@ fn io_diag(path: &Path, e: &std::io::Error) -> Diagnostic {
 
 /// Parse one manifest file's bytes into a tool.
 pub fn load(path: &Path, bytes: &[u8]) -> Result<Tool, Diagnostic> {
-    let text = std::str::from_utf8(bytes).map_err(|e| Diagnostic {
-        severity: Severity::Error,
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("not UTF-8: {e}"),
-    })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| manifest::utf8_error(path, bytes, &e))?;
     let m = manifest::parse(path, text)?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let dir_name = dir

@@ -292,6 +292,22 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
             return r.finish(e);
         }
     };
+    // A manifest that `validate` rejects is not run (warnings are fine).
+    if let Some(d) = crate::manifest::check(&tool.manifest_path, "", &tool.manifest, None)
+        .into_iter()
+        .find(|d| d.severity == crate::manifest::Severity::Error)
+    {
+        let m = format!(
+            "invalid manifest {}: {}; not running it (`gathm validate {}` shows every problem)",
+            tool.manifest_path.display(),
+            d.message,
+            tool.name
+        );
+        let mut e = r.envelope(RunStatus::Error, None, i32::from(code::DATA_ERR));
+        e.error = format!("gathm: {m}\n");
+        e.message = Some(m);
+        return r.finish(e);
+    }
     // 2. Policy and argument validation.
     let policies = match ctx.policies() {
         Ok(p) => {

@@ -304,3 +304,129 @@ print(os.waitstatus_to_exitcode(status), round(time.time() - t0, 2), flush=True)
     assert_eq!(code, "130", "{out} {}", stderr(&o));
     assert!(secs < 3.0, "at once, not at Enter: {secs} s");
 }
+
+#[test]
+fn nested_typos_are_located_and_strict_refuses_them() {
+    let s = Sandbox::new(&[]);
+    s.manifest(
+        "typo",
+        &format!("name: typo\n{HEAD}breaker:\n  failure_treshold: 1\n"),
+        Some("#!/bin/sh\necho hi\n"),
+    );
+    let o = s.run(&["validate", "typo"]);
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        out.contains("typo/tool.yaml:6:3: warning: unknown key `breaker.failure_treshold`; did you mean `failure_threshold`?"),
+        "{out}"
+    );
+    assert_eq!(
+        s.run(&["validate", "--strict", "typo"]).status.code(),
+        Some(65)
+    );
+    // A warning does not stop a run.
+    assert_eq!(s.run(&["run", "typo"]).status.code(), Some(0));
+}
+
+#[test]
+fn run_refuses_what_validate_rejects_and_values_are_echoed_as_written() {
+    let s = Sandbox::new(&[]);
+    s.manifest(
+        "badver",
+        "name: badver\nversion: 1.0\ndescription: an issue 14 tool\ncategory: utility\n",
+        Some("#!/bin/sh\necho ran\n"),
+    );
+    let o = s.run(&["validate", "badver"]);
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        out.contains("version \"1.0\" must look like x.y.z"),
+        "{out}"
+    );
+    let o = s.run(&["run", "badver"]);
+    assert_eq!(o.status.code(), Some(65));
+    assert_eq!(stdout(&o), "", "not run");
+    assert!(stderr(&o).contains("invalid manifest"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("gathm validate badver"),
+        "{}",
+        stderr(&o)
+    );
+    // Every type error, each at its own place, with its key path.
+    s.manifest(
+        "types",
+        &format!("name: types\n{HEAD}timeout: \"ten\"\nmax_concurrency: lots\n"),
+        Some("#!/bin/sh\n"),
+    );
+    let o = s.run(&["validate", "types"]);
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        out.contains("types/tool.yaml:5:10: error: timeout: expected a number, found \"ten\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "types/tool.yaml:6:18: error: max_concurrency: expected a whole number, found \"lots\""
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_misspelt_policy_is_always_an_error() {
+    let s = Sandbox::new(&["ok"]);
+    let pol = s.write(
+        "pol.yaml",
+        "roles:\n  user:\n    permissions: [\"tool:execute\"]\n    requires_aproval: [ok]\n    blocked_tool: [ok]\n",
+    );
+    for args in [
+        &["--role", "user", "run", "ok"][..],
+        &["--role", "user", "list"][..],
+        &["validate"][..],
+    ] {
+        let o = s
+            .cmd()
+            .env("GATHM_POLICIES", &pol)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(65), "{args:?}: {}", stderr(&o));
+        let out = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            out.contains("pol.yaml:4:5: error: unknown key `roles.user.requires_aproval`; did you mean `requires_approval`?"),
+            "{args:?}: {out}"
+        );
+    }
+    let o = s
+        .cmd()
+        .env("GATHM_POLICIES", &pol)
+        .arg("validate")
+        .output()
+        .unwrap();
+    let out = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        out.contains("pol.yaml:5:5: error: unknown key `roles.user.blocked_tool`"),
+        "{out}"
+    );
+    // Not UTF-8: an error with file:line everywhere.
+    let bad = s.path().join("bad.yaml");
+    std::fs::write(&bad, b"roles:\n  user:\n    description: \"caf\xe9\"\n").unwrap();
+    for args in [
+        &["list"][..],
+        &["run", "ok"][..],
+        &["policy", "show"][..],
+        &["validate"][..],
+    ] {
+        let o = s
+            .cmd()
+            .env("GATHM_POLICIES", &bad)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(65), "{args:?}");
+        assert!(
+            stderr(&o).contains("bad.yaml:3:"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("not UTF-8"), "{args:?}: {}", stderr(&o));
+    }
+}
