@@ -460,6 +460,9 @@ fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
         output::raw_err(env.error.as_bytes());
     });
     let code = parallel::exit_code(&results);
+    if !g.json {
+        print_warnings(&results);
+    }
     if g.json {
         output::json(&results);
     } else if code != 0 {
@@ -506,6 +509,7 @@ fn chain_cmd(ctx: &Context, g: &Global, a: ChainArgs) -> Result<i32> {
         output::json(&r);
         return Ok(r.exit_code);
     }
+    print_warnings(&r.steps);
     let failed = r.failed_step.is_some();
     if !g.quiet || failed {
         for e in &r.steps {
@@ -744,6 +748,17 @@ fn read_answer() -> Option<String> {
     match stdin.lock().read_line(&mut line) {
         Ok(0) | Err(_) => None,
         Ok(_) => Some(line),
+    }
+}
+
+/// State warnings of several runs, each distinct one once (text mode).
+fn print_warnings(envs: &[Envelope]) {
+    let mut seen: Vec<&str> = Vec::new();
+    for w in envs.iter().flat_map(|e| e.warnings.iter()) {
+        if !seen.contains(&w.as_str()) {
+            seen.push(w);
+            output::error(&format!("warning: {w}"));
+        }
     }
 }
 

@@ -225,3 +225,21 @@ fn stale_temp_files_are_cleaned_on_the_next_write() {
     assert!(!stale.exists(), "a dead writer's temp file is removed");
     assert!(live.exists(), "a live writer's temp file is kept");
 }
+
+#[test]
+fn batches_print_each_state_warning_once() {
+    let s = Sandbox::new(&["ok"]);
+    let home = s.write("home-file", "x\n");
+    let o = with_home(&s, &home, &["parallel", "ok a, ok b"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    let lines: Vec<&str> = e
+        .lines()
+        .filter(|l| l.starts_with("gathm: warning: "))
+        .collect();
+    assert!(!lines.is_empty(), "{e}");
+    let mut uniq = lines.clone();
+    uniq.sort_unstable();
+    uniq.dedup();
+    assert_eq!(uniq.len(), lines.len(), "each once: {e}");
+}
