@@ -34,6 +34,23 @@ pub enum Reason {
     StorageFull,
 }
 
+impl Reason {
+    /// The HTTP status and error code of a refusal with this reason, for the
+    /// HTTP layer (`None`: the run's envelope is a 200). A control whose
+    /// state is unavailable is never a success: 503, or 507 for a full disk.
+    pub fn http_refusal(self) -> Option<(u16, &'static str)> {
+        match self {
+            Reason::Denied => Some((403, "denied")),
+            Reason::ApprovalRequired => Some((403, "approval_required")),
+            Reason::RateLimited => Some((429, "rate_limited")),
+            Reason::NotFound => Some((404, "not_found")),
+            Reason::StateUnavailable => Some((503, "state_unavailable")),
+            Reason::StorageFull => Some((507, "storage_full")),
+            _ => None,
+        }
+    }
+}
+
 /// What happened to one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -170,4 +187,24 @@ pub struct ToolList {
     pub tools: Vec<ToolSummary>,
     /// How many.
     pub count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_refusals_are_never_a_success_over_http() {
+        assert_eq!(
+            Reason::StateUnavailable.http_refusal(),
+            Some((503, "state_unavailable"))
+        );
+        assert_eq!(
+            Reason::StorageFull.http_refusal(),
+            Some((507, "storage_full"))
+        );
+        assert_eq!(Reason::OutputLimit.http_refusal(), None);
+        let v = serde_json::to_value(Reason::OutputLimit).unwrap();
+        assert_eq!(v, "output_limit");
+    }
 }
