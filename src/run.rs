@@ -129,8 +129,9 @@ struct Run<'a> {
     args: Vec<String>,
     /// The policies, loaded once per run (`None`: the file is invalid).
     policies: Option<Arc<Policies>>,
-    /// State that could not be read or written (degraded, not refused).
-    warnings: Vec<String>,
+    /// State that could not be read or written (degraded, not refused):
+    /// the part and the first error.
+    warnings: Vec<(&'static str, String)>,
 }
 
 impl Run<'_> {
@@ -155,13 +156,23 @@ impl Run<'_> {
         }
     }
 
-    /// Record a state problem once per run: the breaker, cache and logs
-    /// degrade with a warning naming the path and the OS error.
-    fn warn(&mut self, what: &str, err: &crate::error::Error) {
-        let w = format!("{what}: {err}");
-        if !self.warnings.contains(&w) {
-            self.warnings.push(w);
+    /// Record a state problem: the breaker, cache and logs degrade. A run
+    /// reports them as one warning naming the first path and OS error and
+    /// every part that went without its state.
+    fn warn(&mut self, part: &'static str, err: &crate::error::Error) {
+        if !self.warnings.iter().any(|w| w.0 == part) {
+            self.warnings.push((part, err.to_string()));
         }
+    }
+
+    /// The one warning of this run, if any state was unavailable.
+    fn warning(&self) -> Option<String> {
+        let (_, first) = self.warnings.first()?;
+        let parts: Vec<&str> = self.warnings.iter().map(|w| w.0).collect();
+        Some(format!(
+            "state under GATHM_HOME is unavailable ({first}); this run went without: {}",
+            parts.join(", ")
+        ))
     }
 
     /// Refuse because a control's state is unavailable (fail closed).
@@ -223,7 +234,7 @@ impl Run<'_> {
         if !self.audit.is_empty()
             && let Err(e) = self.ctx.logger.try_audit(std::mem::take(&mut self.audit))
         {
-            self.warn("audit record not written", &e);
+            self.warn("audit log", &e);
         }
         // Every execution is in audit.log and metrics.log already; gathm.log
         // gets successes only at DEBUG (one file append less per run).
@@ -258,7 +269,7 @@ impl Run<'_> {
                 extra,
             );
         }
-        env.warnings = std::mem::take(&mut self.warnings);
+        env.warnings = self.warning().into_iter().collect();
         env
     }
 }
@@ -407,7 +418,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         (Some(path), false) => match cache::get(path, clock::now()) {
             Ok(hit) => hit,
             Err(e) => {
-                r.warn("cache not read", &e);
+                r.warn("cache", &e);
                 None
             }
         },
@@ -447,7 +458,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
             hit.header.exit_code,
             json!({"cached": true, "run_id": r.run_id}),
         ) {
-            r.warn("metrics record not written", &err);
+            r.warn("metrics log", &err);
         }
         return r.finish(e);
     }
@@ -478,7 +489,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
             },
         );
         if let Err(e) = stored {
-            r.warn("result not cached", &e);
+            r.warn("cache", &e);
         }
     }
     r.finish(env)
@@ -615,7 +626,7 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
             match breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease) {
                 Ok(g) => g,
                 Err(e) => {
-                    r.warn("breaker state not read", &e);
+                    r.warn("breaker", &e);
                     Gate::Allow
                 }
             }
@@ -658,12 +669,12 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
         match counted {
             Some(ok) => {
                 if let Err(e) = breaker::record_at(&bpath, cfg, clock::now(), ok) {
-                    r.warn("breaker outcome not recorded", &e);
+                    r.warn("breaker", &e);
                 }
             }
             None if gate == Gate::Probe => {
                 if let Err(e) = breaker::release_at(&bpath, &r.run_id) {
-                    r.warn("breaker probe not released", &e);
+                    r.warn("breaker", &e);
                 }
             }
             None => {}
@@ -884,7 +895,7 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
             code,
             json!({"run_id": r.run_id, "outcome": outcome, "try": try_n}),
         ) {
-            r.warn("metrics record not written", &err);
+            r.warn("metrics log", &err);
         }
         let retryable = match &retry {
             _ if outcome == AttemptOutcome::Success || outcome == AttemptOutcome::Interrupted => {

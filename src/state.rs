@@ -325,7 +325,7 @@ pub fn read_slots<T: DeserializeOwned>(path: &Path) -> Option<T> {
 /// removed. `gathm status` and `gathm health` report the result.
 pub fn probe_dir(dir: &Path) -> Result<()> {
     create_dir(dir)?;
-    let probe = dir.join(format!(".probe.{}", std::process::id()));
+    let probe = dir.join(format!(".probe.tmp.{}.0", std::process::id()));
     let mut opts = OpenOptions::new();
     opts.create(true).truncate(true).write(true).mode(0o600);
     let res = opts
