@@ -32,7 +32,7 @@ pub fn summary(t: &Tool) -> ToolSummary {
         category: m
             .category
             .clone()
-            .unwrap_or(crate::manifest::OneOrMany::Many(Vec::new())),
+            .unwrap_or(crate::manifest::OneOrMany::One(String::new())),
         tags: m.tags.clone(),
         requires_internet: m.requires_internet,
         fallback_tool: m.fallbacks(),
