@@ -17,7 +17,7 @@ for t in noop cached fail; do mkdir -p "$W/tools/$t"; done
 printf '#!/bin/sh\nexit 0\n' > "$W/tools/noop/noop"
 printf 'name: noop\nversion: "1.0.0"\ndescription: does nothing\ncategory: utility\ncache: false\n' > "$W/tools/noop/tool.yaml"
 printf '#!/bin/sh\necho cached output\n' > "$W/tools/cached/cached"
-printf 'name: cached\nversion: "1.0.0"\ndescription: prints a line\ncategory: utility\n' > "$W/tools/cached/tool.yaml"
+printf 'name: cached\nversion: "1.0.0"\ndescription: prints a line\ncategory: utility\ncache: true\n' > "$W/tools/cached/tool.yaml"
 printf '#!/bin/sh\necho failing >&2\nexit 3\n' > "$W/tools/fail/fail"
 printf 'name: fail\nversion: "1.0.0"\ndescription: fails\ncategory: utility\n' > "$W/tools/fail/tool.yaml"
 chmod +x "$W"/tools/*/*[!l]
