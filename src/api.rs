@@ -28,6 +28,31 @@ pub enum Reason {
     /// No slot in a concurrency group (full with `--no-wait`, queue full,
     /// wait timed out, or the group's state unusable).
     ConcurrencyLimit,
+    /// stdout or stderr exceeded the capture limit (`GATHM_MAX_OUTPUT_MB`).
+    OutputLimit,
+    /// A control's state (rate-limit window, required audit log) could not
+    /// be read or written: the call was refused (HTTP 503).
+    StateUnavailable,
+    /// The same because the filesystem is full (ENOSPC/EDQUOT; HTTP 507).
+    StorageFull,
+}
+
+impl Reason {
+    /// The HTTP status and error code of a refusal with this reason, for the
+    /// HTTP layer (`None`: the run's envelope is a 200). A control whose
+    /// state is unavailable is never a success: 503, or 507 for a full disk.
+    pub fn http_refusal(self) -> Option<(u16, &'static str)> {
+        match self {
+            Reason::Denied => Some((403, "denied")),
+            Reason::ApprovalRequired => Some((403, "approval_required")),
+            Reason::RateLimited => Some((429, "rate_limited")),
+            Reason::NotFound => Some((404, "not_found")),
+            Reason::StateUnavailable => Some((503, "state_unavailable")),
+            Reason::StorageFull => Some((507, "storage_full")),
+            Reason::ConcurrencyLimit => Some((429, "concurrency_limit")),
+            _ => None,
+        }
+    }
 }
 
 /// What happened to one attempt.
@@ -54,6 +79,8 @@ pub enum AttemptOutcome {
     NotFound,
     /// Replayed from the cache.
     Cached,
+    /// A fallback not tried: the depth limit or a cycle (see `note`).
+    Skipped,
 }
 
 /// One attempt in a run.
@@ -73,6 +100,9 @@ pub struct Attempt {
     /// The policy rule, for denied hops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// Why a hop was skipped (`skipped: depth limit 3 reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 fn one() -> u32 {
@@ -126,6 +156,11 @@ pub struct Envelope {
     /// Seconds to wait (rate limited, circuit open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<f64>,
+    /// State under `GATHM_HOME` that could not be read or written (the
+    /// breaker, cache or logs degraded), one sentence each with path and OS
+    /// error. Printed on stderr in text mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A tool in `list`.
@@ -137,8 +172,8 @@ pub struct ToolSummary {
     pub description: String,
     /// Version.
     pub version: String,
-    /// Categories.
-    pub category: Vec<String>,
+    /// Category as written: a string stays a string, a list a list.
+    pub category: crate::manifest::OneOrMany<String>,
     /// Tags.
     pub tags: Vec<String>,
     /// Needs the network.
@@ -156,4 +191,24 @@ pub struct ToolList {
     pub tools: Vec<ToolSummary>,
     /// How many.
     pub count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_refusals_are_never_a_success_over_http() {
+        assert_eq!(
+            Reason::StateUnavailable.http_refusal(),
+            Some((503, "state_unavailable"))
+        );
+        assert_eq!(
+            Reason::StorageFull.http_refusal(),
+            Some((507, "storage_full"))
+        );
+        assert_eq!(Reason::OutputLimit.http_refusal(), None);
+        let v = serde_json::to_value(Reason::OutputLimit).unwrap();
+        assert_eq!(v, "output_limit");
+    }
 }

@@ -146,7 +146,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 output::error(&d.to_string());
             }
             if g.json {
-                output::json(&list);
+                // The reference's shape: a JSON array of tools (HTTP keeps
+                // `{"tools", "count"}`).
+                output::json(&list.tools);
             } else {
                 let w = list.tools.iter().map(|t| t.name.len()).max().unwrap_or(4);
                 let mut s = String::new();
@@ -155,7 +157,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                         "{:<w$}  {:<8}  {:<22}  {}\n",
                         t.name,
                         t.version,
-                        t.category.join(","),
+                        t.category.to_vec().join(","),
                         t.description
                     ));
                 }
@@ -223,6 +225,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 if s.breakers.is_empty() {
                     t.push_str("breakers:  all closed\n");
                 }
+                for d in s.state.iter().filter(|d| !d.writable) {
+                    t.push_str(&format!(
+                        "state:     {} NOT WRITABLE: {}\n",
+                        d.part,
+                        d.error.as_deref().unwrap_or("")
+                    ));
+                }
+                if s.state.iter().all(|d| d.writable) {
+                    t.push_str(&format!("state:     writable ({})\n", s.home));
+                }
                 for b in &s.breakers {
                     t.push_str(&format!(
                         "breaker:   {} is {} ({} failures)\n",
@@ -231,7 +243,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 }
                 output::text(&t);
             }
-            Ok(0)
+            Ok(if s.state.iter().all(|d| d.writable) {
+                0
+            } else {
+                1
+            })
         }
         Command::Health { tool } => health_cmd(&ctx, &g, tool.as_deref().unwrap_or("all"), false),
         Command::Heal { tool } => health_cmd(&ctx, &g, &tool, true),
@@ -351,6 +367,17 @@ fn health_cmd(ctx: &Context, g: &Global, which: &str, heal: bool) -> Result<i32>
         vec![ops::find(ctx, which)?]
     };
     let results = health::check_all(ctx, &tools);
+    // The state directory's health: on stderr (the JSON shape on stdout is
+    // the reference's), and exit 1 when a part cannot be written.
+    let state = ops::state_health(ctx);
+    for d in state.iter().filter(|d| !d.writable) {
+        output::error(&format!(
+            "state: {} cannot be written: {} (the breaker, cache and logs are degraded; rate limits and required audits refuse calls)",
+            d.part,
+            d.error.as_deref().unwrap_or("")
+        ));
+    }
+    let state_ok = state.iter().all(|d| d.writable);
     let mut healed = Vec::new();
     if heal {
         for h in &results {
@@ -397,7 +424,7 @@ fn health_cmd(ctx: &Context, g: &Global, which: &str, heal: bool) -> Result<i32>
         }
         output::text(&s);
     }
-    Ok(if unhealthy > 0 { 1 } else { 0 })
+    Ok(if unhealthy > 0 || !state_ok { 1 } else { 0 })
 }
 
 fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
@@ -436,6 +463,9 @@ fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
         output::raw_err(env.error.as_bytes());
     });
     let code = parallel::exit_code(&results);
+    if !g.json {
+        print_warnings(&results);
+    }
     if g.json {
         output::json(&results);
     } else if code != 0 {
@@ -483,6 +513,7 @@ fn chain_cmd(ctx: &Context, g: &Global, a: ChainArgs) -> Result<i32> {
         output::json(&r);
         return Ok(r.exit_code);
     }
+    print_warnings(&r.steps);
     let failed = r.failed_step.is_some();
     if !g.quiet || failed {
         for e in &r.steps {
@@ -682,9 +713,11 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
                 "gathm: {tool} requires approval for role {role}. Run it? [y/N] "
             );
             let _ = err.flush();
-            let mut line = String::new();
-            let _ = std::io::stdin().lock().read_line(&mut line);
-            matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+            let answer = read_answer();
+            if answer.is_none() {
+                let _ = writeln!(err);
+            }
+            answer.is_some_and(|line| matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
         }));
     }
     if let Some(t) = a.timeout
@@ -706,11 +739,54 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
     Ok(env.exit_code)
 }
 
+/// One line from the terminal, or `None` at Ctrl-C (the signal flag is set:
+/// `poll` is not restarted after a signal, a blocking read would be) or EOF.
+fn read_answer() -> Option<String> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdin = std::io::stdin();
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
+    loop {
+        if runner::interrupted() {
+            return None;
+        }
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        match poll(&mut fds, Some(&tick)) {
+            Ok(0) => continue,
+            Ok(_) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+    }
+    let mut line = String::new();
+    match stdin.lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line),
+    }
+}
+
+/// State warnings of several runs, each distinct one once (text mode).
+fn print_warnings(envs: &[Envelope]) {
+    let mut seen: Vec<&str> = Vec::new();
+    for w in envs.iter().flat_map(|e| e.warnings.iter()) {
+        if !seen.contains(&w.as_str()) {
+            seen.push(w);
+            output::error(&format!("warning: {w}"));
+        }
+    }
+}
+
 /// Print a run's result for the CLI's modes.
 fn print_envelope(g: &Global, env: &Envelope, streamed: bool) {
     if g.json {
         output::json(env);
         return;
+    }
+    // State that could not be written is never silent, not even with --quiet.
+    for w in &env.warnings {
+        output::error(&format!("warning: {w}"));
     }
     let ran = env.attempts.iter().any(|a| a.exit_code.is_some());
     if g.quiet {

@@ -44,13 +44,50 @@ pub struct Entry {
     pub stderr: Vec<u8>,
 }
 
+/// The identity of the files a tool runs (its program and any argv prefix
+/// that is a file): path, size, mtime, ctime, inode and device of each, so
+/// editing or replacing the script changes the cache key. Names looked up on
+/// `PATH` (`python3`) are not files here and add nothing.
+pub fn exe_identity<'a>(paths: impl Iterator<Item = &'a std::ffi::OsStr>) -> Vec<u8> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for p in paths {
+        let path = Path::new(p);
+        if !path.is_absolute() && !p.as_bytes().contains(&b'/') {
+            continue;
+        }
+        let Ok(md) = std::fs::metadata(path) else {
+            continue;
+        };
+        if !md.is_file() {
+            continue;
+        }
+        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+        out.extend_from_slice(p.as_bytes());
+        for n in [
+            md.size() as i64,
+            md.mtime(),
+            md.mtime_nsec(),
+            md.ctime(),
+            md.ctime_nsec(),
+            md.ino() as i64,
+            md.dev() as i64,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    out
+}
+
 /// The cache key: argv items are length-prefixed, so `["a b"]` and `["a","b"]` differ.
-pub fn key(tool: &str, digest: &[u8; 32], args: &[OsString]) -> String {
+pub fn key(tool: &str, digest: &[u8; 32], exe: &[u8], args: &[OsString]) -> String {
     let mut h = blake3::Hasher::new();
-    h.update(b"gathm-cache-v1\0");
+    h.update(b"gathm-cache-v2\0");
     h.update(&(tool.len() as u64).to_le_bytes());
     h.update(tool.as_bytes());
     h.update(digest);
+    h.update(&(exe.len() as u64).to_le_bytes());
+    h.update(exe);
     h.update(&(args.len() as u64).to_le_bytes());
     for a in args {
         let b = a.as_bytes();
@@ -211,11 +248,11 @@ mod tests {
     #[test]
     fn argv_boundaries_change_the_key() {
         let d = [0u8; 32];
-        let a = key("t", &d, &["a b".into()]);
-        let b = key("t", &d, &["a".into(), "b".into()]);
+        let a = key("t", &d, b"", &["a b".into()]);
+        let b = key("t", &d, b"", &["a".into(), "b".into()]);
         assert_ne!(a, b);
-        assert_eq!(a, key("t", &d, &["a b".into()]));
-        assert_ne!(a, key("t", &[1u8; 32], &["a b".into()]));
+        assert_eq!(a, key("t", &d, b"", &["a b".into()]));
+        assert_ne!(a, key("t", &[1u8; 32], b"", &["a b".into()]));
     }
 
     #[test]

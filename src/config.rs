@@ -17,8 +17,14 @@ use crate::registry::SearchPath;
 pub struct Settings {
     /// `GATHM_CACHE_ENABLED` (default true).
     pub cache_enabled: bool,
-    /// `GATHM_CACHE_DEFAULT_TTL` (default 300).
+    /// `GATHM_CACHE_DEFAULT_TTL` (default 300): the TTL of `cache: true`.
     pub cache_ttl: u64,
+    /// `GATHM_CACHE_DEFAULT_TTL` was set in the environment: tools without a
+    /// `cache` block are cached too (the reference's cache-everything).
+    pub cache_everything: bool,
+    /// `GATHM_MAX_OUTPUT_MB` (default 16): bytes captured per stream; more
+    /// fails the run with reason `output_limit`.
+    pub max_output: usize,
     /// Breaker defaults (`CB_FAILURE_THRESHOLD`, `CB_RECOVERY_TIMEOUT`).
     pub breaker: breaker::Config,
     /// `GATHM_MAX_FALLBACK_DEPTH` (default 3).
@@ -59,6 +65,10 @@ impl Settings {
                 .map(|v| v.eq_ignore_ascii_case("true") || v == "1")
                 .unwrap_or(true),
             cache_ttl: env_parse("GATHM_CACHE_DEFAULT_TTL").unwrap_or(300),
+            cache_everything: env_parse::<u64>("GATHM_CACHE_DEFAULT_TTL").is_some(),
+            max_output: env_parse::<f64>("GATHM_MAX_OUTPUT_MB")
+                .filter(|n| *n > 0.0 && n.is_finite())
+                .map_or(16 << 20, |mb| (mb * 1048576.0) as usize),
             breaker: breaker::Config {
                 threshold: env_parse("CB_FAILURE_THRESHOLD")
                     .filter(|n| *n > 0)
@@ -164,11 +174,17 @@ impl Context {
                 PathBuf::from("(built-in policies.yaml)"),
                 policy::DEFAULT_POLICIES.to_string(),
             )),
-            Source::File(p) => std::fs::read_to_string(p)
-                .map(|t| (p.clone(), t))
-                .map_err(|e| {
+            Source::File(p) => {
+                let bytes = std::fs::read(p).map_err(|e| {
                     Error::InvalidData(format!("cannot read policies {}: {e}", p.display()))
-                }),
+                })?;
+                match String::from_utf8(bytes) {
+                    Ok(t) => Ok((p.clone(), t)),
+                    Err(e) => Err(Error::InvalidData(
+                        crate::manifest::utf8_error(p, e.as_bytes(), &e.utf8_error()).to_string(),
+                    )),
+                }
+            }
         }
     }
 
@@ -199,9 +215,10 @@ impl Context {
         }
         let files_dir = self.home.root.join("index").join("files");
         let parse = |bytes: &[u8]| -> std::result::Result<Policies, String> {
-            let text = String::from_utf8_lossy(bytes);
-            let p = policy::parse(path, &text).map_err(|d| d.to_string())?;
-            match policy::check(path, &text, &p).first() {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| crate::manifest::utf8_error(path, bytes, &e).to_string())?;
+            let p = policy::parse(path, text).map_err(|d| d.to_string())?;
+            match policy::check(path, text, &p).first() {
                 Some(problem) => Err(problem.to_string()),
                 None => Ok(p),
             }

@@ -20,6 +20,8 @@ pub mod code {
     pub const TIMEOUT: u8 = 124;
     /// gathm itself failed.
     pub const INTERNAL: u8 = 125;
+    /// The tool's output exceeded the capture limit (`GATHM_MAX_OUTPUT_MB`).
+    pub const OUTPUT_LIMIT: u8 = 125;
     /// Tool found but cannot be executed.
     pub const NOT_EXECUTABLE: u8 = 126;
     /// Tool not found.
@@ -39,7 +41,8 @@ Exit codes:
   75   rate limited (try again later)
   77   denied by policy, or approval required
   124  timed out (the whole process group was killed)
-  125  gathm itself failed
+  125  gathm itself failed, or the output exceeded GATHM_MAX_OUTPUT_MB
+       (reason output_limit)
   126  tool found but cannot be executed
   127  tool not found
   130  interrupted";
@@ -80,6 +83,12 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// Whether this is a full filesystem (ENOSPC or EDQUOT).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(c) if c == rustix::io::Errno::NOSPC.raw_os_error() || c == rustix::io::Errno::DQUOT.raw_os_error()))
     }
 
     /// The one mapping from an error to an exit code.

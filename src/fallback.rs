@@ -74,6 +74,12 @@ impl Walk {
         }
     }
 
+    /// The next candidate, without taking it (already-tried names are
+    /// skipped by `next`, so this may name one that will be skipped).
+    pub fn peek(&self) -> Option<&Hop> {
+        self.queue.iter().find(|h| !self.tried.contains(&h.tool))
+    }
+
     /// Tools tried so far.
     pub fn tried(&self) -> &[String] {
         &self.tried

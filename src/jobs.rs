@@ -349,6 +349,7 @@ fn run_pipeline(
         message: None,
         rule: None,
         retry_after: None,
+        warnings: Vec::new(),
     };
     (env, result)
 }

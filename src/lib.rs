@@ -44,5 +44,6 @@ pub mod slots;
 pub mod sse;
 pub mod state;
 pub mod words;
+pub mod yamlspan;
 
 pub use app::{entry, main};

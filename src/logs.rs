@@ -95,7 +95,7 @@ impl Logger {
         level >= self.level
     }
 
-    fn write(&self, file: &'static str, records: &[Value]) {
+    fn write(&self, file: &'static str, records: &[Value]) -> crate::error::Result<()> {
         let mut buf = Vec::with_capacity(256 * records.len());
         for r in records {
             if serde_json::to_writer(&mut buf, r).is_ok() {
@@ -108,20 +108,19 @@ impl Logger {
             let log = files
                 .entry(file)
                 .or_insert_with(|| state::KeptLog::new(self.home.log_file(file), RECHECK));
-            if let Ok(len) = log.append(&buf)
-                && len > self.max_bytes
-            {
+            let len = log.append(&buf)?;
+            if len > self.max_bytes {
                 let _ = state::rotate(log.path(), self.max_bytes, self.keep);
                 log.reopen();
             }
-            return;
+            return Ok(());
         }
         let path = self.home.log_file(file);
-        if let Ok(len) = state::append(&path, &buf)
-            && len > self.max_bytes
-        {
+        let len = state::append(&path, &buf)?;
+        if len > self.max_bytes {
             let _ = state::rotate(&path, self.max_bytes, self.keep);
         }
+        Ok(())
     }
 
     /// A line of `gathm.log`.
@@ -137,7 +136,7 @@ impl Logger {
         obj.insert("hostname".into(), hostname().into());
         obj.insert("pid".into(), std::process::id().into());
         obj.extend(extra);
-        self.write("gathm.log", &[Value::Object(obj)]);
+        let _ = self.write("gathm.log", &[Value::Object(obj)]);
     }
 
     /// Several lines of `gathm.log` in one write (level, component, message, extra
@@ -162,12 +161,17 @@ impl Logger {
             })
             .collect();
         if !records.is_empty() {
-            self.write("gathm.log", &records);
+            let _ = self.write("gathm.log", &records);
         }
     }
 
     /// Lines of `audit.log` (each gets a timestamp if it lacks one).
     pub fn audit(&self, records: Vec<Value>) {
+        let _ = self.try_audit(records);
+    }
+
+    /// [`Logger::audit`], saying whether the lines were appended.
+    pub fn try_audit(&self, records: Vec<Value>) -> crate::error::Result<()> {
         let ts = clock::rfc3339(clock::now());
         let records: Vec<Value> = records
             .into_iter()
@@ -178,11 +182,22 @@ impl Logger {
                 r
             })
             .collect();
-        self.write("audit.log", &records);
+        self.write("audit.log", &records)
     }
 
     /// A line of `metrics.log`.
     pub fn metric(&self, tool: &str, duration_ms: u64, exit_code: i32, extra: Value) {
+        let _ = self.try_metric(tool, duration_ms, exit_code, extra);
+    }
+
+    /// [`Logger::metric`], saying whether the line was appended.
+    pub fn try_metric(
+        &self,
+        tool: &str,
+        duration_ms: u64,
+        exit_code: i32,
+        extra: Value,
+    ) -> crate::error::Result<()> {
         let mut r = json!({
             "timestamp": clock::rfc3339(clock::now()),
             "tool": tool,
@@ -193,7 +208,7 @@ impl Logger {
         if let (Value::Object(o), Value::Object(e)) = (&mut r, extra) {
             o.extend(e);
         }
-        self.write("metrics.log", &[r]);
+        self.write("metrics.log", &[r])
     }
 }
 

@@ -179,16 +179,35 @@ pub enum CacheSetting {
     },
 }
 
-/// `breaker`.
+/// `breaker`: `false` (no breaker for this tool), `true` (the defaults), or
+/// the settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BreakerField {
+    /// `breaker: false` turns the breaker off; `true` keeps the defaults.
+    Enabled(bool),
+    /// `breaker: {failure_threshold: N, recovery_timeout: S, ignore_exit_codes: [..]}`.
+    Settings(BreakerSetting),
+}
+
+/// `breaker` settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BreakerSetting {
     /// Consecutive counted failures that open the circuit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_threshold: Option<u32>,
     /// Seconds before an open circuit lets a probe through.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_timeout: Option<f64>,
+    /// Exit codes that are answers, not outages: they count as successes for
+    /// the breaker, are not retried (unless `retry.on_exit_codes` lists
+    /// them) and do not fall back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_exit_codes: Vec<i32>,
 }
+
+/// Sub-keys of `breaker`.
+pub const BREAKER_KEYS: [&str; 3] = ["failure_threshold", "recovery_timeout", "ignore_exit_codes"];
 
 /// `retry`: the one retry setting (`crate::retry::Retry`).
 pub type RetrySetting = crate::retry::Retry;
@@ -255,9 +274,9 @@ pub struct Manifest {
     /// Extension: result cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSetting>,
-    /// Extension: breaker thresholds.
+    /// Extension: breaker thresholds, answers, or `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub breaker: Option<BreakerSetting>,
+    pub breaker: Option<BreakerField>,
     /// Extension: retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySetting>,
@@ -333,6 +352,26 @@ impl Manifest {
             .as_ref()
             .map(|c| c.to_vec())
             .unwrap_or_default()
+    }
+
+    /// Whether the breaker guards this tool (`breaker: false` turns it off).
+    pub fn breaker_enabled(&self) -> bool {
+        !matches!(self.breaker, Some(BreakerField::Enabled(false)))
+    }
+
+    /// The breaker settings written in the manifest, if any.
+    pub fn breaker_settings(&self) -> Option<&BreakerSetting> {
+        match &self.breaker {
+            Some(BreakerField::Settings(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Exit codes that are answers (`breaker.ignore_exit_codes`).
+    pub fn answer_codes(&self) -> &[i32] {
+        self.breaker_settings()
+            .map(|b| b.ignore_exit_codes.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Fallback names in order (`null`/empty: none).
@@ -443,6 +482,24 @@ fn bare_message(first_line: &str) -> String {
     }
 }
 
+/// A file that is not UTF-8, located at its first invalid byte.
+pub fn utf8_error(file: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> Diagnostic {
+    let good = &bytes[..e.valid_up_to()];
+    let line = good.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    let start = good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&good[start..]).chars().count() as u64 + 1;
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.to_path_buf(),
+        line,
+        column,
+        message: format!(
+            "not UTF-8: invalid byte sequence at byte {}",
+            e.valid_up_to()
+        ),
+    }
+}
+
 /// Turn a YAML error into a diagnostic with its location.
 pub fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
     let (line, column) = e
@@ -460,18 +517,54 @@ pub fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
     }
 }
 
-/// Parse a manifest; a YAML or type error becomes one located diagnostic.
+/// Parse a manifest; a YAML or type error becomes one located diagnostic
+/// (the first of [`parse_all`]'s).
 pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostic> {
+    parse_all(file, text).map_err(|mut d| d.swap_remove(0))
+}
+
+/// Parse a manifest; every type error is reported, each at its own location
+/// with its key path (`retry.attempts: expected a whole number, found "ten"`).
+/// A number written as the version is kept as written (`1.0`, not `1`).
+pub fn parse_all(file: &Path, text: &str) -> Result<Manifest, Vec<Diagnostic>> {
     if text.trim().is_empty() {
-        return Err(Diagnostic {
+        return Err(vec![Diagnostic {
             severity: Severity::Error,
             file: file.to_path_buf(),
             line: 1,
             column: 1,
             message: "empty manifest: the YAML root must be a mapping".into(),
-        });
+        }]);
     }
-    serde_saphyr::from_str::<Manifest>(text).map_err(|e| yaml_error(file, &e))
+    match serde_saphyr::from_str::<Manifest>(text) {
+        Ok(mut m) => {
+            // A YAML number (`version: 1.0`) reads as a float: echo it as written.
+            if m.version
+                .as_deref()
+                .is_some_and(|v| v.matches('.').count() < 2)
+                && let Some(tree) = crate::yamlspan::parse(text)
+                && let Some((n, _)) = tree.at_path(&["version".to_string()])
+                && let crate::yamlspan::Kind::Scalar(serde_json::Value::Number(_)) = n.kind
+                && let Some(raw) = n.raw(text)
+            {
+                m.version = Some(raw.to_string());
+            }
+            Ok(m)
+        }
+        Err(e) => {
+            let first = yaml_error(file, &e);
+            let all = crate::yamlspan::parse(text)
+                .map(|t| crate::yamlspan::type_errors::<Manifest>(file, &t))
+                .unwrap_or_default();
+            Err(if all.is_empty() { vec![first] } else { all })
+        }
+    }
+}
+
+/// The JSON Schema of `tool.yaml`, built once.
+fn tool_schema() -> &'static serde_json::Value {
+    static S: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    S.get_or_init(crate::schema::tool)
 }
 
 /// A tool name that is safe as a path component and a cache or state key.
@@ -494,8 +587,20 @@ fn valid_version(v: &str) -> bool {
 /// was found in. Returns every problem found.
 pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let tree = if text.is_empty() {
+        None
+    } else {
+        crate::yamlspan::parse(text)
+    };
+    // `key` is a key path (`input_schema.arguments.3.type`), located by the
+    // parser's spans; a missing key falls back to the first line.
     let mut push = |severity, key: &str, message: String| {
-        let (line, column) = locate(text, key);
+        let path: Vec<String> = key.split('.').map(String::from).collect();
+        let (line, column) = tree
+            .as_ref()
+            .and_then(|t| t.at_path(&path))
+            .map(|(_, at)| at)
+            .unwrap_or_else(|| locate(text, path.last().map_or(key, |s| s.as_str())));
         out.push(Diagnostic {
             severity,
             file: file.to_path_buf(),
@@ -572,22 +677,22 @@ pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> V
         }
     }
     if let Some(is) = &m.input_schema {
-        for a in &is.arguments {
+        for (i, a) in is.arguments.iter().enumerate() {
             if !VALUE_TYPES.contains(&a.kind.as_str()) {
                 push(
                     Error,
-                    "type",
+                    &format!("input_schema.arguments.{i}.type"),
                     format!("argument {:?} has unknown type {:?}", a.name, a.kind),
                 );
             }
         }
     }
     if let Some(os) = &m.output_schema {
-        for f in &os.json_fields {
+        for (i, f) in os.json_fields.iter().enumerate() {
             if !VALUE_TYPES.contains(&f.kind.as_str()) {
                 push(
                     Error,
-                    "type",
+                    &format!("output_schema.json_fields.{i}.type"),
                     format!("json field {:?} has unknown type {:?}", f.name, f.kind),
                 );
             }
@@ -623,13 +728,24 @@ pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> V
     if let Some(problem) = m.retry.as_ref().and_then(|r| r.problem()) {
         push(Error, "retry", problem);
     }
-    if let Some(b) = &m.breaker
+    if let Some(b) = m.breaker_settings()
         && b.failure_threshold == Some(0)
     {
         push(
             Error,
-            "failure_threshold",
+            "breaker.failure_threshold",
             "breaker.failure_threshold must be at least 1".into(),
+        );
+    }
+    if let Some(b) = m.breaker_settings()
+        && b.ignore_exit_codes
+            .iter()
+            .any(|c| *c == 0 || !(1..=255).contains(c))
+    {
+        push(
+            Error,
+            "breaker.ignore_exit_codes",
+            "breaker.ignore_exit_codes must be exit codes from 1 to 255".into(),
         );
     }
     if let Some(cmd) = &m.command
@@ -644,21 +760,18 @@ pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> V
             "max_concurrency must be at least 1".into(),
         );
     }
-    for key in unknown_keys(text) {
-        push(Warning, &key, format!("unknown key `{key}`"));
+    if let Some(t) = &tree {
+        for (_, (line, column), message) in crate::yamlspan::unknown_keys(t, tool_schema()) {
+            out.push(Diagnostic {
+                severity: Warning,
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            });
+        }
     }
     out
-}
-
-/// Top-level keys of the mapping that the schema does not know.
-pub fn unknown_keys(text: &str) -> Vec<String> {
-    let Ok(map) = serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text) else {
-        return Vec::new();
-    };
-    map.keys()
-        .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
-        .cloned()
-        .collect()
 }
 
 #[cfg(test)]
@@ -678,7 +791,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            d.message.starts_with("missing field `base_url`"),
+            d.message.starts_with("apis.0: missing field `base_url`"),
             "{}",
             d.message
         );
@@ -795,6 +908,88 @@ install_hints: {apt: "apt install x"}
         assert!(
             d.iter()
                 .any(|l| l.contains("missing required field `category`"))
+        );
+    }
+}
+
+#[cfg(test)]
+mod issue14 {
+    use super::*;
+
+    fn all(text: &str) -> Vec<String> {
+        let p = Path::new("t/tool.yaml");
+        match parse_all(p, text) {
+            Err(d) => d.iter().map(|d| d.to_string()).collect(),
+            Ok(m) => check(p, text, &m, Some("t"))
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+        }
+    }
+
+    const HEAD: &str = "name: t\nversion: \"1.0.0\"\ndescription: hello there\ncategory: utility\n";
+
+    #[test]
+    fn nested_unknown_keys_are_located_with_did_you_mean() {
+        // `retry` is strict (shared with pipelines): an error, at the key.
+        let d = all(&format!("{HEAD}retry: {{atempts: 3}}\n"));
+        assert!(
+            d.iter().any(|l| l.starts_with(
+                "t/tool.yaml:5:9: error: retry.atempts: unknown field `atempts`, expected one of `attempts`"
+            )),
+            "{d:?}"
+        );
+        let d = all(&format!(
+            "{HEAD}breaker:\n  failure_treshold: 1\ninput_schema:\n  arguments:\n    - name: a\n      tpye: string\n"
+        ));
+        assert!(
+            d.iter().any(|l| l == "t/tool.yaml:6:3: warning: unknown key `breaker.failure_treshold`; did you mean `failure_threshold`?"),
+            "{d:?}"
+        );
+        assert!(
+            d.iter().any(|l| l == "t/tool.yaml:10:7: warning: unknown key `input_schema.arguments.0.tpye`; did you mean `type`?"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn every_type_error_at_its_own_place_with_its_path() {
+        let d = all(&format!(
+            "{HEAD}timeout: \"ten\"\nretry: {{attempts: ten}}\n"
+        ));
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].starts_with("t/tool.yaml:5:10: error: timeout: expected a number, found \"ten\""),
+            "{d:?}"
+        );
+        assert!(
+            d[1].starts_with("t/tool.yaml:6:19: error: retry.attempts: expected a whole number"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_type_is_reported_where_it_is() {
+        let text = format!(
+            "{HEAD}input_schema:\n  arguments:\n    - name: a\n      type: string\n    - name: b\n      type: strng\n"
+        );
+        let d = all(&text);
+        assert!(
+            d.iter()
+                .any(|l| l.starts_with("t/tool.yaml:10:7: error: argument \"b\" has unknown type")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn version_is_echoed_as_written() {
+        let m = parse(Path::new("x"), "name: t\nversion: 1.0\n").unwrap();
+        assert_eq!(m.version.as_deref(), Some("1.0"));
+        let d = all("name: t\nversion: 1.0\ndescription: hello there\ncategory: utility\n");
+        assert!(
+            d.iter()
+                .any(|l| l.contains("version \"1.0\" must look like x.y.z")),
+            "{d:?}"
         );
     }
 }

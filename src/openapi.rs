@@ -72,11 +72,12 @@ pub fn spec() -> Value {
                     "duration_ms": {"type": "integer"}, "cached": {"type": "boolean"},
                     "attempts": {"type": "array", "items": r("Attempt")},
                     "timestamp": {"type": "string", "format": "date-time"},
-                    "served_by": {"type": "string"}, "message": {"type": "string"}, "rule": {"type": "string"}, "retry_after": {"type": "number"}
+                    "served_by": {"type": "string"}, "message": {"type": "string"}, "rule": {"type": "string"}, "retry_after": {"type": "number"},
+                    "warnings": {"type": "array", "items": {"type": "string"}}
                 }},
                 "ToolSummary": {"type": "object", "properties": {
                     "name": {"type": "string"}, "description": {"type": "string"}, "version": {"type": "string"},
-                    "category": {"type": "array", "items": {"type": "string"}}, "tags": {"type": "array", "items": {"type": "string"}},
+                    "category": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}, "tags": {"type": "array", "items": {"type": "string"}},
                     "requires_internet": {"type": "boolean"}, "fallback_tool": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}
                 }},
                 "ToolList": {"type": "object", "properties": {"tools": {"type": "array", "items": r("ToolSummary")}, "count": {"type": "integer"}}},

@@ -29,7 +29,10 @@ pub fn summary(t: &Tool) -> ToolSummary {
             .clone()
             .unwrap_or_else(|| "No description".into()),
         version: m.version.clone().unwrap_or_else(|| "unknown".into()),
-        category: m.categories(),
+        category: m
+            .category
+            .clone()
+            .unwrap_or(crate::manifest::OneOrMany::One(String::new())),
         tags: m.tags.clone(),
         requires_internet: m.requires_internet,
         fallback_tool: m.fallbacks(),
@@ -126,6 +129,8 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
     let files = ctx.search.manifest_files();
     let mut checked = 0;
     let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // Named tools whose manifest does not parse: every problem is reported.
+    let mut broken: Vec<String> = Vec::new();
     for f in &files {
         let dir_name = f
             .parent()
@@ -144,11 +149,14 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
                 continue;
             }
         };
-        match manifest::parse(f, &text) {
+        match manifest::parse_all(f, &text) {
             Err(d) => {
                 if only.is_empty() || dir_name.as_ref().is_some_and(|n| only.contains(n)) {
                     checked += 1;
-                    diags.push(d);
+                    diags.extend(d);
+                    if let Some(n) = &dir_name {
+                        broken.push(n.clone());
+                    }
                 }
             }
             Ok(m) => {
@@ -173,7 +181,7 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
         }
     }
     for want in only {
-        if !graph.contains_key(want) && !seen.contains_key(want) {
+        if !graph.contains_key(want) && !seen.contains_key(want) && !broken.contains(want) {
             return Err(find(ctx, want)
                 .err()
                 .unwrap_or_else(|| Error::NotFound(format!("tool {want:?} not found"))));
@@ -295,12 +303,52 @@ pub struct Status {
     pub breakers: Vec<BreakerInfo>,
     /// Cache statistics.
     pub cache: cache::Stats,
+    /// Whether each state directory can be written.
+    pub state: Vec<StateDir>,
+}
+
+/// One state directory's health (`status`, `health`).
+#[derive(Debug, Clone, Serialize)]
+pub struct StateDir {
+    /// What it holds: `breakers`, `cache`, `rate limits`, `logs`.
+    pub part: &'static str,
+    /// The directory.
+    pub path: String,
+    /// It can be created and written.
+    pub writable: bool,
+    /// The OS error otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Probe every state directory under `GATHM_HOME` (and its overrides).
+pub fn state_health(ctx: &Context) -> Vec<StateDir> {
+    let h = &ctx.home;
+    [
+        ("breakers", &h.health),
+        ("cache", &h.cache),
+        ("rate limits", &h.ratelimit),
+        ("logs", &h.logs),
+    ]
+    .into_iter()
+    .map(|(part, dir)| {
+        let err = state::probe_dir(dir).err();
+        StateDir {
+            part,
+            path: dir.display().to_string(),
+            writable: err.is_none(),
+            error: err.map(|e| e.to_string()),
+        }
+    })
+    .collect()
 }
 
 /// Version, paths, tools, breakers and cache.
 pub fn status(ctx: &Context, role: &str) -> Result<Status> {
     let scan = ctx.search.scan();
-    let breakers = breaker_status(ctx, None)?
+    // A broken state directory is reported, not fatal.
+    let breakers = breaker_status(ctx, None)
+        .unwrap_or_default()
         .into_iter()
         .filter(|b| b.state != "closed")
         .collect();
@@ -318,7 +366,8 @@ pub fn status(ctx: &Context, role: &str) -> Result<Status> {
         policies: ctx.policy_source.to_string(),
         role: role.to_string(),
         breakers,
-        cache: cache::stats(&ctx.home.cache, clock::now())?,
+        cache: cache::stats(&ctx.home.cache, clock::now()).unwrap_or_default(),
+        state: state_health(ctx),
     })
 }
 
@@ -346,7 +395,7 @@ pub struct BreakerInfo {
 fn breaker_cfg(ctx: &Context, tool: &str) -> breaker::Config {
     let mut c = ctx.settings.breaker;
     if let Ok(Some(t)) = ctx.search.find(tool)
-        && let Some(b) = &t.manifest.breaker
+        && let Some(b) = t.manifest.breaker_settings()
     {
         c.threshold = b.failure_threshold.unwrap_or(c.threshold).max(1);
         c.recovery_timeout = b.recovery_timeout.unwrap_or(c.recovery_timeout);

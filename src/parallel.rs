@@ -149,6 +149,7 @@ pub(crate) fn not_started(tool: &str, why: &str) -> Envelope {
         message: Some(message),
         rule: None,
         retry_after: None,
+        warnings: Vec::new(),
     }
 }
 

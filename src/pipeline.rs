@@ -294,6 +294,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Vec<Diagnostic>> {
                 _ => m,
             };
             d.message = m.to_string();
+            // Unknown keys: every one, each at its key with its path and a
+            // "did you mean" (pipelines always reject them).
+            if d.message.starts_with("unknown field")
+                && let Some(tree) = crate::yamlspan::parse(text)
+            {
+                let found: Vec<Diagnostic> = crate::yamlspan::unknown_keys(&tree, &pipeline_keys())
+                    .into_iter()
+                    .map(|(_, at, message)| diag(path, Some(at), message))
+                    .collect();
+                if !found.is_empty() {
+                    return found;
+                }
+            }
             vec![d]
         })?;
     let (timeout, steps) = spans(text);
@@ -304,6 +317,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Vec<Diagnostic>> {
     };
     Ok(p)
 }
+
+/// The keys a pipeline file may hold, as a JSON Schema for
+/// [`crate::yamlspan::unknown_keys`] (kept in step with the serde types by a
+/// test).
+fn pipeline_keys() -> serde_json::Value {
+    let retry = schemars::schema_for!(Retry).to_value();
+    let any = serde_json::json!({});
+    let step: serde_json::Map<String, serde_json::Value> = STEP_KEYS
+        .iter()
+        .map(|k| {
+            let s = if *k == "retry" {
+                retry.clone()
+            } else {
+                any.clone()
+            };
+            (k.to_string(), s)
+        })
+        .collect();
+    serde_json::json!({
+        "properties": {
+            "name": {}, "description": {}, "timeout": {},
+            "steps": {"items": {"properties": step}}
+        }
+    })
+}
+
+/// The keys of a step.
+const STEP_KEYS: [&str; 8] = [
+    "id",
+    "tool",
+    "args",
+    "needs",
+    "when",
+    "retry",
+    "timeout",
+    "continue_on_error",
+];
 
 /// Whether a step id is usable in references: letters, digits, `-` and `_`.
 pub fn valid_id(id: &str) -> bool {
@@ -1130,6 +1180,42 @@ pub fn table(r: &PipelineResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_unknown_key_is_reported_with_did_you_mean() {
+        let text =
+            "timout: 5\nsteps:\n  - id: a\n    tool: ok\n    nedds: [b]\n    retry: {atempts: 2}\n";
+        let d: Vec<String> = parse(Path::new("p.yaml"), text)
+            .unwrap_err()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            d,
+            [
+                "p.yaml:1:1: error: unknown key `timout`; did you mean `timeout`?",
+                "p.yaml:5:5: error: unknown key `steps.0.nedds`; did you mean `needs`?",
+                "p.yaml:6:13: error: unknown key `steps.0.retry.atempts`; did you mean `attempts`?",
+            ]
+        );
+        // The key list follows the type.
+        let step = Step {
+            id: "a".into(),
+            tool: "t".into(),
+            args: vec![],
+            needs: vec![],
+            when: Some("x".into()),
+            retry: Some(Retry::default()),
+            timeout: Some(1.0),
+            continue_on_error: false,
+        };
+        let v = serde_json::to_value(&step).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut want = STEP_KEYS.to_vec();
+        keys.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(keys, want);
+    }
 
     fn p(yaml: &str) -> Pipeline {
         parse(Path::new("p.yaml"), yaml).unwrap_or_else(|d| panic!("{d:?}"))

@@ -103,6 +103,9 @@ pub struct Audit {
     pub log_agent_decisions: bool,
     /// Informational.
     pub retention_days: u32,
+    /// Refuse a call whose audit record cannot be appended (the record of
+    /// the decision is written before the tool runs). Default false.
+    pub required: bool,
 }
 
 impl Default for Audit {
@@ -112,6 +115,7 @@ impl Default for Audit {
             log_failures: true,
             log_agent_decisions: true,
             retention_days: 90,
+            required: false,
         }
     }
 }
@@ -264,6 +268,20 @@ pub fn check(file: &Path, text: &str, p: &Policies) -> Vec<Diagnostic> {
                     ),
                 });
             }
+        }
+    }
+    // A misspelt control must never be off: unknown keys are errors here.
+    if let Some(tree) = crate::yamlspan::parse(text) {
+        static SCHEMA: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+        let schema = SCHEMA.get_or_init(crate::schema::policies);
+        for (_, (line, column), message) in crate::yamlspan::unknown_keys(&tree, schema) {
+            out.push(Diagnostic {
+                severity: Severity::Error,
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            });
         }
     }
     if p.rate_limiting.window_seconds == 0 {
@@ -452,11 +470,25 @@ pub fn check_args(p: &Policies, args: &[String]) -> Option<Decision> {
             return Some(Decision::new(
                 Verdict::Deny,
                 format!("validation.blocked_patterns[{pat:?}]"),
-                format!("argument {} contains the blocked pattern {pat:?}", i + 1),
+                format!(
+                    "argument {} contains the blocked pattern {pat:?}{}",
+                    i + 1,
+                    pattern_meaning(pat)
+                ),
             ));
         }
     }
     None
+}
+
+/// What a well-known blocked pattern guards against, for the refusal message.
+fn pattern_meaning(pat: &str) -> &'static str {
+    match pat {
+        "../" | "..\\" | ".." => " (path traversal)",
+        "$(" | "`" => " (command substitution)",
+        ";" | "&&" | "||" | "|" => " (command chaining)",
+        _ => "",
+    }
 }
 
 /// The rate limits that apply to `role` running `tool`: (key, capacity).
@@ -557,6 +589,7 @@ mod tests {
         let d = check_args(&p, &["ok".into(), "../etc/passwd".into()]).unwrap();
         assert_eq!(d.rule, "validation.blocked_patterns[\"../\"]");
         assert!(d.message.contains("argument 2"));
+        assert!(d.message.contains("path traversal"), "{}", d.message);
         let d = check_args(&p, &["x".repeat(2000)]).unwrap();
         assert!(d.rule.starts_with("validation.max_argument_length"));
     }

@@ -80,6 +80,10 @@ struct IndexEntry {
     manifest: Manifest,
 }
 
+/// The index format: bumped when parsing changes what a manifest reads as
+/// (2: versions as written, `breaker: false`), so old entries are re-parsed.
+const INDEX_VERSION: u32 = 2;
+
 /// The manifest index: parsed manifests by absolute path.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Index {
@@ -198,6 +202,7 @@ impl SearchPath {
             .index
             .as_ref()
             .and_then(|p| state::read_json(p).ok().flatten())
+            .filter(|i: &Index| i.v == INDEX_VERSION)
             .unwrap_or_default();
         let keys: Vec<String> = files
             .iter()
@@ -255,7 +260,7 @@ impl SearchPath {
             });
             changed |= index.entries.len() != before;
             if changed {
-                index.v = 1;
+                index.v = INDEX_VERSION;
                 let _ = state::write_json(ipath, &index, Durability::Atomic);
             }
         }
@@ -331,13 +336,7 @@ fn io_diag(path: &Path, e: &std::io::Error) -> Diagnostic {
 
 /// Parse one manifest file's bytes into a tool.
 pub fn load(path: &Path, bytes: &[u8]) -> Result<Tool, Diagnostic> {
-    let text = std::str::from_utf8(bytes).map_err(|e| Diagnostic {
-        severity: Severity::Error,
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("not UTF-8: {e}"),
-    })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| manifest::utf8_error(path, bytes, &e))?;
     let m = manifest::parse(path, text)?;
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let dir_name = dir

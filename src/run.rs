@@ -160,6 +160,9 @@ struct Run<'a> {
     args: Vec<String>,
     /// The policies, loaded once per run (`None`: the file is invalid).
     policies: Option<Arc<Policies>>,
+    /// State that could not be read or written (degraded, not refused):
+    /// the part and the first error.
+    warnings: Vec<(&'static str, String)>,
 }
 
 impl Run<'_> {
@@ -180,7 +183,37 @@ impl Run<'_> {
             message: None,
             rule: None,
             retry_after: None,
+            warnings: Vec::new(),
         }
+    }
+
+    /// Record a state problem: the breaker, cache and logs degrade. A run
+    /// reports them as one warning naming the first path and OS error and
+    /// every part that went without its state.
+    fn warn(&mut self, part: &'static str, err: &crate::error::Error) {
+        if !self.warnings.iter().any(|w| w.0 == part) {
+            self.warnings.push((part, err.to_string()));
+        }
+    }
+
+    /// The one warning of this run, if any state was unavailable.
+    fn warning(&self) -> Option<String> {
+        let (_, first) = self.warnings.first()?;
+        let parts: Vec<&str> = self.warnings.iter().map(|w| w.0).collect();
+        Some(format!(
+            "state under GATHM_HOME is unavailable ({first}); this run went without: {}",
+            parts.join(", ")
+        ))
+    }
+
+    /// Refuse because a control's state is unavailable (fail closed).
+    fn refuse_state(&self, exit: u8, err: &crate::error::Error, why: &str) -> Envelope {
+        let reason = if err.is_storage_full() {
+            Reason::StorageFull
+        } else {
+            Reason::StateUnavailable
+        };
+        self.refuse(reason, exit, format!("{why}: {err}"))
     }
 
     fn refuse(&self, reason: Reason, exit: u8, message: String) -> Envelope {
@@ -229,8 +262,10 @@ impl Run<'_> {
                 "run_id": env.run_id,
             }));
         }
-        if !self.audit.is_empty() {
-            self.ctx.logger.audit(std::mem::take(&mut self.audit));
+        if !self.audit.is_empty()
+            && let Err(e) = self.ctx.logger.try_audit(std::mem::take(&mut self.audit))
+        {
+            self.warn("audit log", &e);
         }
         // Every execution is in audit.log and metrics.log already; gathm.log
         // gets successes only at DEBUG (one file append less per run).
@@ -265,6 +300,7 @@ impl Run<'_> {
                 extra,
             );
         }
+        env.warnings = self.warning().into_iter().collect();
         env
     }
 }
@@ -281,6 +317,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         audit: Vec::new(),
         args: lossy(&req.args),
         policies: None,
+        warnings: Vec::new(),
     };
     // 1. Resolve.
     let tool = match ctx.search.find(&req.tool) {
@@ -297,6 +334,22 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
             return r.finish(e);
         }
     };
+    // A manifest that `validate` rejects is not run (warnings are fine).
+    if let Some(d) = crate::manifest::check(&tool.manifest_path, "", &tool.manifest, None)
+        .into_iter()
+        .find(|d| d.severity == crate::manifest::Severity::Error)
+    {
+        let m = format!(
+            "invalid manifest {}: {}; not running it (`gathm validate {}` shows every problem)",
+            tool.manifest_path.display(),
+            d.message,
+            tool.name
+        );
+        let mut e = r.envelope(RunStatus::Error, None, i32::from(code::DATA_ERR));
+        e.error = format!("gathm: {m}\n");
+        e.message = Some(m);
+        return r.finish(e);
+    }
     // 2. Policy and argument validation.
     let policies = match ctx.policies() {
         Ok(p) => {
@@ -342,26 +395,72 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
                 return r.finish(e);
             }
             Ok(_) => {}
-            Err(err) => note(
-                req,
-                &format!("warning: rate-limit state unavailable: {err}"),
-            ),
+            Err(err) => {
+                // Fail closed: a limit that cannot be counted is not waived.
+                let e = r.refuse_state(
+                    code::TEMP_FAIL,
+                    &err,
+                    "refused: the rate-limit window cannot be read and written, so the limit cannot be enforced",
+                );
+                return r.finish(e);
+            }
+        }
+    }
+    // A required audit: the decision is on record before the tool runs.
+    if policies.audit.required {
+        let mut records = std::mem::take(&mut r.audit);
+        records.push(json!({
+            "action": "execution_started",
+            "actor": req.actor,
+            "role": req.role,
+            "tool": tool.name,
+            "args": r.args,
+            "run_id": r.run_id,
+        }));
+        if let Err(err) = ctx.logger.try_audit(records) {
+            let e = r.refuse_state(
+                code::NO_PERM,
+                &err,
+                "refused: audit.required is set and the audit log cannot be appended",
+            );
+            return r.finish(e);
         }
     }
     // 4. Cache.
+    // Opt-in: only a tool with a `cache` block is cached, unless
+    // GATHM_CACHE_DEFAULT_TTL is set in the environment (cache everything).
     let ttl = match tool.manifest.cache {
         Some(CacheSetting::Enabled(false)) => None,
         Some(CacheSetting::Ttl { ttl }) => Some(ttl),
-        _ => Some(ctx.settings.cache_ttl),
+        Some(CacheSetting::Enabled(true)) => Some(ctx.settings.cache_ttl),
+        None if ctx.settings.cache_everything => Some(ctx.settings.cache_ttl),
+        None => None,
     }
     .filter(|t| *t > 0 && ctx.settings.cache_enabled && req.use_cache);
     let cache_path = ttl.map(|_| {
-        let key = cache::key(&tool.name, &tool.digest, &req.args);
+        let (program, rest) = tool.program();
+        let exe = cache::exe_identity(
+            std::iter::once(program.as_os_str()).chain(rest.iter().map(|a| a.as_os_str())),
+        );
+        let key = cache::key(&tool.name, &tool.digest, &exe, &req.args);
         cache::entry_path(&ctx.home.cache_dir_of(&tool.name), &key)
     });
-    if let (Some(path), false) = (&cache_path, req.refresh)
-        && let Ok(Some(hit)) = cache::get(path, clock::now())
-    {
+    let hit = match (&cache_path, req.refresh) {
+        (Some(path), false) => match cache::get(path, clock::now()) {
+            Ok(hit) => hit,
+            Err(e) => {
+                r.warn("cache", &e);
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some(hit) = hit {
+        let age = (clock::now() - hit.header.created_at).max(0.0);
+        note(
+            req,
+            &format!("cached result from {age:.0} s ago (--refresh to run again)"),
+        );
         if let Some(s) = &req.sink {
             s.stdout(&hit.stdout);
             s.stderr(&hit.stderr);
@@ -373,6 +472,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
             outcome: AttemptOutcome::Cached,
             try_number: 1,
             rule: None,
+            note: None,
         });
         let status = if hit.header.exit_code == 0 {
             RunStatus::Success
@@ -383,12 +483,14 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         e.cached = true;
         e.output = String::from_utf8_lossy(&hit.stdout).into_owned();
         e.error = String::from_utf8_lossy(&hit.stderr).into_owned();
-        ctx.logger.metric(
+        if let Err(err) = ctx.logger.try_metric(
             &tool.name,
             0,
             hit.header.exit_code,
             json!({"cached": true, "run_id": r.run_id}),
-        );
+        ) {
+            r.warn("metrics log", &err);
+        }
         return r.finish(e);
     }
     // 4b. Concurrency groups: held until the run ends (fallbacks run in the
@@ -406,7 +508,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         && let Some(last) = r.attempts.last()
         && last.outcome == AttemptOutcome::Success
     {
-        let _ = cache::put(
+        let stored = cache::put(
             path,
             &cache::Entry {
                 header: cache::Header {
@@ -423,6 +525,9 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
                 stderr: env.error.clone().into_bytes(),
             },
         );
+        if let Err(e) = stored {
+            r.warn("cache", &e);
+        }
     }
     r.finish(env)
 }
@@ -519,9 +624,18 @@ fn check_policy(r: &mut Run<'_>, policies: &policy::Policies, tool: &str) -> Opt
     let mut d = policy::decide(policies, &r.req.role, tool, Action::Execute, r.req.approved);
     if d.decision == Verdict::ApprovalRequired
         && let Some(prompt) = &r.req.prompt
-        && prompt(tool, &r.req.role)
     {
-        d = policy::decide(policies, &r.req.role, tool, Action::Execute, true);
+        if prompt(tool, &r.req.role) {
+            d = policy::decide(policies, &r.req.role, tool, Action::Execute, true);
+        } else if runner::interrupted() {
+            // Ctrl-C at the prompt: 130 at once, not a refusal.
+            r.decision_record(tool, &d);
+            return Some(r.refuse(
+                Reason::Interrupted,
+                code::INTERRUPTED,
+                "interrupted at the approval prompt".into(),
+            ));
+        }
     }
     r.decision_record(tool, &d);
     if !d.allowed() {
@@ -553,7 +667,7 @@ fn check_policy(r: &mut Run<'_>, policies: &policy::Policies, tool: &str) -> Opt
 
 fn breaker_config(ctx: &Context, tool: &Tool) -> breaker::Config {
     let mut c = ctx.settings.breaker;
-    if let Some(b) = &tool.manifest.breaker {
+    if let Some(b) = tool.manifest.breaker_settings() {
         if let Some(t) = b.failure_threshold {
             c.threshold = t.max(1);
         }
@@ -578,7 +692,10 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
     let mut last: Option<(String, Outcome)> = None;
     let mut first_rejected: Option<f64> = None;
     let mut hops = 0u32;
+    let mut answered = false;
+    let mut seen = (0usize, 0usize);
     while let Some(hop) = w.next() {
+        report_skips(r, &w, &mut seen);
         if runner::interrupted() || req.cancel.is_cancelled() {
             break;
         }
@@ -591,6 +708,7 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
                 _ => {
                     skip(r, &hop, AttemptOutcome::NotFound, None);
                     note(req, &format!("fallback {} not found", hop.tool));
+                    w.failed(&hop, &[]);
                     continue;
                 }
             }
@@ -626,8 +744,19 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
             .as_ref()
             .map_or(1, |x| x.attempts.max(1));
         let lease = timeout * f64::from(tries) + 30.0;
-        let gate =
-            breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease).unwrap_or(Gate::Allow);
+        // `breaker: false`: no gate, nothing recorded.
+        let guarded = tool.manifest.breaker_enabled();
+        let gate = if guarded {
+            match breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease) {
+                Ok(g) => g,
+                Err(e) => {
+                    r.warn("breaker", &e);
+                    Gate::Allow
+                }
+            }
+        } else {
+            Gate::Allow
+        };
         if let Gate::Reject { retry_in } = gate {
             if hop.depth == 0 {
                 first_rejected = Some(retry_in);
@@ -642,48 +771,93 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
                 ),
             );
             skip(r, &hop, AttemptOutcome::CircuitOpen, None);
-            w.failed(&hop, &tool.manifest.fallbacks());
+            let fbs = tool.manifest.fallbacks();
+            w.failed(&hop, &fbs);
+            let next = report_skips(r, &w, &mut seen);
+            if let Some(next) = next.filter(|n| fbs.contains(n)) {
+                note(req, &format!("falling back to {next}"));
+            }
             continue;
         }
         let out = execute(r, &tool, timeout);
+        // An exit code the manifest lists as an answer is not an outage.
+        let answer =
+            matches!(out.status, Status::Exited(c) if tool.manifest.answer_codes().contains(&c));
         let counted = match &out.status {
+            _ if !guarded => None,
             Status::Exited(0) => Some(true),
+            _ if answer => Some(true),
             Status::Exited(2) | Status::Cancelled { .. } => None,
             _ => Some(false),
         };
         match counted {
             Some(ok) => {
-                let _ = breaker::record_at(&bpath, cfg, clock::now(), ok);
+                if let Err(e) = breaker::record_at(&bpath, cfg, clock::now(), ok) {
+                    r.warn("breaker", &e);
+                }
             }
             None if gate == Gate::Probe => {
-                let _ = breaker::release_at(&bpath, &r.run_id);
+                if let Err(e) = breaker::release_at(&bpath, &r.run_id) {
+                    r.warn("breaker", &e);
+                }
             }
             None => {}
         }
         let success = out.status == Status::Exited(0);
+        // Too much output is the tool's result, not an outage: no fallback.
+        let ends =
+            success || answer || out.truncated || matches!(out.status, Status::Cancelled { .. });
         let name = tool.name.clone();
+        let code = out.status.code();
         last = Some((name.clone(), out));
-        if success
-            || matches!(
-                last.as_ref().map(|l| &l.1.status),
-                Some(Status::Cancelled { .. })
-            )
-        {
+        if ends {
+            answered = answer;
             break;
         }
         let fbs = tool.manifest.fallbacks();
-        if let Some(next) = fbs.first()
-            && hop.depth < ctx.settings.max_fallback_depth
-        {
-            let code = last.as_ref().map(|l| l.1.status.code()).unwrap_or(1);
+        w.failed(&hop, &fbs);
+        // Only a fallback that is really queued is announced; skipped ones
+        // are reported as such (depth limit, cycle).
+        let next = report_skips(r, &w, &mut seen);
+        if let Some(next) = next.filter(|n| fbs.contains(n)) {
             note(
                 req,
                 &format!("{name} failed (exit {code}); falling back to {next}"),
             );
         }
-        w.failed(&hop, &fbs);
     }
-    conclude(r, last, first_rejected, hops, &first)
+    report_skips(r, &w, &mut seen);
+    conclude(r, last, first_rejected, hops, &first, answered)
+}
+
+/// Report the hops the walk skipped since the last call, as attempts and
+/// notes; returns the next tool the walk will try.
+fn report_skips(r: &mut Run<'_>, w: &Walk, seen: &mut (usize, usize)) -> Option<String> {
+    let depth = r.ctx.settings.max_fallback_depth;
+    for t in w.skipped_depth.iter().skip(seen.0) {
+        let why = format!("skipped: depth limit {depth} reached");
+        note(r.req, &format!("fallback {t} {why}"));
+        r.attempts.push(skipped(t, why));
+    }
+    for t in w.skipped_cycles.iter().skip(seen.1) {
+        let why = format!("skipped: {t} already tried (cycle)");
+        note(r.req, &format!("fallback {why}"));
+        r.attempts.push(skipped(t, why));
+    }
+    *seen = (w.skipped_depth.len(), w.skipped_cycles.len());
+    w.peek().map(|h| h.tool.clone())
+}
+
+fn skipped(tool: &str, why: String) -> Attempt {
+    Attempt {
+        tool: tool.to_string(),
+        exit_code: None,
+        duration_ms: 0,
+        outcome: AttemptOutcome::Skipped,
+        try_number: 1,
+        rule: None,
+        note: Some(why),
+    }
 }
 
 fn skip(r: &mut Run<'_>, hop: &Hop, outcome: AttemptOutcome, rule: Option<String>) {
@@ -694,6 +868,7 @@ fn skip(r: &mut Run<'_>, hop: &Hop, outcome: AttemptOutcome, rule: Option<String
         outcome,
         try_number: 1,
         rule,
+        note: None,
     });
 }
 
@@ -703,10 +878,11 @@ fn conclude(
     first_rejected: Option<f64>,
     hops: u32,
     first: &Tool,
+    answered: bool,
 ) -> Envelope {
     let interrupted = runner::interrupted() || r.req.cancel.is_cancelled();
     match last {
-        Some((name, out)) if out.status == Status::Exited(0) => {
+        Some((name, out)) if out.status == Status::Exited(0) && !out.truncated => {
             let mut e = r.envelope(RunStatus::Success, None, 0);
             e.output = String::from_utf8_lossy(&out.stdout).into_owned();
             e.error = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -721,6 +897,10 @@ fn conclude(
             let (reason, exit) = if interrupted || matches!(status, Some(Status::Cancelled { .. }))
             {
                 (Some(Reason::Interrupted), i32::from(code::INTERRUPTED))
+            } else if last.as_ref().is_some_and(|l| l.1.truncated) {
+                (Some(Reason::OutputLimit), i32::from(code::OUTPUT_LIMIT))
+            } else if answered {
+                (None, code.unwrap_or(1))
             } else if hops > 0 {
                 (
                     Some(Reason::FallbackExhausted),
@@ -760,6 +940,14 @@ fn conclude(
                     Status::TimedOut => {
                         e.message = Some(format!("{name} timed out; its process group was killed"));
                     }
+                    _ if out.truncated => {
+                        let mb = r.ctx.settings.max_output as f64 / 1048576.0;
+                        let m = format!(
+                            "output of {name} exceeded the capture limit of {mb} MiB (GATHM_MAX_OUTPUT_MB); the run failed and nothing was cached"
+                        );
+                        e.error.push_str(&format!("gathm: {m}\n"));
+                        e.message = Some(m);
+                    }
                     _ => {}
                 }
                 if name != first.name {
@@ -783,6 +971,7 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
     let mut spec = Spec::new(program, args);
     spec.timeout = Some(Duration::from_secs_f64(timeout));
     spec.grace = Duration::from_secs_f64(ctx.settings.kill_grace);
+    spec.capture_limit = ctx.settings.max_output;
     spec.stdin = req.stdin.clone();
     spec.env_remove = ["GATHM_API_KEY", "GATHM_API_KEYS", "GATHM_CALLBACK_SECRET"]
         .iter()
@@ -822,18 +1011,27 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
             outcome,
             try_number: try_n,
             rule: None,
+            note: None,
         });
-        ctx.logger.metric(
+        if let Err(err) = ctx.logger.try_metric(
             &tool.name,
             ms,
             code,
             json!({"run_id": r.run_id, "outcome": outcome, "try": try_n}),
-        );
+        ) {
+            r.warn("metrics log", &err);
+        }
         let retryable = match &retry {
             _ if outcome == AttemptOutcome::Success || outcome == AttemptOutcome::Interrupted => {
                 false
             }
             _ if code == 2 => false,
+            _ if matches!(out.status, Status::Exited(c) if tool.manifest.answer_codes().contains(&c)) => {
+                retry
+                    .as_ref()
+                    .is_some_and(|rs| rs.on_exit_codes.contains(&code))
+            }
+            _ if out.truncated => false,
             Some(rs) => rs.retries_exit(code),
             None => true,
         };

@@ -46,7 +46,7 @@ pub fn create_dir(dir: &Path) -> Result<()> {
 /// parents.
 fn open_append(path: &Path) -> Result<File> {
     let mut opts = OpenOptions::new();
-    opts.create(true).append(true).mode(0o600);
+    opts.create(true).append(true).read(true).mode(0o600);
     open_with_parents(path, &opts)
 }
 
@@ -128,8 +128,59 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Remove temporary files (`<name>.tmp.<pid>.<n>`) left in `dir` by
+/// processes that no longer exist (killed mid-write). Done once per
+/// directory per process, on the first write there.
+fn clean_stale_temps(dir: &Path) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static CLEANED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    {
+        let mut seen = CLEANED.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen
+            .get_or_insert_with(HashSet::new)
+            .insert(dir.to_path_buf())
+        {
+            return;
+        }
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((_, rest)) = name.rsplit_once(".tmp.") else {
+            continue;
+        };
+        let Some((pid, n)) = rest.split_once('.') else {
+            continue;
+        };
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Some(pid) = pid
+            .parse::<i32>()
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            continue;
+        };
+        let dead = matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        );
+        if dead {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Replace `path` atomically with `bytes` (temp file + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        clean_stale_temps(dir);
+    }
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = sibling(path, &format!(".tmp.{}.{n}", std::process::id()));
     let mut opts = OpenOptions::new();
@@ -270,13 +321,86 @@ pub fn read_slots<T: DeserializeOwned>(path: &Path) -> Option<T> {
     best.map(|(_, v)| v)
 }
 
+/// Check that `dir` can be created and written: a small file is written and
+/// removed. `gathm status` and `gathm health` report the result.
+pub fn probe_dir(dir: &Path) -> Result<()> {
+    create_dir(dir)?;
+    let probe = dir.join(format!(".probe.tmp.{}.0", std::process::id()));
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(true).write(true).mode(0o600);
+    let res = opts
+        .open(&probe)
+        .and_then(|mut f| f.write_all(b"gathm state probe\n"));
+    let _ = fs::remove_file(&probe);
+    res.map_err(|e| Error::io("writing", &probe, e))
+}
+
 /// Append bytes with a single `write(2)` on an `O_APPEND` descriptor, so
 /// concurrent appenders never interleave within a record.
 pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
-    let mut f = open_append(path)?;
-    f.write_all(bytes)
-        .map_err(|e| Error::io("appending to", path, e))?;
+    let f = open_append(path)?;
+    append_whole(&f, path, bytes)
+}
+
+/// Append whole lines to an `O_APPEND` file so that it never tears: if the
+/// file does not end with a newline (an earlier append was cut short), the
+/// record starts on a new line; if this append fails part-way (ENOSPC), the
+/// bytes it wrote are truncated away again when they are still the file's
+/// tail. Returns the file's length after the append.
+fn append_whole(f: &File, path: &Path, bytes: &[u8]) -> Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io("reading", path, e))?
+        .len();
+    let mut last = [0u8; 1];
+    let torn = len > 0 && f.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] != b'\n';
+    let owned;
+    let bytes = if torn {
+        let mut v = Vec::with_capacity(bytes.len() + 1);
+        v.push(b'\n');
+        v.extend_from_slice(bytes);
+        owned = v;
+        &owned[..]
+    } else {
+        bytes
+    };
+    let mut written = 0usize;
+    let mut w = f;
+    while written < bytes.len() {
+        match w.write(&bytes[written..]) {
+            Ok(0) => {
+                return Err(repair(
+                    f,
+                    path,
+                    &bytes[..written],
+                    ErrorKind::WriteZero.into(),
+                ));
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(repair(f, path, &bytes[..written], e)),
+        }
+    }
     Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
+}
+
+/// After a short append: cut the partial record off again if it is still
+/// the file's tail (nobody appended after it), so the file ends with a
+/// complete line; otherwise the next append starts a new line.
+fn repair(f: &File, path: &Path, partial: &[u8], e: std::io::Error) -> Error {
+    use std::os::unix::fs::FileExt;
+    if !partial.is_empty()
+        && let Ok(md) = f.metadata()
+        && md.len() >= partial.len() as u64
+    {
+        let start = md.len() - partial.len() as u64;
+        let mut tail = vec![0u8; partial.len()];
+        if f.read_exact_at(&mut tail, start).is_ok() && tail == partial {
+            let _ = f.set_len(start);
+        }
+    }
+    Error::io("appending to", path, e)
 }
 
 /// A log file kept open by a long-running process (`gathm serve`): each
@@ -329,11 +453,13 @@ impl KeptLog {
                 self.open.insert((f, ino, now))
             }
         };
-        if let Err(e) = f.write_all(bytes) {
-            self.open = None;
-            return Err(Error::io("appending to", &self.path, e));
+        match append_whole(f, &self.path, bytes) {
+            Ok(len) => Ok(len),
+            Err(e) => {
+                self.open = None;
+                Err(e)
+            }
         }
-        Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
     }
 
     /// The file's path.

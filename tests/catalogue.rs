@@ -243,6 +243,16 @@ fn assert_failed(out: &Output, what: &str) {
     );
 }
 
+/// An answer that is not an outage: exit 3 and an `Error:` line.
+fn assert_answer(out: &Output, what: &str) {
+    assert_eq!(code(out), 3, "{what} should exit 3:\n{}", show(out));
+    assert!(
+        stderr(out).lines().any(|l| l.starts_with("Error: ")),
+        "{what} should print an Error: line on stderr:\n{}",
+        show(out)
+    );
+}
+
 fn attempts(envelope: &Value) -> Vec<(String, i64, String)> {
     envelope["attempts"]
         .as_array()
@@ -856,7 +866,7 @@ fn httpprobe_follows_redirects_and_reports_headers() {
     let out = sb.run("httpprobe", &[&stub.url("/missing")]);
     assert_eq!(code(&out), 0, "any HTTP answer is a successful probe");
     assert!(stdout(&out).contains("404"), "{}", show(&out));
-    assert_failed(
+    assert_answer(
         &sb.run("httpprobe", &["-f", &stub.url("/missing")]),
         "httpprobe -f 404",
     );
@@ -921,7 +931,7 @@ fn cve_by_id_and_keyword() {
 
     let out = sb.run("cve", &["CVE-2021-44228"]);
     assert!(stdout(&out).contains("10 CRITICAL") || stdout(&out).contains("10.0 CRITICAL"));
-    assert_failed(&sb.run("cve", &["CVE-1999-0001"]), "cve unknown id");
+    assert_answer(&sb.run("cve", &["CVE-1999-0001"]), "cve unknown id");
     assert_eq!(code(&sb.run("cve", &["not-a-cve"])), 2);
     assert_failed(
         &dead_sandbox().run("cve", &["CVE-2021-44228"]),
@@ -1114,11 +1124,18 @@ fn ipinfo_and_geo_use_their_apis_and_each_other() {
     let env = dead_sandbox().envelope("geo", &["-w"]);
     let tries = attempts(&env);
     assert_eq!(
-        tries.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(),
-        ["geo", "ipinfo"],
+        tries
+            .iter()
+            .map(|a| (a.0.as_str(), a.2.as_str()))
+            .collect::<Vec<_>>(),
+        [("geo", "failed"), ("ipinfo", "failed"), ("geo", "skipped")],
         "{env}"
     );
-    assert!(tries.iter().all(|a| a.1 == 1), "{env}");
+    assert_eq!(
+        env["attempts"][2]["note"], "skipped: geo already tried (cycle)",
+        "{env}"
+    );
+    assert!(tries[..2].iter().all(|a| a.1 == 1), "{env}");
     assert_eq!(env["status"], "error");
     assert_ne!(env["exit_code"], 0);
 }
@@ -1197,7 +1214,7 @@ fn certinfo_reads_a_self_signed_certificate() {
         "{}",
         show(&out)
     );
-    assert_failed(
+    assert_answer(
         &sb.run("certinfo", &["-d", "60", &target]),
         "certinfo -d 60",
     );
@@ -1270,7 +1287,7 @@ fn dns_getent_resolves_localhost() {
         "{v}"
     );
     assert_eq!(v["resolver"], "getent");
-    assert_failed(
+    assert_answer(
         &sb.run("dns-getent", &["no-such-host.invalid"]),
         "dns-getent unknown host",
     );
@@ -1358,4 +1375,86 @@ fn online_rdap_cve_and_headers() {
     assert_eq!(v["status"], 200);
     let v = sb.run_json("certinfo", &["example.com"]);
     assert_eq!(v["expired"], false);
+}
+
+/// Exit codes that are answers, not outages (issue 14): declared in each
+/// manifest as `breaker: {ignore_exit_codes: [...]}`, and no other tool
+/// declares any. A change in a tool's exit codes must update this table.
+const ANSWER_CODES: [(&str, &[i64]); 7] = [
+    ("certinfo", &[3]),
+    ("cve", &[3]),
+    ("diskcheck", &[1]),
+    ("dns", &[3]),
+    ("dns-getent", &[3]),
+    ("httpprobe", &[3]),
+    ("jsonfmt", &[1]),
+];
+
+/// Read-only lookups opt in to the cache (`cache: true`); nothing else does.
+const CACHED: [&str; 11] = [
+    "certinfo",
+    "currency",
+    "cve",
+    "dns",
+    "dns-getent",
+    "geo",
+    "ipinfo",
+    "news",
+    "rdap",
+    "weather",
+    "whois",
+];
+
+#[test]
+fn answers_are_declared_and_lookups_opt_in_to_the_cache() {
+    let sb = Sandbox::new();
+    for tool in tool_names() {
+        let out = sb
+            .gathm(["show", "--json", &tool])
+            .output()
+            .expect("gathm show");
+        let v = parse_json(&out.stdout, "show --json");
+        let declared: Vec<i64> = v["breaker"]["ignore_exit_codes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        let expected = ANSWER_CODES
+            .iter()
+            .find(|(t, _)| *t == tool)
+            .map(|(_, c)| c.to_vec())
+            .unwrap_or_default();
+        assert_eq!(declared, expected, "{tool}: breaker.ignore_exit_codes");
+        let cached = v["cache"] == Value::Bool(true) || v["cache"]["ttl"].is_u64();
+        assert_eq!(
+            cached,
+            CACHED.contains(&tool.as_str()),
+            "{tool}: cache {}",
+            v["cache"]
+        );
+    }
+}
+
+#[test]
+fn answers_never_open_the_breaker() {
+    let sb = Sandbox::new().with_env("CB_FAILURE_THRESHOLD", "3");
+    // diskcheck -t 0: "the disk is over the threshold", every cron run.
+    for _ in 0..5 {
+        let out = sb.run("diskcheck", &["-t", "0", "/"]);
+        assert_eq!(code(&out), 1, "{}", show(&out));
+    }
+    // Names that do not exist do not lock dns-getent out.
+    for _ in 0..4 {
+        assert_answer(
+            &sb.run("dns-getent", &["no-such-host.invalid"]),
+            "dns-getent unknown host",
+        );
+    }
+    let out = sb.run("dns-getent", &["localhost"]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let out = sb
+        .gathm(["breaker", "status", "--json", "dns-getent"])
+        .output()
+        .expect("gathm");
+    let v = parse_json(&out.stdout, "breaker status");
+    assert_eq!(v["state"], "closed", "{v}");
 }

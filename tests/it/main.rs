@@ -5,11 +5,13 @@ mod harness;
 
 mod chain;
 mod cli;
+mod degraded;
 mod parallel;
 mod pipeline;
 mod policy;
 mod resilience;
 mod run;
+mod safe;
 mod schedule;
 mod serve;
 mod validate;

@@ -210,7 +210,7 @@ fn policy_check_and_show() {
     );
     // list shows only what the role may discover.
     let (_, v) = s.json(&["--role", "user", "list", "--json"]);
-    let names: Vec<&str> = v["tools"]
+    let names: Vec<&str> = v
         .as_array()
         .unwrap()
         .iter()

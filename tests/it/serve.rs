@@ -263,7 +263,7 @@ fn serve_auth_matrix() {
     let sb = Sandbox::new(&["ok", "backup"]);
     sb.manifest(
         "envdump",
-        "name: envdump\nversion: \"1.0.0\"\ndescription: env\ncategory: utility\nrequires_internet: false\ncache: false\n",
+        "name: envdump\nversion: \"1.0.0\"\ndescription: dumps its environment\ncategory: utility\nrequires_internet: false\ncache: false\n",
         Some("#!/bin/sh\nenv\n"),
     );
     let s = Server::start(
