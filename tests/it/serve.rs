@@ -593,9 +593,12 @@ fn serve_job_lifecycle_and_ownership() {
         std::fs::read_to_string(dir.join("stdout")).unwrap(),
         "backup answered: hi\n"
     );
-    let rec: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).unwrap()).unwrap();
-    assert_eq!(rec["status"], "completed");
+    // The reference's fields: output (lines joined), error, completed_at.
+    assert_eq!(done["output"], "backup answered: hi");
+    assert_eq!(done["error"], "");
+    assert_eq!(done["completed_at"], done["finished_at"]);
+    assert_eq!(done["line_count"], 1);
+    assert!(sb.home().join("jobs/jobs.db").exists());
     // A failing tool: failed, with its exit code.
     let f = submit(&s, Some("usr"), json!({"tool": "fail", "args": ["4"]}));
     let f = wait_job(&s, f["id"].as_str().unwrap(), Some("usr"), &["failed"]);
@@ -710,15 +713,6 @@ fn serve_crash_recovery_loses_no_job() {
     s.signal(rustix::process::Signal::KILL);
     s.wait_exit(WAIT);
     drop(s);
-    // Queued jobs live in the fsynced journal; a job.json (renamed into
-    // place, not fsynced) may also be lost in a power cut: recovery copes.
-    let lost = sb
-        .home()
-        .join("jobs")
-        .join(p2["id"].as_str().unwrap())
-        .join("job.json");
-    let _ = std::fs::remove_file(&lost);
-    assert!(sb.home().join("jobs/journal").metadata().unwrap().len() > 0);
     let s = Server::start(&sb, &env);
     let r = job_status(&s, &running, None);
     assert_eq!(r["status"], "failed", "{r}");
@@ -892,6 +886,7 @@ fn serve_callback_is_signed_and_retried() {
         &[
             ("GATHM_CALLBACK_SECRET", "s3cret"),
             ("GATHM_CALLBACK_BACKOFF", "0.1"),
+            ("GATHM_CALLBACK_ALLOW", "127.0.0.1"),
         ],
     );
     let job = submit(
@@ -921,6 +916,21 @@ fn serve_callback_is_signed_and_retried() {
                 .then(|| v.trim().to_string())
         })
         .expect("signature header");
+    let header = |h: &str, name: &str| {
+        h.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    // Every attempt carries the same delivery id.
+    assert!(!header(&head, "x-gathm-delivery").is_empty());
+    assert_eq!(
+        header(&head, "x-gathm-delivery"),
+        header(&head1, "x-gathm-delivery")
+    );
+    assert_eq!(header(&head, "x-gathm-delivery-attempt"), "2");
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
     mac.update(&body);
     assert_eq!(
@@ -1026,13 +1036,15 @@ fn serve_graceful_shutdown() {
     );
     assert_eq!(get(&s, "/api/v1/ping", None).status, 200);
     assert_eq!(s.wait_exit(WAIT), Some(0));
+    // The records, read from the store the server left.
+    let store = gathm::state::sqlite::SqliteStore::open(&sb.home().join("jobs")).unwrap();
     let rec = |j: &Value| -> Value {
-        let p = sb
-            .home()
-            .join("jobs")
-            .join(j["id"].as_str().unwrap())
-            .join("job.json");
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        use gathm::state::jobs::JobStore;
+        store
+            .get(j["id"].as_str().unwrap())
+            .unwrap()
+            .unwrap()
+            .public()
     };
     assert_eq!(rec(&quick)["status"], "completed");
     let l = rec(&long);
