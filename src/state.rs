@@ -18,6 +18,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 
 pub mod jobs;
+#[cfg(test)]
+mod race_tests;
 pub mod sqlite;
 
 /// Whether a write must survive a power cut (fsync file and directory).
