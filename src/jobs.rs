@@ -967,43 +967,50 @@ impl Jobs {
                 }
                 continue;
             };
-            let id = c.job.id.clone();
-            let mut st = lock(&self.inner.state);
-            if st.draining || st.stopped {
-                drop(st);
-                // Claimed as the drain began: back to the queue, untouched.
-                let _ = self.store().transition(
-                    &id,
-                    &[JobStatus::Running],
-                    JobStatus::Pending,
-                    &Change::default(),
-                );
-                return None;
-            }
-            let live = Arc::new(Live::new(&self.store().job_dir(&id)));
-            let cancel = Cancel::new();
-            if st.cancel_pending.remove(&id) {
-                cancel.cancel();
-            }
-            st.running.insert(
-                id,
-                Running {
-                    cancel: cancel.clone(),
-                    live: Arc::clone(&live),
-                    token: c.token,
-                    shutdown_cancel: false,
-                },
-            );
-            st.waiting = st.waiting.saturating_sub(1);
-            st.generation += 1;
-            drop(st);
-            self.inner.cond.notify_all();
-            return Some((c.job, c.token, cancel, live));
+            return self.take_in(c);
         }
     }
 
+    /// Register a claimed job as running here (or give it back when the
+    /// drain began meanwhile).
+    fn take_in(&self, c: crate::state::jobs::Claim) -> Option<(Job, u64, Cancel, Arc<Live>)> {
+        let id = c.job.id.clone();
+        let mut st = lock(&self.inner.state);
+        if st.draining || st.stopped {
+            drop(st);
+            // Claimed as the drain began: back to the queue, untouched.
+            let _ = self.store().transition(
+                &id,
+                &[JobStatus::Running],
+                JobStatus::Pending,
+                &Change::default(),
+            );
+            return None;
+        }
+        let live = Arc::new(Live::new(&self.store().job_dir(&id)));
+        let cancel = Cancel::new();
+        if st.cancel_pending.remove(&id) {
+            cancel.cancel();
+        }
+        st.running.insert(
+            id,
+            Running {
+                cancel: cancel.clone(),
+                live: Arc::clone(&live),
+                token: c.token,
+                shutdown_cancel: false,
+            },
+        );
+        st.waiting = st.waiting.saturating_sub(1);
+        st.generation += 1;
+        drop(st);
+        self.inner.cond.notify_all();
+        Some((c.job, c.token, cancel, live))
+    }
+
     fn worker(&self) {
-        while let Some((mut job, token, cancel, live)) = self.next() {
+        let mut next = self.next();
+        while let Some((mut job, token, cancel, live)) = next {
             let ctx = &self.inner.ctx;
             let env = match job.kind {
                 JobKind::Tool => {
@@ -1061,7 +1068,17 @@ impl Jobs {
                 envelope: Some(env),
                 result: job.result.take(),
             };
-            match self.store().finish(&job.id, token, &f) {
+            // The end and the next claim share one commit, unless draining.
+            let draining = lock(&self.inner.state).draining;
+            let (done, claim) = if draining {
+                (self.store().finish(&job.id, token, &f), None)
+            } else {
+                match self.store().finish_and_claim(&job.id, token, &f, LEASE) {
+                    Ok((d, c)) => (Ok(d), c),
+                    Err(e) => (Err(e), None),
+                }
+            };
+            match done {
                 Ok(Some(_)) => {}
                 Ok(None) => self.log_error(
                     &job.id,
@@ -1076,6 +1093,10 @@ impl Jobs {
             }
             live.finish(status, code);
             self.inner.cond.notify_all();
+            next = match claim {
+                Some(c) => self.take_in(c),
+                None => self.next(),
+            };
         }
     }
 

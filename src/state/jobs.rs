@@ -380,6 +380,17 @@ pub trait JobStore: Send + Sync {
     /// commit. `None`: the claim was superseded and nothing changed.
     fn finish(&self, id: &str, token: u64, f: &Finish) -> StoreResult<Option<Job>>;
 
+    /// [`JobStore::finish`] and then [`JobStore::claim`] in one commit: a
+    /// worker records its job's end and takes the next one with one
+    /// durable write.
+    fn finish_and_claim(
+        &self,
+        id: &str,
+        token: u64,
+        f: &Finish,
+        lease: f64,
+    ) -> StoreResult<(Option<Job>, Option<Claim>)>;
+
     /// Compare-and-set: move the job from one of `from` to `to` with
     /// `change`; a terminal `to` sets `finished_at` (and queues its callback)
     /// unless `from` is terminal itself. `None` when the job does not exist

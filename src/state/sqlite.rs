@@ -206,6 +206,64 @@ fn enqueue_callback(c: &Connection, j: &Job, now: f64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+fn claim_in(c: &Connection, now: f64, lease: f64) -> rusqlite::Result<Option<Claim>> {
+    let id: Option<String> = c
+        .prepare_cached("SELECT id FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let token: i64 = c
+        .prepare_cached(
+            "UPDATE jobs SET status = 'running', started_at = ?2, token = token + 1,
+             lease_until = ?3, cancel_requested = 0
+             WHERE id = ?1 AND status = 'pending' RETURNING token",
+        )?
+        .query_row(params![id, now, now + lease], |r| r.get(0))?;
+    let job = get_job(c, &id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    Ok(Some(Claim {
+        job,
+        token: token as u64,
+        lease_until: now + lease,
+    }))
+}
+
+fn finish_in(
+    c: &Connection,
+    now: f64,
+    id: &str,
+    token: u64,
+    f: &Finish,
+) -> rusqlite::Result<Option<Job>> {
+    let n = c
+        .prepare_cached(
+            "UPDATE jobs SET status = ?3, reason = ?4, exit_code = ?5, finished_at = ?6,
+             stdout_lines = ?7, stderr_lines = ?8, envelope = ?9, result = ?10, lease_until = NULL
+             WHERE id = ?1 AND status = 'running' AND token = ?2",
+        )?
+        .execute(params![
+            id,
+            token as i64,
+            f.status.as_str(),
+            f.reason,
+            f.exit_code,
+            now,
+            f.stdout_lines as i64,
+            f.stderr_lines as i64,
+            json_text(&f.envelope),
+            json_text(&f.result),
+        ])?;
+    if n != 1 {
+        return Ok(None);
+    }
+    let job = get_job(c, id)?;
+    if let Some(j) = &job {
+        enqueue_callback(c, j, now)?;
+    }
+    Ok(job)
+}
+
 /// A new job or delivery id: a UUID v7 as 32 hex digits.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
@@ -404,30 +462,7 @@ impl JobStore for SqliteStore {
     }
 
     fn claim(&self, lease: f64) -> StoreResult<Option<Claim>> {
-        self.write(move |c, now| {
-            let id: Option<String> = c
-                .prepare_cached(
-                    "SELECT id FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1",
-                )?
-                .query_row([], |r| r.get(0))
-                .optional()?;
-            let Some(id) = id else {
-                return Ok(None);
-            };
-            let token: i64 = c
-                .prepare_cached(
-                    "UPDATE jobs SET status = 'running', started_at = ?2, token = token + 1,
-                     lease_until = ?3, cancel_requested = 0
-                     WHERE id = ?1 AND status = 'pending' RETURNING token",
-                )?
-                .query_row(params![id, now, now + lease], |r| r.get(0))?;
-            let job = get_job(c, &id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-            Ok(Some(Claim {
-                job,
-                token: token as u64,
-                lease_until: now + lease,
-            }))
-        })
+        self.write(move |c, now| claim_in(c, now, lease))
     }
 
     fn heartbeat(&self, id: &str, token: u64, lease: f64) -> StoreResult<bool> {
@@ -445,33 +480,21 @@ impl JobStore for SqliteStore {
     fn finish(&self, id: &str, token: u64, f: &Finish) -> StoreResult<Option<Job>> {
         let id = id.to_string();
         let f = f.clone();
+        self.write(move |c, now| finish_in(c, now, &id, token, &f))
+    }
+
+    fn finish_and_claim(
+        &self,
+        id: &str,
+        token: u64,
+        f: &Finish,
+        lease: f64,
+    ) -> StoreResult<(Option<Job>, Option<Claim>)> {
+        let id = id.to_string();
+        let f = f.clone();
         self.write(move |c, now| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE jobs SET status = ?3, reason = ?4, exit_code = ?5, finished_at = ?6,
-                     stdout_lines = ?7, stderr_lines = ?8, envelope = ?9, result = ?10, lease_until = NULL
-                     WHERE id = ?1 AND status = 'running' AND token = ?2",
-                )?
-                .execute(params![
-                    id,
-                    token as i64,
-                    f.status.as_str(),
-                    f.reason,
-                    f.exit_code,
-                    now,
-                    f.stdout_lines as i64,
-                    f.stderr_lines as i64,
-                    json_text(&f.envelope),
-                    json_text(&f.result),
-                ])?;
-            if n != 1 {
-                return Ok(None);
-            }
-            let job = get_job(c, &id)?;
-            if let Some(j) = &job {
-                enqueue_callback(c, j, now)?;
-            }
-            Ok(job)
+            let done = finish_in(c, now, &id, token, &f)?;
+            Ok((done, claim_in(c, now, lease)?))
         })
     }
 
@@ -932,6 +955,27 @@ mod tests {
         s.outbox_retry(&due[0].id, 100.0, "down", false).unwrap();
         assert!(s.outbox_due(10).unwrap().is_empty());
         assert!(s.outbox_next().unwrap().unwrap() > 50.0);
+    }
+
+    #[test]
+    fn finish_and_claim_share_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        for _ in 0..2 {
+            s.submit(job("u", JobStatus::Pending), None).unwrap();
+        }
+        let a = s.claim(60.0).unwrap().unwrap();
+        let (ended, next) = s
+            .finish_and_claim(&a.job.id, a.token, &done(JobStatus::Completed), 60.0)
+            .unwrap();
+        assert_eq!(ended.unwrap().status, JobStatus::Completed);
+        let b = next.unwrap();
+        assert_ne!(b.job.id, a.job.id);
+        let (ended, next) = s
+            .finish_and_claim(&b.job.id, b.token, &done(JobStatus::Failed), 60.0)
+            .unwrap();
+        assert_eq!(ended.unwrap().status, JobStatus::Failed);
+        assert!(next.is_none());
     }
 
     #[test]
