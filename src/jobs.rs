@@ -397,7 +397,7 @@ struct Inner {
     cond: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: Mutex<Option<JoinHandle<()>>>,
-    _store_lock: state::Lock,
+    _store_lock: Option<state::Lock>,
 }
 
 /// The job manager (cheap to clone).
@@ -530,15 +530,20 @@ impl Jobs {
     /// recover jobs left by a crash, start the workers, the sweeper and the
     /// callback sender. One server per `GATHM_HOME`.
     pub fn start(ctx: Arc<Context>, cfg: Config, metrics: Arc<Metrics>) -> Result<Jobs> {
-        let lock_target = ctx.home.jobs.join("server");
-        let store_lock = state::try_lock(&lock_target)?.ok_or_else(|| {
-            Error::Usage(format!(
-                "another gathm serve is using {} (one server per GATHM_HOME)",
-                ctx.home.jobs.display()
-            ))
-        })?;
         let store: Arc<dyn JobStore> =
             Arc::new(crate::state::sqlite::SqliteStore::open(&ctx.home.jobs)?);
+        // A read-only home cannot hold the lock, nor can any server change it.
+        let store_lock = if store.read_only() {
+            None
+        } else {
+            let lock_target = ctx.home.jobs.join("server");
+            Some(state::try_lock(&lock_target)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "another gathm serve is using {} (one server per GATHM_HOME)",
+                    ctx.home.jobs.display()
+                ))
+            })?)
+        };
         let jobs = Jobs {
             inner: Arc::new(Inner {
                 ctx,
@@ -552,6 +557,19 @@ impl Jobs {
                 _store_lock: store_lock,
             }),
         };
+        if jobs.store().read_only() {
+            // Jobs can be read; submissions get 503. Nothing runs.
+            jobs.inner.ctx.logger.app(
+                Level::Warn,
+                "jobs",
+                &format!(
+                    "{} is on a read-only filesystem: jobs can be read, not submitted",
+                    jobs.inner.ctx.home.jobs.display()
+                ),
+                serde_json::Map::new(),
+            );
+            return Ok(jobs);
+        }
         jobs.recover()?;
         let mut threads = Vec::new();
         for i in 0..jobs.inner.cfg.max_concurrency {
@@ -927,6 +945,7 @@ impl Jobs {
         if let Some(t) = lock(&self.inner.sender).take() {
             let _ = t.join();
         }
+        self.store().close();
     }
 
     fn log_error(&self, id: &str, err: &Error) {

@@ -359,6 +359,14 @@ pub trait JobStore: Send + Sync {
     /// The store's clock, epoch seconds: every timestamp it writes.
     fn now(&self) -> f64;
 
+    /// The store can only be read (its home is on a read-only
+    /// filesystem): every change fails with [`StoreError::Unavailable`].
+    fn read_only(&self) -> bool;
+
+    /// Finish the changes already queued, flush, and stop: every later
+    /// change fails with [`StoreError::Unavailable`].
+    fn close(&self);
+
     /// Store a new job (`pending` or `awaiting_approval`); `created_at` is
     /// set to store time. Returns once committed. With `idem`, a job of the
     /// same owner with the same key created within `idem.ttl` is returned
@@ -443,7 +451,8 @@ pub trait JobStore: Send + Sync {
     fn expire_approvals(&self, before: f64) -> StoreResult<Vec<Job>>;
 
     /// Delete terminal jobs that finished before `before` (their files are
-    /// the caller's to remove). Returns their ids.
+    /// the caller's to remove), and deliveries that gave up before then.
+    /// Returns the jobs' ids.
     fn sweep(&self, before: f64) -> StoreResult<Vec<String>>;
 
     /// Deliveries due now (attempts left), oldest first, at most `limit`.

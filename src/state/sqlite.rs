@@ -38,6 +38,7 @@ const BATCH_MAX: usize = 1024;
 pub struct SqliteStore {
     dir: PathBuf,
     db: PathBuf,
+    read_only: bool,
     ops: Mutex<Option<Sender<Op>>>,
     readers: Mutex<Vec<Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -277,7 +278,25 @@ fn in_list(statuses: &[JobStatus]) -> String {
         .join(",")
 }
 
-fn open_conn(db: &Path) -> rusqlite::Result<Connection> {
+fn open_conn(db: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    if read_only {
+        use rusqlite::OpenFlags as F;
+        let flags = F::SQLITE_OPEN_READ_ONLY | F::SQLITE_OPEN_URI | F::SQLITE_OPEN_NO_MUTEX;
+        // With its -wal and -shm files, a WAL database opens read-only as
+        // it is; without them (a clean shutdown) only as immutable.
+        let c = Connection::open_with_flags(db, flags).and_then(|c| {
+            c.query_row("SELECT count(*) FROM jobs", [], |_| Ok(()))?;
+            Ok(c)
+        });
+        let c = match c {
+            Ok(c) => c,
+            Err(_) => {
+                Connection::open_with_flags(format!("file:{}?immutable=1", db.display()), flags)?
+            }
+        };
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        return Ok(c);
+    }
     let c = Connection::open(db)?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
     c.pragma_update(None, "journal_mode", "WAL")?;
@@ -304,6 +323,13 @@ fn savepoint<R>(
 }
 
 fn writer_loop(conn: Connection, rx: Receiver<Op>) {
+    writer_batches(&conn, rx);
+    // Stopping: fold the WAL into the database, so a home made read-only
+    // afterwards still shows every job.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+fn writer_batches(conn: &Connection, rx: Receiver<Op>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
@@ -321,7 +347,7 @@ fn writer_loop(conn: Connection, rx: Receiver<Op>) {
             }
             continue;
         }
-        let done: Vec<Completion> = batch.into_iter().map(|op| op(&conn)).collect();
+        let done: Vec<Completion> = batch.into_iter().map(|op| op(conn)).collect();
         let commit = conn.execute_batch("COMMIT").map_err(map_err);
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -342,15 +368,22 @@ fn op_failed(op: Op, _err: &StoreError) -> Completion {
 
 impl SqliteStore {
     /// Open (creating) `<jobs_dir>/jobs.db`, importing an old home's
-    /// journal and `job.json` records on first open.
+    /// journal and `job.json` records on first open. On a read-only
+    /// filesystem the store opens read-only: reads work, every change fails
+    /// with [`StoreError::Unavailable`].
     pub fn open(jobs_dir: &Path) -> StoreResult<SqliteStore> {
-        std::fs::create_dir_all(jobs_dir).map_err(|e| {
-            StoreError::Unavailable(format!("creating {}: {e}", jobs_dir.display()))
-        })?;
+        let read_only = read_only_fs(jobs_dir);
+        if !read_only {
+            std::fs::create_dir_all(jobs_dir).map_err(|e| {
+                StoreError::Unavailable(format!("creating {}: {e}", jobs_dir.display()))
+            })?;
+        }
         let db = jobs_dir.join("jobs.db");
-        let conn = open_conn(&db).map_err(map_err)?;
-        conn.execute_batch(SCHEMA).map_err(map_err)?;
-        import_legacy(&conn, jobs_dir).map_err(map_err)?;
+        let conn = open_conn(&db, read_only).map_err(map_err)?;
+        if !read_only {
+            conn.execute_batch(SCHEMA).map_err(map_err)?;
+            import_legacy(&conn, jobs_dir).map_err(map_err)?;
+        }
         let (tx, rx) = mpsc::channel::<Op>();
         let writer = std::thread::Builder::new()
             .name("job-store".into())
@@ -359,18 +392,11 @@ impl SqliteStore {
         Ok(SqliteStore {
             dir: jobs_dir.to_path_buf(),
             db,
+            read_only,
             ops: Mutex::new(Some(tx)),
             readers: Mutex::new(Vec::new()),
             writer: Mutex::new(Some(writer)),
         })
-    }
-
-    /// Stop the writer thread after the changes already queued.
-    pub fn close(&self) {
-        self.ops.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = h.join();
-        }
     }
 
     /// Run `f` in the next group commit; its answer comes after the commit.
@@ -411,7 +437,7 @@ impl SqliteStore {
         let conn = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
-            None => open_conn(&self.db).map_err(map_err)?,
+            None => open_conn(&self.db, self.read_only).map_err(map_err)?,
         };
         let r = f(&conn).map_err(map_err);
         let mut pool = self.readers.lock().unwrap_or_else(|e| e.into_inner());
@@ -424,13 +450,36 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.close();
+        JobStore::close(self);
     }
+}
+
+/// Whether the nearest existing directory of `dir` is on a read-only mount.
+fn read_only_fs(dir: &Path) -> bool {
+    let mut d = Some(dir);
+    while let Some(p) = d {
+        if let Ok(v) = rustix::fs::statvfs(p) {
+            return v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY);
+        }
+        d = p.parent();
+    }
+    false
 }
 
 impl JobStore for SqliteStore {
     fn now(&self) -> f64 {
         clock::now()
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn close(&self) {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
     }
 
     fn submit(&self, job: Job, idem: Option<&Idempotency>) -> StoreResult<Submitted> {
@@ -715,6 +764,9 @@ impl JobStore for SqliteStore {
 
     fn sweep(&self, before: f64) -> StoreResult<Vec<String>> {
         self.write(move |c, _| {
+            // Deliveries that gave up are kept for a TTL too.
+            c.prepare_cached("DELETE FROM outbox WHERE dead = 1 AND next_at < ?1")?
+                .execute([before])?;
             let mut st = c.prepare_cached(
                 "DELETE FROM jobs WHERE finished_at < ?1 AND status IN ('completed', 'failed', 'cancelled') RETURNING id",
             )?;
