@@ -1206,7 +1206,11 @@ impl Jobs {
         loop {
             let stopped = lock(&self.inner.state).stopped;
             let due = self.store().outbox_due(32).unwrap_or_default();
+            let pass = Instant::now();
             for d in &due {
+                if stopped && pass.elapsed() > Duration::from_secs(2) {
+                    break; // Shutting down: the rest waits for the next start.
+                }
                 let outcome = deliver(d, cfg);
                 let r = match outcome {
                     Ok(()) => self.store().outbox_done(&d.id),
