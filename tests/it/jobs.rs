@@ -540,3 +540,118 @@ fn jobs_full_or_read_only_disk_gets_no_202() {
         202
     );
 }
+
+#[test]
+fn jobs_cancel_finish_sweep_storm_never_rewrites_an_ended_job() {
+    let sb = Sandbox::new(&["backup", "slow"]);
+    let receiver = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cb", receiver.local_addr().unwrap());
+    let s = Server::start(
+        &sb,
+        &[
+            ("GATHM_MAX_QUEUE_DEPTH", "10000"),
+            ("GATHM_MAX_CONCURRENCY", "4"),
+            ("GATHM_JOB_SWEEP_INTERVAL", "0.05"),
+            ("GATHM_CALLBACK_SECRET", "k"),
+            ("GATHM_CALLBACK_ALLOW", "127.0.0.1"),
+            ("GATHM_CALLBACK_BACKOFF", "0.05"),
+            ("GATHM_CALLBACK_RETRIES", "100"),
+        ],
+    );
+    // Count callbacks per job.
+    let calls: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    {
+        let calls = Arc::clone(&calls);
+        std::thread::spawn(move || {
+            for c in receiver.incoming() {
+                let Ok(mut c) = c else { return };
+                let (_, body) = read_http_request(&mut c);
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                let id = v["id"].as_str().unwrap().to_string();
+                calls.lock().unwrap().entry(id).or_default().push(v);
+            }
+        });
+    }
+    let n = 200;
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            let (tool, args) = if i % 2 == 0 {
+                ("backup", json!(["x"]))
+            } else {
+                ("slow", json!(["0.05"]))
+            };
+            submit(
+                &s,
+                None,
+                json!({"tool": tool, "args": args, "callback_url": url}),
+            )["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // Cancel every job from two clients while they are queued, running and ending.
+    let cancellers: Vec<_> = (0..2)
+        .map(|k| {
+            let (base, ids) = (s.base.clone(), ids.clone());
+            std::thread::spawn(move || {
+                let c = client();
+                let mut answers = HashMap::new();
+                let order: Vec<&String> = if k == 0 {
+                    ids.iter().collect()
+                } else {
+                    ids.iter().rev().collect()
+                };
+                for id in order {
+                    let r = send(c.delete(format!("{base}/api/v1/jobs/{id}")));
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    answers.insert(id.clone(), r.body);
+                }
+                answers
+            })
+        })
+        .collect();
+    let answers: Vec<HashMap<String, Value>> =
+        cancellers.into_iter().map(|c| c.join().unwrap()).collect();
+    let c = client();
+    let mut ended = HashMap::new();
+    for id in &ids {
+        let j = wait_job(&s, id, None, &["completed", "failed", "cancelled"]);
+        ended.insert(id.clone(), j);
+    }
+    // Every answer that reported an end reports the end that was stored.
+    for a in &answers {
+        for (id, v) in a {
+            let st = v["status"].as_str().unwrap();
+            if ["completed", "failed", "cancelled"].contains(&st) {
+                assert_eq!(
+                    st, ended[id]["status"],
+                    "{id}: answered {v}, stored {}",
+                    ended[id]
+                );
+            }
+        }
+    }
+    // Each job got exactly one callback, with its stored end; the records
+    // do not change afterwards.
+    wait_until("a callback per job", WAIT, || {
+        calls.lock().unwrap().len() == n
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let calls = calls.lock().unwrap();
+    for id in &ids {
+        let got = &calls[id];
+        assert_eq!(got.len(), 1, "{id}: {} callbacks", got.len());
+        let now = send(c.get(s.url(&format!("/api/v1/jobs/{id}")))).body;
+        for field in ["status", "reason", "finished_at", "exit_code"] {
+            assert_eq!(now[field], ended[id][field], "{id} {field} changed");
+            assert_eq!(
+                got[0][field], ended[id][field],
+                "{id} {field} in the callback"
+            );
+        }
+    }
+}
