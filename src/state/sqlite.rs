@@ -374,11 +374,21 @@ impl SqliteStore {
     pub fn open(jobs_dir: &Path) -> StoreResult<SqliteStore> {
         let read_only = read_only_fs(jobs_dir);
         if !read_only {
-            std::fs::create_dir_all(jobs_dir).map_err(|e| {
-                StoreError::Unavailable(format!("creating {}: {e}", jobs_dir.display()))
-            })?;
+            // Mode 0700, like the rest of the home.
+            crate::state::create_dir(jobs_dir)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         }
         let db = jobs_dir.join("jobs.db");
+        if !read_only {
+            // Mode 0600 (SQLite gives its -wal and -shm files the same).
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&db)
+                .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", db.display())))?;
+        }
         let conn = open_conn(&db, read_only).map_err(map_err)?;
         if !read_only {
             conn.execute_batch(SCHEMA).map_err(map_err)?;
@@ -1007,6 +1017,19 @@ mod tests {
         s.outbox_retry(&due[0].id, 100.0, "down", false).unwrap();
         assert!(s.outbox_due(10).unwrap().is_empty());
         assert!(s.outbox_next().unwrap().unwrap() > 50.0);
+    }
+
+    #[test]
+    fn the_store_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = dir.path().join("jobs");
+        let s = SqliteStore::open(&jobs).unwrap();
+        s.submit(job("u", JobStatus::Pending), None).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&jobs), 0o700);
+        assert_eq!(mode(&jobs.join("jobs.db")), 0o600);
+        assert_eq!(mode(&jobs.join("jobs.db-wal")), 0o600);
     }
 
     #[test]
