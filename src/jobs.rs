@@ -633,12 +633,23 @@ impl Jobs {
             check_callback(url, &self.inner.cfg.callback_allow).map_err(SubmitError::Invalid)?;
         }
         let key = idempotency_key(s.idempotency_key.as_deref()).map_err(SubmitError::Invalid)?;
+        let idem = key.map(|key| Idempotency {
+            key,
+            ttl: self.inner.cfg.ttl,
+        });
         {
             let mut st = lock(&self.inner.state);
             if st.draining {
                 return Err(SubmitError::ShuttingDown);
             }
             if st.waiting >= self.inner.cfg.max_queue_depth {
+                drop(st);
+                // A retry of a submission that was stored gets its job, full queue or not.
+                if let Some(i) = &idem
+                    && let Ok(Some(job)) = self.store().find_idempotent(owner, i)
+                {
+                    return Ok(job);
+                }
                 return Err(SubmitError::QueueFull(self.inner.cfg.max_queue_depth));
             }
             st.waiting += 1;
@@ -670,10 +681,6 @@ impl Jobs {
             result: None,
             live_output: None,
         };
-        let idem = key.map(|key| Idempotency {
-            key,
-            ttl: self.inner.cfg.ttl,
-        });
         match self.store().submit(job, idem.as_ref()) {
             Ok(Submitted::New(job)) => {
                 self.kick();

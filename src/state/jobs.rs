@@ -374,6 +374,10 @@ pub trait JobStore: Send + Sync {
     /// insert are one atomic step.
     fn submit(&self, job: Job, idem: Option<&Idempotency>) -> StoreResult<Submitted>;
 
+    /// The job `owner` created with this idempotency key within `idem.ttl`
+    /// (what [`JobStore::submit`] would return as `Existing`), read only.
+    fn find_idempotent(&self, owner: &str, idem: &Idempotency) -> StoreResult<Option<Job>>;
+
     /// Take the oldest `pending` job: it becomes `running` with a new
     /// fencing token and a lease of `lease` seconds. No two claims ever get
     /// the same job with the same token.

@@ -520,6 +520,22 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn find_idempotent(&self, owner: &str, idem: &Idempotency) -> StoreResult<Option<Job>> {
+        let since = self.now() - idem.ttl;
+        self.read(|c| {
+            let id: Option<String> = c
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE owner = ?1 AND idem_key = ?2 AND created_at >= ?3",
+                )?
+                .query_row(params![owner, idem.key, since], |r| r.get(0))
+                .optional()?;
+            match id {
+                Some(id) => get_job(c, &id),
+                None => Ok(None),
+            }
+        })
+    }
+
     fn claim(&self, lease: f64) -> StoreResult<Option<Claim>> {
         self.write(move |c, now| claim_in(c, now, lease))
     }
@@ -1106,6 +1122,9 @@ mod tests {
             panic!()
         };
         assert_eq!(a.id, b.id);
+        let found = s.find_idempotent("u", &k).unwrap().unwrap();
+        assert_eq!(found.id, a.id);
+        assert!(s.find_idempotent("v", &k).unwrap().is_none());
         // Another owner, same key: a new job.
         assert!(matches!(
             s.submit(job("v", JobStatus::Pending), Some(&k)).unwrap(),

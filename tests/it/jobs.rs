@@ -655,3 +655,35 @@ fn jobs_cancel_finish_sweep_storm_never_rewrites_an_ended_job() {
         }
     }
 }
+
+#[test]
+fn jobs_idempotent_retry_is_answered_when_the_queue_is_full() {
+    let sb = Sandbox::new(&["slow"]);
+    let s = Server::start(
+        &sb,
+        &[
+            ("GATHM_MAX_CONCURRENCY", "1"),
+            ("GATHM_MAX_QUEUE_DEPTH", "1"),
+        ],
+    );
+    let running = submit(&s, None, json!({"tool": "slow", "args": ["30"]}));
+    wait_job(&s, running["id"].as_str().unwrap(), None, &["running"]);
+    let with_key = || {
+        send(
+            client()
+                .post(s.url("/api/v1/jobs"))
+                .header("Idempotency-Key", "k")
+                .json(&json!({"tool": "slow", "args": ["30"]})),
+        )
+    };
+    let a = with_key();
+    assert_eq!(a.status, 202, "{}", a.body);
+    // The queue is full now: a new job is refused, the retry is answered.
+    assert_eq!(
+        post(&s, "/api/v1/jobs", None, &json!({"tool": "slow"})).status,
+        429
+    );
+    let b = with_key();
+    assert_eq!(b.status, 202, "{}", b.body);
+    assert_eq!(a.body["id"], b.body["id"]);
+}
