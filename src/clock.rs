@@ -40,10 +40,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// A run or job identifier: a UUID v7 (time-ordered, 74 random bits, safe
-/// across processes and machines), in its hyphenated form.
+/// The one run and job identifier: a UUID v7 (time-ordered, 74 random bits,
+/// safe across processes and machines) as 32 hex digits, the reference's
+/// id format.
 pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 #[cfg(test)]
@@ -62,7 +63,7 @@ mod tests {
         let a = new_id();
         let b = new_id();
         assert_ne!(a, b);
-        assert_eq!(a.len(), 36);
+        assert_eq!(a.len(), 32);
         assert!(a < b, "time-ordered: {a} < {b}");
         assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 7);
     }

@@ -1,28 +1,36 @@
 //! Durable asynchronous jobs for `gathm serve` (PRODUCT.md §7).
 //!
-//! A submission is acknowledged once its record is in `$GATHM_HOME/jobs/journal`
-//! and fdatasync'd (group commit: concurrent submissions share one sync).
-//! Every job then lives in `$GATHM_HOME/jobs/<id>/`: `job.json` (the final
-//! record, written when the job ends or the journal is compacted), `stdout`
-//! and `stderr` (raw bytes, appended as produced) and `events` (one
-//! `<n>\t<json>` line per output line or pipeline step event, in the order
-//! produced, which the SSE stream reads). Kinds: `tool` (`run::run`) and
-//! `pipeline` (`pipeline::run`). An in-memory index, loaded once at start, answers every
-//! request: submission never scans the store. At most `max_concurrency` jobs
-//! run (FIFO); jobs execute through `run::run`, like the CLI.
+//! The records live in a [`JobStore`] (`state::jobs`; the embedded default
+//! is SQLite at `$GATHM_HOME/jobs/jobs.db`, `state::sqlite`). A submission
+//! is acknowledged only after its record is committed (concurrent
+//! submissions share one commit). Each job's output lives in
+//! `$GATHM_HOME/jobs/<id>/`: `stdout` and `stderr` (raw bytes, appended as
+//! produced) and `events` (one `<n>\t<json>` line per output line or
+//! pipeline step event, in the order produced, which the SSE stream reads).
+//! Kinds: `tool` (`run::run`) and `pipeline` (`pipeline::run`).
+//!
+//! Workers claim the oldest `pending` job from the store (a lease and a
+//! fencing token), run it through `run::run` like the CLI, and record its end
+//! with that token; at most `max_concurrency` run at once. Every change of
+//! state is a compare-and-set in the store, so cancel, approve, finish,
+//! sweep and recovery never overwrite one another. In memory there are only
+//! the running jobs' cancel handles and live output, and counters.
 //!
 //! On start, a `running` job left by a crash becomes `failed` (reason
-//! `interrupted`) and `pending` jobs are queued again. Terminal jobs older
-//! than the TTL are removed with their files by a periodic sweep.
+//! `interrupted`) and `pending` jobs run again. A periodic sweep removes
+//! terminal jobs older than the TTL with their files and fails jobs that
+//! waited for approval longer than `GATHM_APPROVAL_TTL`
+//! (`approval_expired`). Callbacks go through the store's outbox: delivered
+//! at least once, with backoff, across restarts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::{Envelope, RunStatus};
@@ -33,163 +41,19 @@ use crate::logs::Level;
 use crate::metrics::{self, Metrics};
 use crate::run::{self, RunRequest};
 use crate::runner::{Cancel, Sink};
-use crate::state::{self, Appender, Durability};
+use crate::state::jobs::{
+    CancelRequest, Change, Finish, Idempotency, JobStore, ListQuery, StoreError, Submitted,
+};
+use crate::state::{self, Appender};
 
-/// What a job runs. `pipeline` (and other kinds) can be added as variants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    /// One tool through `run::run`.
-    #[default]
-    Tool,
-    /// A DAG pipeline (`pipeline::run`); its SSE stream carries step events.
-    Pipeline,
-}
+pub use crate::state::jobs::{ALL_STATUSES, Job, JobKind, JobStatus, STATUSES};
 
-impl JobKind {
-    /// Parse the `kind` field of a submission.
-    pub fn parse(s: &str) -> Option<JobKind> {
-        match s {
-            "tool" => Some(JobKind::Tool),
-            "pipeline" => Some(JobKind::Pipeline),
-            _ => None,
-        }
-    }
-}
+/// Seconds a claim's lease lasts; running jobs are heartbeaten every third of it.
+const LEASE: f64 = 60.0;
 
-/// A job's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Queued.
-    Pending,
-    /// Waits for an admin's approval.
-    AwaitingApproval,
-    /// Executing.
-    Running,
-    /// Ran and succeeded.
-    Completed,
-    /// Ran and failed, or was interrupted by a crash.
-    Failed,
-    /// Cancelled by a client or by shutdown.
-    Cancelled,
-}
-
-/// Every status, for messages.
-pub const STATUSES: [&str; 6] = [
-    "pending",
-    "awaiting_approval",
-    "running",
-    "completed",
-    "failed",
-    "cancelled",
-];
-
-impl JobStatus {
-    /// No further change will happen.
-    pub fn terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
-        )
-    }
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Pending => "pending",
-            JobStatus::AwaitingApproval => "awaiting_approval",
-            JobStatus::Running => "running",
-            JobStatus::Completed => "completed",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-    /// Parse a wire name.
-    pub fn parse(s: &str) -> Option<JobStatus> {
-        STATUSES
-            .iter()
-            .position(|x| *x == s)
-            .map(|i| ALL_STATUSES[i])
-    }
-}
-
-const ALL_STATUSES: [JobStatus; 6] = [
-    JobStatus::Pending,
-    JobStatus::AwaitingApproval,
-    JobStatus::Running,
-    JobStatus::Completed,
-    JobStatus::Failed,
-    JobStatus::Cancelled,
-];
-
-/// The stored record of a job (`job.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    /// 32 hex characters.
-    pub id: String,
-    /// What it runs.
-    #[serde(default)]
-    pub kind: JobKind,
-    /// Tool name.
-    pub tool: String,
-    /// Arguments, passed as they are.
-    pub args: Vec<String>,
-    /// State.
-    pub status: JobStatus,
-    /// Why it ended the way it did (`interrupted`, `timeout`, `cancelled`, …).
-    pub reason: Option<String>,
-    /// gathm's exit code for the run.
-    pub exit_code: Option<i32>,
-    /// Epoch seconds.
-    pub created_at: f64,
-    /// Epoch seconds.
-    pub started_at: Option<f64>,
-    /// Epoch seconds.
-    pub finished_at: Option<f64>,
-    /// Execution timeout in seconds (null: the tool's).
-    pub timeout: Option<f64>,
-    /// Where the final record is POSTed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callback_url: Option<String>,
-    /// Lines written to stdout.
-    #[serde(default)]
-    pub stdout_lines: u64,
-    /// Lines written to stderr.
-    #[serde(default)]
-    pub stderr_lines: u64,
-    /// An admin approved it.
-    #[serde(default)]
-    pub approved: bool,
-    /// The principal that submitted it (never exposed).
-    pub owner: String,
-    /// The role it runs with (never exposed).
-    pub role: String,
-    /// The run's envelope, once it ran.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub envelope: Option<Envelope>,
-    /// The pipeline definition (kind `pipeline`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pipeline: Option<Value>,
-    /// The pipeline's result: every step with status, attempts and envelope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
-}
-
-impl Job {
-    /// The JSON shown to clients: no owner or role; `line_count` for the reference's clients.
-    pub fn public(&self) -> Value {
-        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Value::Object(o) = &mut v {
-            o.remove("owner");
-            o.remove("role");
-            o.insert("line_count".into(), self.stdout_lines.into());
-            if !o.contains_key("envelope") {
-                o.insert("envelope".into(), Value::Null);
-            }
-        }
-        v
-    }
-}
+/// `output` of a running job is read from its stdout file up to this many
+/// bytes (the runner's capture limit).
+const OUTPUT_LIMIT: u64 = 16 << 20;
 
 /// Job settings from the environment.
 #[derive(Debug, Clone)]
@@ -198,8 +62,12 @@ pub struct Config {
     pub max_concurrency: usize,
     /// `GATHM_MAX_QUEUE_DEPTH` (default 100): waiting jobs at most.
     pub max_queue_depth: usize,
-    /// `GATHM_JOB_TTL` seconds (default 86400).
+    /// `GATHM_JOB_TTL` seconds (default 86400); also the window of
+    /// `Idempotency-Key`.
     pub ttl: f64,
+    /// `GATHM_APPROVAL_TTL` seconds (default 86400): a job waits this long
+    /// for approval at most, then fails with `approval_expired`.
+    pub approval_ttl: f64,
     /// `GATHM_JOB_SWEEP_INTERVAL` seconds (default 60).
     pub sweep_interval: f64,
     /// `GATHM_CALLBACK_SECRET`.
@@ -208,6 +76,9 @@ pub struct Config {
     pub callback_attempts: u32,
     /// `GATHM_CALLBACK_BACKOFF` first retry delay in seconds (default 0.5, doubling).
     pub callback_backoff: f64,
+    /// `GATHM_CALLBACK_ALLOW`: hosts and CIDRs callbacks may reach even
+    /// though they are loopback, private, link-local or metadata addresses.
+    pub callback_allow: Vec<Allow>,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -225,6 +96,9 @@ impl Config {
             ttl: env_num("GATHM_JOB_TTL")
                 .filter(|n: &f64| *n >= 0.0)
                 .unwrap_or(86_400.0),
+            approval_ttl: env_num("GATHM_APPROVAL_TTL")
+                .filter(|n: &f64| *n >= 0.0)
+                .unwrap_or(86_400.0),
             sweep_interval: env_num("GATHM_JOB_SWEEP_INTERVAL")
                 .filter(|n: &f64| *n > 0.0)
                 .unwrap_or(60.0),
@@ -238,6 +112,7 @@ impl Config {
             callback_backoff: env_num("GATHM_CALLBACK_BACKOFF")
                 .filter(|n: &f64| *n >= 0.0)
                 .unwrap_or(0.5),
+            callback_allow: parse_allow(&std::env::var("GATHM_CALLBACK_ALLOW").unwrap_or_default()),
         }
     }
 }
@@ -494,20 +369,24 @@ impl Sink for JobSink {
 
 // ---------------------------------------------------------------- the manager
 
-struct Entry {
-    job: Job,
+/// A job this server runs now.
+struct Running {
     cancel: Cancel,
-    live: Option<Arc<Live>>,
+    live: Arc<Live>,
+    token: u64,
     shutdown_cancel: bool,
 }
 
 #[derive(Default)]
 struct State {
-    jobs: HashMap<String, Entry>,
-    queue: VecDeque<String>,
-    running: usize,
-    /// pending + awaiting_approval + submissions being written.
+    running: HashMap<String, Running>,
+    /// Cancels that reached the store before the claiming worker took the
+    /// job in (it cancels it at once).
+    cancel_pending: HashSet<String>,
+    /// pending + awaiting_approval + submissions being stored.
     waiting: usize,
+    /// Bumped whenever a job may have become claimable or ended.
+    generation: u64,
     draining: bool,
     stopped: bool,
 }
@@ -516,12 +395,12 @@ struct Inner {
     ctx: Arc<Context>,
     cfg: Config,
     metrics: Arc<Metrics>,
+    store: Arc<dyn JobStore>,
     state: Mutex<State>,
     cond: Condvar,
-    callbacks: Mutex<Option<std::sync::mpsc::Sender<Delivery>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    journal: state::Journal,
-    _store_lock: state::Lock,
+    sender: Mutex<Option<JoinHandle<()>>>,
+    _store_lock: Option<state::Lock>,
 }
 
 /// The job manager (cheap to clone).
@@ -537,12 +416,30 @@ pub enum SubmitError {
     QueueFull(usize),
     /// The server is shutting down.
     ShuttingDown,
-    /// The record could not be stored.
-    Store(Error),
+    /// The submission is invalid (a refused `callback_url`, a bad
+    /// `Idempotency-Key`): 400.
+    Invalid(String),
+    /// The record could not be stored: `status` is 507 (disk full), 503
+    /// (read-only or failing store) or 500. Nothing was acknowledged.
+    Store {
+        /// The HTTP status to answer with.
+        status: u16,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl From<StoreError> for SubmitError {
+    fn from(e: StoreError) -> Self {
+        SubmitError::Store {
+            status: e.http_status(),
+            message: e.to_string(),
+        }
+    }
 }
 
 /// What a submission asks for (validated by the caller).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Submission {
     /// What it runs.
     pub kind: JobKind,
@@ -558,6 +455,8 @@ pub struct Submission {
     pub awaiting_approval: bool,
     /// The pipeline definition (kind `pipeline`).
     pub pipeline: Option<Value>,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
 }
 
 /// Why an approval failed.
@@ -578,227 +477,188 @@ pub enum Cancelled {
     AlreadyTerminal(Job),
 }
 
-fn record_path(ctx: &Context, id: &str) -> PathBuf {
-    ctx.home.job_dir(id).join("job.json")
-}
-
 /// The events file of a job.
 pub fn events_path(ctx: &Context, id: &str) -> PathBuf {
     ctx.home.job_dir(id).join("events")
 }
 
-fn journal_path(ctx: &Context) -> PathBuf {
-    ctx.home.jobs.join("journal")
-}
-
-/// Journal records larger than this (big envelopes) are fsynced on their own.
-const JOURNAL_RECORD_MAX: usize = 64 * 1024;
-
-/// Compact the journal once it is this large.
-const JOURNAL_COMPACT_AT: u64 = 8 << 20;
-
-fn rank(s: JobStatus) -> u8 {
-    match s {
-        JobStatus::Pending | JobStatus::AwaitingApproval => 0,
-        JobStatus::Running => 1,
-        _ => 2,
+/// Check an `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+pub fn idempotency_key(raw: Option<&str>) -> std::result::Result<Option<String>, String> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(k) if k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_string()))
+        }
+        Some(_) => Err("Idempotency-Key must be 1 to 255 visible ASCII characters".into()),
     }
 }
 
-fn persist(ctx: &Context, job: &Job, d: Durability) -> Result<()> {
-    state::write_json(&record_path(ctx, &job.id), job, d)
+/// Read the paging and filter parameters of `GET /api/v1/jobs` (`limit`
+/// 1..=1000, default 100; `after` a job id; `tool`).
+fn list_query(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<(usize, Option<String>, Option<String>), String> {
+    let limit = match get("limit").filter(|s| !s.is_empty()) {
+        None => 100,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| format!("invalid limit {s:?}: 1 to 1000"))?,
+    };
+    let after = get("after").filter(|s| !s.is_empty());
+    let tool = get("tool").filter(|s| !s.is_empty());
+    Ok((limit, after, tool))
+}
+
+/// stdout so far, up to the capture limit.
+fn read_output(path: &Path) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(OUTPUT_LIMIT).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| Error::Internal(format!("cannot start {name}: {e}")))
 }
 
 impl Jobs {
-    /// Load the store, recover jobs left by a crash, start the workers, the
-    /// sweeper and the callback sender. One server per `GATHM_HOME`.
+    /// Open the store (importing an old home's records on first start),
+    /// recover jobs left by a crash, start the workers, the sweeper and the
+    /// callback sender. One server per `GATHM_HOME`.
     pub fn start(ctx: Arc<Context>, cfg: Config, metrics: Arc<Metrics>) -> Result<Jobs> {
-        let lock_target = ctx.home.jobs.join("server");
-        let store_lock = state::try_lock(&lock_target)?.ok_or_else(|| {
-            Error::Usage(format!(
-                "another gathm serve is using {} (one server per GATHM_HOME)",
-                ctx.home.jobs.display()
-            ))
-        })?;
-        let journal = state::Journal::open(&journal_path(&ctx))?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let store: Arc<dyn JobStore> =
+            Arc::new(crate::state::sqlite::SqliteStore::open(&ctx.home.jobs)?);
+        // A read-only home cannot hold the lock, nor can any server change it.
+        let store_lock = if store.read_only() {
+            None
+        } else {
+            let lock_target = ctx.home.jobs.join("server");
+            Some(state::try_lock(&lock_target)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "another gathm serve is using {} (one server per GATHM_HOME)",
+                    ctx.home.jobs.display()
+                ))
+            })?)
+        };
         let jobs = Jobs {
             inner: Arc::new(Inner {
                 ctx,
                 cfg,
                 metrics,
+                store,
                 state: Mutex::new(State::default()),
                 cond: Condvar::new(),
-                callbacks: Mutex::new(Some(tx)),
                 threads: Mutex::new(Vec::new()),
-                journal,
+                sender: Mutex::new(None),
                 _store_lock: store_lock,
             }),
         };
+        if jobs.store().read_only() {
+            // Jobs can be read; submissions get 503. Nothing runs.
+            jobs.inner.ctx.logger.app(
+                Level::Warn,
+                "jobs",
+                &format!(
+                    "{} is on a read-only filesystem: jobs can be read, not submitted",
+                    jobs.inner.ctx.home.jobs.display()
+                ),
+                serde_json::Map::new(),
+            );
+            return Ok(jobs);
+        }
         jobs.recover()?;
         let mut threads = Vec::new();
         for i in 0..jobs.inner.cfg.max_concurrency {
             let j = jobs.clone();
-            threads.push(
-                thread::Builder::new()
-                    .name(format!("job-worker-{i}"))
-                    .spawn(move || j.worker())
-                    .map_err(|e| Error::Internal(format!("cannot start a job worker: {e}")))?,
-            );
+            threads.push(spawn(&format!("job-worker-{i}"), move || j.worker())?);
         }
         let j = jobs.clone();
-        threads.push(
-            thread::Builder::new()
-                .name("job-sweeper".into())
-                .spawn(move || j.sweeper())
-                .map_err(|e| Error::Internal(format!("cannot start the job sweeper: {e}")))?,
-        );
-        let cfg = jobs.inner.cfg.clone();
-        thread::Builder::new()
-            .name("job-callbacks".into())
-            .spawn(move || deliver_loop(rx, cfg))
-            .map_err(|e| Error::Internal(format!("cannot start the callback sender: {e}")))?;
+        threads.push(spawn("job-sweeper", move || j.sweeper())?);
         *lock(&jobs.inner.threads) = threads;
+        let j = jobs.clone();
+        *lock(&jobs.inner.sender) = Some(spawn("job-callbacks", move || j.deliver_loop())?);
         Ok(jobs)
     }
 
-    /// Rebuild the index from the job directories and the journal: the more
-    /// advanced record of each job wins (a record in the journal whose
-    /// `job.json` was lost in a power cut is written back); `running` jobs
-    /// become `failed`/`interrupted`, `pending` ones are queued again. The
-    /// journal is then compacted.
+    fn store(&self) -> &dyn JobStore {
+        &*self.inner.store
+    }
+
+    /// Jobs left `running` by a crash become `failed`/`interrupted` (their
+    /// leftover processes killed); the waiting count is rebuilt.
     fn recover(&self) -> Result<()> {
-        let ctx = &self.inner.ctx;
-        let now = clock::now();
-        let mut journaled: HashMap<String, Job> = HashMap::new();
-        if let Some(bytes) = state::read_bytes(&journal_path(ctx))? {
-            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let Ok(v) = serde_json::from_slice::<Value>(line) else {
-                    continue; // a torn last line
-                };
-                if let Some(id) = v.get("evicted").and_then(Value::as_str) {
-                    journaled.remove(id);
-                } else if let Ok(job) = serde_json::from_value::<Job>(v) {
-                    journaled.insert(job.id.clone(), job);
-                }
-            }
-        }
-        let mut found: Vec<Job> = Vec::new();
-        for dir in state::list_dir(&ctx.home.jobs)? {
-            if !dir.is_dir() {
-                continue;
-            }
-            let id = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let on_disk = state::read_json::<Job>(&dir.join("job.json"))?;
-            let from_journal = journaled.remove(&id);
-            match (on_disk, from_journal) {
-                (Some(d), Some(j)) if rank(j.status) > rank(d.status) => {
-                    persist(ctx, &j, Durability::Atomic)?;
-                    found.push(j);
-                }
-                (Some(d), _) => found.push(d),
-                (None, Some(j)) => {
-                    persist(ctx, &j, Durability::Atomic)?;
-                    found.push(j);
-                }
-                // Never acknowledged (a crash before the record was stored).
-                (None, None) => {
-                    let _ = state::remove_dir_all(&dir);
-                }
-            }
-        }
-        for (_, j) in journaled {
-            persist(ctx, &j, Durability::Atomic)?;
-            found.push(j);
-        }
-        let interrupted: Vec<String> = found
-            .iter()
-            .filter(|j| j.status == JobStatus::Running)
-            .map(|j| j.id.clone())
+        let store = self.store();
+        let running: Vec<String> = store
+            .list(&ListQuery {
+                status: Some(JobStatus::Running),
+                limit: i64::MAX as usize,
+                ..ListQuery::default()
+            })?
+            .into_iter()
+            .map(|j| j.id)
             .collect();
-        kill_leftovers(&interrupted);
-        let mut pending: Vec<Job> = Vec::new();
-        let mut st = lock(&self.inner.state);
-        for mut job in found {
-            job.envelope = None;
-            match job.status {
-                JobStatus::Running => {
-                    job.status = JobStatus::Failed;
-                    job.reason = Some("interrupted".into());
-                    job.finished_at = Some(now);
-                    let counts = count_lines(&events_path(ctx, &job.id));
-                    job.stdout_lines = counts[0];
-                    job.stderr_lines = counts[1];
-                    persist(ctx, &job, Durability::Atomic)?;
-                    self.callback(&job);
-                }
-                JobStatus::Pending => pending.push(job.clone()),
-                JobStatus::AwaitingApproval => st.waiting += 1,
-                _ => {}
-            }
-            st.jobs.insert(
-                job.id.clone(),
-                Entry {
-                    job,
-                    cancel: Cancel::new(),
-                    live: None,
-                    shutdown_cancel: false,
+        kill_leftovers(&running);
+        for job in store.reclaim(true)? {
+            let lines = count_lines(&events_path(&self.inner.ctx, &job.id));
+            store.transition(
+                &job.id,
+                &[JobStatus::Failed],
+                JobStatus::Failed,
+                &Change {
+                    lines: Some(lines),
+                    ..Change::default()
                 },
-            );
+            )?;
         }
-        pending.sort_by(|a, b| a.created_at.total_cmp(&b.created_at));
-        st.waiting += pending.len();
-        st.queue.extend(pending.into_iter().map(|j| j.id));
-        drop(st);
-        // Everything recovered is in job.json files now: flush and start afresh.
-        self.inner.journal.compact()
+        let counts = store.counts()?;
+        lock(&self.inner.state).waiting = (counts[0] + counts[1]) as usize;
+        Ok(())
     }
 
-    /// Append a record to the journal and wait until it is on disk.
-    fn journal_record_durable(&self, job: &Job) -> Result<()> {
-        let mut line = serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))?;
-        line.push(b'\n');
-        self.inner.journal.append_durable(&line)
+    /// Wake workers, streams and the callback sender.
+    fn kick(&self) {
+        lock(&self.inner.state).generation += 1;
+        self.inner.cond.notify_all();
     }
 
-    /// Append a record to the journal without waiting for the disk.
-    fn journal_record(&self, job: &Job) -> Result<()> {
-        let mut line = serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))?;
-        line.push(b'\n');
-        self.inner.journal.append(&line)
-    }
-
-    /// Store a record durably: `job.json` by atomic rename, plus one journal
-    /// line whose fsync is shared with concurrent writers (group commit).
-    /// Records too large for the journal are fsynced on their own.
-    fn store(&self, job: &Job) -> Result<()> {
-        let ctx = &self.inner.ctx;
-        let mut line = serde_json::to_vec(job).map_err(|e| Error::Internal(e.to_string()))?;
-        if line.len() > JOURNAL_RECORD_MAX {
-            return persist(ctx, job, Durability::Durable);
-        }
-        persist(ctx, job, Durability::Atomic)?;
-        line.push(b'\n');
-        self.inner.journal.append_durable(&line)
-    }
-
-    /// Accept a job: stored durably, then queued (or left awaiting approval).
+    /// Accept a job: committed to the store, then queued (or left awaiting
+    /// approval). With an `Idempotency-Key` seen from the same owner within
+    /// the TTL, the original job is returned instead.
     pub fn submit(&self, owner: &str, role: &str, s: Submission) -> Result<Job, SubmitError> {
+        if let Some(url) = &s.callback_url {
+            check_callback(url, &self.inner.cfg.callback_allow).map_err(SubmitError::Invalid)?;
+        }
+        let key = idempotency_key(s.idempotency_key.as_deref()).map_err(SubmitError::Invalid)?;
+        let idem = key.map(|key| Idempotency {
+            key,
+            ttl: self.inner.cfg.ttl,
+        });
         {
             let mut st = lock(&self.inner.state);
             if st.draining {
                 return Err(SubmitError::ShuttingDown);
             }
             if st.waiting >= self.inner.cfg.max_queue_depth {
+                drop(st);
+                // A retry of a submission that was stored gets its job, full queue or not.
+                if let Some(i) = &idem
+                    && let Ok(Some(job)) = self.store().find_idempotent(owner, i)
+                {
+                    return Ok(job);
+                }
                 return Err(SubmitError::QueueFull(self.inner.cfg.max_queue_depth));
             }
             st.waiting += 1;
         }
         let job = Job {
-            id: clock::new_id(),
+            id: crate::state::sqlite::new_id(),
             kind: s.kind,
             tool: s.tool,
             args: s.args,
@@ -809,7 +669,7 @@ impl Jobs {
             },
             reason: None,
             exit_code: None,
-            created_at: clock::now(),
+            created_at: 0.0,
             started_at: None,
             finished_at: None,
             timeout: s.timeout,
@@ -822,64 +682,57 @@ impl Jobs {
             envelope: None,
             pipeline: s.pipeline,
             result: None,
+            live_output: None,
         };
-        let ctx = &self.inner.ctx;
-        // Durable once its journal line is synced: no file is created per
-        // submission (the directory and job.json appear when it ends, or at
-        // the next compaction).
-        let stored = self.journal_record_durable(&job);
-        let mut st = lock(&self.inner.state);
-        if let Err(e) = stored {
-            st.waiting -= 1;
-            drop(st);
-            let _ = state::remove_dir_all(&ctx.home.job_dir(&job.id));
-            return Err(SubmitError::Store(e));
+        match self.store().submit(job, idem.as_ref()) {
+            Ok(Submitted::New(job)) => {
+                self.kick();
+                Ok(job)
+            }
+            Ok(Submitted::Existing(job)) => {
+                let mut st = lock(&self.inner.state);
+                st.waiting = st.waiting.saturating_sub(1);
+                Ok(job)
+            }
+            Err(e) => {
+                {
+                    let mut st = lock(&self.inner.state);
+                    st.waiting = st.waiting.saturating_sub(1);
+                }
+                self.log_error("submit", &e.clone().into());
+                Err(e.into())
+            }
         }
-        if job.status == JobStatus::Pending {
-            st.queue.push_back(job.id.clone());
-        }
-        st.jobs.insert(
-            job.id.clone(),
-            Entry {
-                job: job.clone(),
-                cancel: Cancel::new(),
-                live: None,
-                shutdown_cancel: false,
-            },
-        );
-        drop(st);
-        self.inner.cond.notify_all();
-        Ok(job)
     }
 
     fn visible(job: &Job, owner: &str, admin: bool) -> bool {
         admin || job.owner == owner
     }
 
-    /// A job the caller may see, with its envelope when it has ended.
+    /// The live output of a job this server runs.
+    fn live_of(&self, id: &str) -> Option<Arc<Live>> {
+        lock(&self.inner.state)
+            .running
+            .get(id)
+            .map(|r| Arc::clone(&r.live))
+    }
+
+    /// A job the caller may see, with its envelope when it has ended and
+    /// its output so far while it runs.
     pub fn get(&self, id: &str, owner: &str, admin: bool) -> Option<Job> {
-        let job = {
-            let st = lock(&self.inner.state);
-            let e = st.jobs.get(id)?;
-            if !Self::visible(&e.job, owner, admin) {
-                return None;
-            }
-            let mut job = e.job.clone();
-            if let Some(live) = &e.live {
-                let ls = lock(&live.state);
-                job.stdout_lines = ls.lines[0];
-                job.stderr_lines = ls.lines[1];
-            }
-            job
-        };
-        if job.status.terminal()
-            && job.envelope.is_none()
-            && let Ok(Some(stored)) = state::read_json::<Job>(&record_path(&self.inner.ctx, id))
+        let live = self.live_of(id);
+        let mut job = self.store().get(id).ok()??;
+        if !Self::visible(&job, owner, admin) {
+            return None;
+        }
+        if job.status == JobStatus::Running
+            && let Some(live) = live
         {
-            return Some(Job {
-                envelope: stored.envelope,
-                ..job
-            });
+            let ls = lock(&live.state);
+            job.stdout_lines = ls.lines[0];
+            job.stderr_lines = ls.lines[1];
+            drop(ls);
+            job.live_output = Some(read_output(&self.store().job_dir(id).join("stdout")));
         }
         Some(job)
     }
@@ -891,82 +744,127 @@ impl Jobs {
         owner: &str,
         admin: bool,
     ) -> Option<(Job, Option<Arc<Live>>)> {
-        let st = lock(&self.inner.state);
-        let e = st.jobs.get(id)?;
-        if !Self::visible(&e.job, owner, admin) {
+        // The live handle first: a job whose handle is gone has its final
+        // record in the store already.
+        let live = self.live_of(id);
+        let job = self.store().get(id).ok()??;
+        if !Self::visible(&job, owner, admin) {
             return None;
         }
-        Some((e.job.clone(), e.live.clone()))
+        Some((job, live))
     }
 
     /// Wait for a job that has not started yet to start or end (for streams).
     pub fn wait_started(&self, id: &str, timeout: Duration) -> Option<(Job, Option<Arc<Live>>)> {
         let deadline = Instant::now() + timeout;
-        let mut st = lock(&self.inner.state);
         loop {
-            let e = st.jobs.get(id)?;
-            if e.live.is_some() || e.job.status.terminal() || e.job.status == JobStatus::Running {
-                return Some((e.job.clone(), e.live.clone()));
+            let live = self.live_of(id);
+            let job = self.store().get(id).ok()??;
+            if live.is_some() || job.status.terminal() {
+                return Some((job, live));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Some((e.job.clone(), None));
+                return Some((job, None));
             }
-            st = wait_on(&self.inner.cond, st, left);
+            let st = lock(&self.inner.state);
+            drop(wait_on(
+                &self.inner.cond,
+                st,
+                left.min(Duration::from_millis(100)),
+            ));
         }
     }
 
-    /// The caller's jobs (all for admins), oldest first, without envelopes.
+    /// The caller's jobs (all for admins), newest first, without envelopes:
+    /// the first 100.
     pub fn list(&self, owner: &str, admin: bool, status: Option<JobStatus>) -> Vec<Job> {
-        let st = lock(&self.inner.state);
-        let mut v: Vec<Job> = st
-            .jobs
-            .values()
-            .filter(|e| Self::visible(&e.job, owner, admin))
-            .filter(|e| status.is_none_or(|s| e.job.status == s))
-            .map(|e| e.job.clone())
-            .collect();
-        drop(st);
-        v.sort_by(|a, b| a.created_at.total_cmp(&b.created_at));
-        v
+        self.list_page(owner, admin, status, &|_| None)
+            .map(|(v, _)| v)
+            .unwrap_or_default()
+    }
+
+    /// A page of the caller's jobs (all for admins), newest first, without
+    /// envelopes; `get` reads the query parameters `limit`, `after` and
+    /// `tool`. Returns the page and the cursor of the next one.
+    pub fn list_page(
+        &self,
+        owner: &str,
+        admin: bool,
+        status: Option<JobStatus>,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> std::result::Result<(Vec<Job>, Option<String>), String> {
+        let (limit, after, tool) = list_query(get)?;
+        let q = ListQuery {
+            owner: (!admin).then(|| owner.to_string()),
+            status,
+            tool,
+            after,
+            limit,
+        };
+        let v = self.store().list(&q).map_err(|e| e.to_string())?;
+        let next = (v.len() == limit)
+            .then(|| v.last().map(|j| j.id.clone()))
+            .flatten();
+        Ok((v, next))
     }
 
     /// Cancel a job: a queued one ends at once; a running one has its process
     /// group killed and the call waits (bounded) for the record.
     pub fn cancel(&self, id: &str, owner: &str, admin: bool) -> Option<Cancelled> {
-        let mut st = lock(&self.inner.state);
-        let e = st.jobs.get_mut(id)?;
-        if !Self::visible(&e.job, owner, admin) {
+        let job = self.store().get(id).ok()??;
+        if !Self::visible(&job, owner, admin) {
             return None;
         }
-        match e.job.status {
-            s if s.terminal() => Some(Cancelled::AlreadyTerminal(e.job.clone())),
-            JobStatus::Pending | JobStatus::AwaitingApproval => {
-                e.job.status = JobStatus::Cancelled;
-                e.job.reason = Some("cancelled".into());
-                e.job.finished_at = Some(clock::now());
-                let job = e.job.clone();
-                st.queue.retain(|x| x != id);
-                st.waiting = st.waiting.saturating_sub(1);
+        if job.status.terminal() {
+            return Some(Cancelled::AlreadyTerminal(job));
+        }
+        // Held across the store's answer, so a worker taking the job in
+        // sees the request (`cancel_pending`) or is seen (`running`).
+        let mut st = lock(&self.inner.state);
+        let r = match self.store().request_cancel(id) {
+            Ok(r) => r,
+            Err(e) => {
                 drop(st);
-                if let Err(err) = persist(&self.inner.ctx, &job, Durability::Durable) {
-                    self.log_error(&job.id, &err);
-                }
-                self.callback(&job);
-                self.inner.cond.notify_all();
-                Some(Cancelled::Now(job))
+                self.log_error(id, &e.into());
+                return Some(Cancelled::Now(job));
             }
-            _ => {
-                e.cancel.cancel();
+        };
+        match r {
+            CancelRequest::NotFound => None,
+            CancelRequest::Terminal(j) => Some(Cancelled::AlreadyTerminal(j)),
+            CancelRequest::Cancelled(j) => {
+                st.waiting = st.waiting.saturating_sub(1);
+                st.generation += 1;
+                drop(st);
+                self.inner.cond.notify_all();
+                Some(Cancelled::Now(j))
+            }
+            CancelRequest::Requested(j) => {
+                match st.running.get(id) {
+                    Some(r) => r.cancel.cancel(),
+                    None => {
+                        st.cancel_pending.insert(id.to_string());
+                    }
+                }
+                drop(st);
                 let wait = Duration::from_secs_f64(self.inner.ctx.settings.kill_grace + 3.0);
                 let deadline = Instant::now() + wait;
+                let mut last = j;
                 loop {
-                    let job = st.jobs.get(id)?.job.clone();
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if job.status.terminal() || left.is_zero() {
-                        return Some(Cancelled::Now(job));
+                    if let Ok(Some(j)) = self.store().get(id) {
+                        last = j;
                     }
-                    st = wait_on(&self.inner.cond, st, left);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if last.status.terminal() || left.is_zero() {
+                        return Some(Cancelled::Now(last));
+                    }
+                    let st = lock(&self.inner.state);
+                    drop(wait_on(
+                        &self.inner.cond,
+                        st,
+                        left.min(Duration::from_millis(50)),
+                    ));
                 }
             }
         }
@@ -974,40 +872,39 @@ impl Jobs {
 
     /// Approve a job that awaits approval: it is queued with `approved`.
     pub fn approve(&self, id: &str) -> std::result::Result<Job, ApproveError> {
-        let mut st = lock(&self.inner.state);
-        let Some(e) = st.jobs.get_mut(id) else {
-            return Err(ApproveError::NotFound);
+        let change = Change {
+            approved: Some(true),
+            ..Change::default()
         };
-        if e.job.status != JobStatus::AwaitingApproval {
-            return Err(ApproveError::NotAwaiting(e.job.status));
+        match self.store().transition(
+            id,
+            &[JobStatus::AwaitingApproval],
+            JobStatus::Pending,
+            &change,
+        ) {
+            Ok(Some(job)) => {
+                self.kick();
+                Ok(job)
+            }
+            Ok(None) | Err(_) => match self.store().get(id) {
+                Ok(Some(j)) => Err(ApproveError::NotAwaiting(j.status)),
+                _ => Err(ApproveError::NotFound),
+            },
         }
-        e.job.status = JobStatus::Pending;
-        e.job.approved = true;
-        let job = e.job.clone();
-        drop(st);
-        if let Err(err) = persist(&self.inner.ctx, &job, Durability::Durable) {
-            self.log_error(id, &err);
-        }
-        let mut st = lock(&self.inner.state);
-        st.queue.push_back(job.id.clone());
-        drop(st);
-        self.inner.cond.notify_all();
-        Ok(job)
     }
 
-    /// (waiting, running, count by status) for metrics.
+    /// (pending, running, count by status) for metrics.
     pub fn counts(&self) -> (usize, usize, Vec<(&'static str, usize)>) {
-        let st = lock(&self.inner.state);
-        let mut by = [0usize; 6];
-        for e in st.jobs.values() {
-            if let Some(i) = ALL_STATUSES.iter().position(|s| *s == e.job.status) {
-                by[i] += 1;
-            }
-        }
+        let by = self.store().counts().unwrap_or_default();
+        let running = lock(&self.inner.state).running.len();
         (
-            st.queue.len(),
-            st.running,
-            STATUSES.iter().copied().zip(by).collect(),
+            by[0] as usize,
+            running,
+            STATUSES
+                .iter()
+                .copied()
+                .zip(by.iter().map(|n| *n as usize))
+                .collect(),
         )
     }
 
@@ -1022,7 +919,7 @@ impl Jobs {
         mut st: MutexGuard<'a, State>,
         deadline: Instant,
     ) -> MutexGuard<'a, State> {
-        while st.running > 0 {
+        while !st.running.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -1033,18 +930,17 @@ impl Jobs {
     }
 
     /// Stop starting jobs, give running ones `grace`, then cancel them and
-    /// wait for their records. Queued jobs stay `pending` on disk.
+    /// wait for their records. Queued jobs stay `pending` in the store;
+    /// callbacks not delivered stay in the outbox for the next start.
     pub fn shutdown(&self, grace: Duration) {
         let mut st = lock(&self.inner.state);
         st.draining = true;
         self.inner.cond.notify_all();
         st = self.wait_idle(st, Instant::now() + grace);
-        if st.running > 0 {
-            for e in st.jobs.values_mut() {
-                if e.job.status == JobStatus::Running {
-                    e.shutdown_cancel = true;
-                    e.cancel.cancel();
-                }
+        if !st.running.is_empty() {
+            for r in st.running.values_mut() {
+                r.shutdown_cancel = true;
+                r.cancel.cancel();
             }
             let kill = Duration::from_secs_f64(self.inner.ctx.settings.kill_grace + 5.0);
             st = self.wait_idle(st, Instant::now() + kill);
@@ -1056,8 +952,10 @@ impl Jobs {
         for t in threads {
             let _ = t.join();
         }
-        // Let queued callbacks go out (bounded by their own retries).
-        lock(&self.inner.callbacks).take();
+        if let Some(t) = lock(&self.inner.sender).take() {
+            let _ = t.join();
+        }
+        self.store().close();
     }
 
     fn log_error(&self, id: &str, err: &Error) {
@@ -1069,59 +967,80 @@ impl Jobs {
             .app(Level::Error, "jobs", &format!("job {id}: {err}"), extra);
     }
 
-    fn callback(&self, job: &Job) {
-        let Some(url) = job.callback_url.clone() else {
-            return;
-        };
-        let body = serde_json::to_vec(&job.public()).unwrap_or_default();
-        if let Some(tx) = lock(&self.inner.callbacks).as_ref() {
-            let _ = tx.send(Delivery {
-                url,
-                job: job.id.clone(),
-                body,
-                attempt: 1,
-                due: Instant::now(),
-            });
+    /// Claim the next job, waiting while there is none; None when stopping.
+    fn next(&self) -> Option<(Job, u64, Cancel, Arc<Live>)> {
+        loop {
+            let seen = {
+                let st = lock(&self.inner.state);
+                if st.stopped || st.draining {
+                    return None;
+                }
+                st.generation
+            };
+            let claim = match self.store().claim(LEASE) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.log_error("claim", &e.into());
+                    None
+                }
+            };
+            let Some(c) = claim else {
+                let mut st = lock(&self.inner.state);
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while st.generation == seen && !st.stopped && !st.draining {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    st = wait_on(&self.inner.cond, st, left);
+                }
+                continue;
+            };
+            return self.take_in(c);
         }
     }
 
-    fn next(&self) -> Option<(Job, Cancel, Arc<Live>)> {
+    /// Register a claimed job as running here (or give it back when the
+    /// drain began meanwhile).
+    fn take_in(&self, c: crate::state::jobs::Claim) -> Option<(Job, u64, Cancel, Arc<Live>)> {
+        let id = c.job.id.clone();
         let mut st = lock(&self.inner.state);
-        loop {
-            if st.stopped || st.draining {
-                return None;
-            }
-            while let Some(id) = st.queue.pop_front() {
-                let dir = self.inner.ctx.home.job_dir(&id);
-                let Some(e) = st.jobs.get_mut(&id) else {
-                    continue;
-                };
-                if e.job.status != JobStatus::Pending {
-                    continue;
-                }
-                e.job.status = JobStatus::Running;
-                e.job.started_at = Some(clock::now());
-                let live = Arc::new(Live::new(&dir));
-                e.live = Some(Arc::clone(&live));
-                let out = (e.job.clone(), e.cancel.clone(), live);
-                st.running += 1;
-                st.waiting = st.waiting.saturating_sub(1);
-                drop(st);
-                self.inner.cond.notify_all();
-                return Some(out);
-            }
-            st = self.inner.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        if st.draining || st.stopped {
+            drop(st);
+            // Claimed as the drain began: back to the queue, untouched.
+            let _ = self.store().transition(
+                &id,
+                &[JobStatus::Running],
+                JobStatus::Pending,
+                &Change::default(),
+            );
+            return None;
         }
+        let live = Arc::new(Live::new(&self.store().job_dir(&id)));
+        let cancel = Cancel::new();
+        if st.cancel_pending.remove(&id) {
+            cancel.cancel();
+        }
+        st.running.insert(
+            id,
+            Running {
+                cancel: cancel.clone(),
+                live: Arc::clone(&live),
+                token: c.token,
+                shutdown_cancel: false,
+            },
+        );
+        st.waiting = st.waiting.saturating_sub(1);
+        st.generation += 1;
+        drop(st);
+        self.inner.cond.notify_all();
+        Some((c.job, c.token, cancel, live))
     }
 
     fn worker(&self) {
-        while let Some((mut job, cancel, live)) = self.next() {
+        let mut next = self.next();
+        while let Some((mut job, token, cancel, live)) = next {
             let ctx = &self.inner.ctx;
-            // `running` goes to the journal only (no new file per job): after
-            // a crash, recovery sees it there and marks the job interrupted.
-            if let Err(e) = self.journal_record(&job) {
-                self.log_error(&job.id, &e);
-            }
             let env = match job.kind {
                 JobKind::Tool => {
                     let mut req = RunRequest::new(
@@ -1149,14 +1068,10 @@ impl Jobs {
             self.inner.metrics.execution(&env);
             let lines = live.flush();
             let shutdown = lock(&self.inner.state)
-                .jobs
+                .running
                 .get(&job.id)
-                .is_some_and(|e| e.shutdown_cancel);
-            job.stdout_lines = lines[0];
-            job.stderr_lines = lines[1];
-            job.finished_at = Some(clock::now());
-            job.exit_code = Some(env.exit_code);
-            (job.status, job.reason) = if cancel.is_cancelled() {
+                .is_some_and(|r| r.shutdown_cancel);
+            let (status, reason) = if cancel.is_cancelled() {
                 (
                     JobStatus::Cancelled,
                     Some(if shutdown { "shutdown" } else { "cancelled" }.into()),
@@ -1172,100 +1087,180 @@ impl Jobs {
                     }),
                 )
             };
-            job.envelope = Some(env);
-            if let Err(e) = self.store(&job) {
-                self.log_error(&job.id, &e);
+            let code = Some(env.exit_code);
+            let f = Finish {
+                status,
+                reason,
+                exit_code: code,
+                stdout_lines: lines[0],
+                stderr_lines: lines[1],
+                envelope: Some(env),
+                result: job.result.take(),
+            };
+            // The end and the next claim share one commit, unless draining.
+            let draining = lock(&self.inner.state).draining;
+            let (done, claim) = if draining {
+                (self.store().finish(&job.id, token, &f), None)
+            } else {
+                match self.store().finish_and_claim(&job.id, token, &f, LEASE) {
+                    Ok((d, c)) => (Ok(d), c),
+                    Err(e) => (Err(e), None),
+                }
+            };
+            match done {
+                Ok(Some(_)) => {}
+                Ok(None) => self.log_error(
+                    &job.id,
+                    &Error::Internal("its claim was superseded: the end is not recorded".into()),
+                ),
+                Err(e) => self.log_error(&job.id, &e.into()),
             }
-            self.callback(&job);
-            let status = job.status;
-            let code = job.exit_code;
-            job.envelope = None;
             {
                 let mut st = lock(&self.inner.state);
-                if let Some(e) = st.jobs.get_mut(&job.id) {
-                    e.job = job;
-                    e.live = None;
-                }
-                st.running -= 1;
+                st.running.remove(&job.id);
+                st.generation += 1;
             }
             live.finish(status, code);
             self.inner.cond.notify_all();
+            next = match claim {
+                Some(c) => self.take_in(c),
+                None => self.next(),
+            };
         }
     }
 
     fn sweeper(&self) {
-        let every = Duration::from_secs_f64(self.inner.cfg.sweep_interval);
+        let every = self.inner.cfg.sweep_interval;
+        let tick = Duration::from_secs_f64(every.min(LEASE / 3.0));
+        let mut last_sweep = Instant::now();
         loop {
             {
                 let st = lock(&self.inner.state);
                 let (st, _) = self
                     .inner
                     .cond
-                    .wait_timeout_while(st, every, |s| !s.stopped)
+                    .wait_timeout_while(st, tick, |s| !s.stopped)
                     .unwrap_or_else(|e| e.into_inner());
                 if st.stopped {
                     return;
                 }
             }
-            self.sweep();
-            if self.inner.journal.len() > JOURNAL_COMPACT_AT {
-                self.compact();
+            self.heartbeat();
+            if last_sweep.elapsed().as_secs_f64() >= every {
+                self.sweep();
+                last_sweep = Instant::now();
             }
         }
     }
 
-    /// Write `job.json` for every job that is not over yet (their records
-    /// may live only in the journal), flush the filesystem and empty the
-    /// journal. Transitions wait meanwhile.
-    fn compact(&self) {
-        let st = lock(&self.inner.state);
-        for e in st.jobs.values() {
-            if !e.job.status.terminal()
-                && let Err(err) = persist(&self.inner.ctx, &e.job, Durability::Atomic)
-            {
-                self.log_error(&e.job.id, &err);
-                return;
+    /// Extend the leases of the jobs this server runs.
+    fn heartbeat(&self) {
+        let tokens: Vec<(String, u64)> = lock(&self.inner.state)
+            .running
+            .iter()
+            .map(|(id, r)| (id.clone(), r.token))
+            .collect();
+        for (id, token) in tokens {
+            match self.store().heartbeat(&id, token, LEASE) {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Reclaimed meanwhile: stop running it.
+                    if let Some(r) = lock(&self.inner.state).running.get(&id) {
+                        r.cancel.cancel();
+                    }
+                }
+                Err(e) => self.log_error(&id, &e.into()),
             }
-        }
-        if let Err(e) = self.inner.journal.compact() {
-            self.log_error("journal", &e);
         }
     }
 
-    /// Remove terminal jobs older than the TTL, with their files.
+    /// Fail jobs whose approval expired, reclaim expired leases, and remove
+    /// terminal jobs older than the TTL with their files. Returns how many
+    /// were removed.
     pub fn sweep(&self) -> usize {
-        let cutoff = clock::now() - self.inner.cfg.ttl;
-        let old: Vec<String> = {
-            let mut st = lock(&self.inner.state);
-            let ids: Vec<String> = st
-                .jobs
-                .values()
-                .filter(|e| {
-                    e.job.status.terminal() && e.job.finished_at.is_some_and(|f| f < cutoff)
-                })
-                .map(|e| e.job.id.clone())
-                .collect();
-            for id in &ids {
-                st.jobs.remove(id);
+        let store = self.store();
+        let now = store.now();
+        match store.expire_approvals(now - self.inner.cfg.approval_ttl) {
+            Ok(v) if !v.is_empty() => {
+                let mut st = lock(&self.inner.state);
+                st.waiting = st.waiting.saturating_sub(v.len());
+                st.generation += 1;
+                drop(st);
+                self.inner.cond.notify_all();
             }
-            ids
-        };
-        if !old.is_empty() {
-            let mut t = Vec::new();
-            for id in &old {
-                t.extend_from_slice(json!({ "evicted": id }).to_string().as_bytes());
-                t.push(b'\n');
-            }
-            if let Err(e) = self.inner.journal.append(&t) {
-                self.log_error("sweep", &e);
-            }
+            Ok(_) => {}
+            Err(e) => self.log_error("sweep", &e.into()),
         }
+        if let Err(e) = store.reclaim(false) {
+            self.log_error("sweep", &e.into());
+        }
+        let old = match store.sweep(now - self.inner.cfg.ttl) {
+            Ok(v) => v,
+            Err(e) => {
+                self.log_error("sweep", &e.into());
+                return 0;
+            }
+        };
         for id in &old {
-            if let Err(e) = state::remove_dir_all(&self.inner.ctx.home.job_dir(id)) {
+            if let Err(e) = state::remove_dir_all(&store.job_dir(id)) {
                 self.log_error(id, &e);
             }
         }
         old.len()
+    }
+
+    /// Deliver the outbox's due callbacks until shutdown; after it, one
+    /// last pass over what is due, bounded; the rest waits for the next start.
+    fn deliver_loop(&self) {
+        let cfg = &self.inner.cfg;
+        loop {
+            let stopped = lock(&self.inner.state).stopped;
+            let due = self.store().outbox_due(32).unwrap_or_default();
+            let pass = Instant::now();
+            for d in &due {
+                if stopped && pass.elapsed() > Duration::from_secs(2) {
+                    break; // Shutting down: the rest waits for the next start.
+                }
+                let outcome = deliver(d, cfg);
+                let r = match outcome {
+                    Ok(()) => self.store().outbox_done(&d.id),
+                    Err(why) => {
+                        let attempt = d.attempts + 1;
+                        let delay =
+                            (cfg.callback_backoff * 2f64.powi(attempt as i32 - 1)).min(300.0);
+                        self.store().outbox_retry(
+                            &d.id,
+                            delay,
+                            &why,
+                            attempt >= cfg.callback_attempts,
+                        )
+                    }
+                };
+                if let Err(e) = r {
+                    self.log_error(&d.job, &e.into());
+                }
+            }
+            if stopped {
+                return;
+            }
+            if due.len() == 32 {
+                continue;
+            }
+            let wait = self
+                .store()
+                .outbox_next()
+                .ok()
+                .flatten()
+                .unwrap_or(5.0)
+                .clamp(0.0, 5.0);
+            // Polled (an indexed query) rather than woken by every job's end.
+            let st = lock(&self.inner.state);
+            let _ = self.inner.cond.wait_timeout_while(
+                st,
+                Duration::from_secs_f64(wait.min(0.2)),
+                |s| !s.stopped,
+            );
+        }
     }
 }
 
@@ -1334,12 +1329,123 @@ fn memfind(hay: &[u8], needle: &[u8]) -> bool {
 
 // ---------------------------------------------------------------- callbacks
 
-struct Delivery {
-    url: String,
-    job: String,
-    body: Vec<u8>,
-    attempt: u32,
-    due: Instant,
+/// An entry of `GATHM_CALLBACK_ALLOW`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allow {
+    /// A host name, compared case-insensitively.
+    Host(String),
+    /// A network: address and prefix length (a bare address is /32 or /128).
+    Net(IpAddr, u8),
+}
+
+/// Parse `GATHM_CALLBACK_ALLOW`: hosts and CIDRs separated by commas or spaces.
+pub fn parse_allow(s: &str) -> Vec<Allow> {
+    s.split([',', ' '])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| {
+            let (addr, bits) = match x.split_once('/') {
+                Some((a, b)) => (a, b.parse::<u8>().ok()),
+                None => (x, None),
+            };
+            let addr = addr.trim_start_matches('[').trim_end_matches(']');
+            match addr.parse::<IpAddr>() {
+                Ok(ip) => {
+                    let max = if ip.is_ipv4() { 32 } else { 128 };
+                    Allow::Net(ip, bits.unwrap_or(max).min(max))
+                }
+                Err(_) => Allow::Host(x.to_ascii_lowercase()),
+            }
+        })
+        .collect()
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    let (a, b, width) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    let bits = u32::from(bits);
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - bits;
+    (a >> shift) == (b >> shift)
+}
+
+/// Loopback, private, link-local (cloud metadata), shared, unspecified,
+/// broadcast or multicast: not a place a callback may reach by default.
+pub fn internal_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return internal_address(IpAddr::V4(v4));
+            }
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Check a callback URL: http(s), and every address its host resolves to
+/// outside loopback/private/link-local/metadata ranges unless
+/// `GATHM_CALLBACK_ALLOW` allows the host or the address. Returns the
+/// addresses to connect to (empty: let the client resolve, the host is
+/// allowed by name or did not resolve now).
+pub fn check_callback(url: &str, allow: &[Allow]) -> std::result::Result<Vec<SocketAddr>, String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("invalid callback_url: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err("callback_url must be an http:// or https:// URL".into());
+    }
+    let host = u
+        .host_str()
+        .ok_or("callback_url has no host")?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if allow
+        .iter()
+        .any(|a| matches!(a, Allow::Host(h) if *h == host))
+    {
+        return Ok(Vec::new());
+    }
+    let port = u.port_or_known_default().unwrap_or(80);
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => match (host.as_str(), port).to_socket_addrs() {
+            Ok(a) => a.collect(),
+            // Does not resolve now: re-checked when it is delivered.
+            Err(_) => return Ok(Vec::new()),
+        },
+    };
+    for a in &addrs {
+        let ip = a.ip();
+        let allowed = allow
+            .iter()
+            .any(|x| matches!(x, Allow::Net(n, b) if in_net(ip, *n, *b)));
+        if internal_address(ip) && !allowed {
+            return Err(format!(
+                "callback_url {host:?} is a loopback, private, link-local or metadata address ({ip}); GATHM_CALLBACK_ALLOW can allow it"
+            ));
+        }
+    }
+    Ok(addrs)
 }
 
 /// `sha256=<hex HMAC-SHA256 of body>`.
@@ -1353,53 +1459,39 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn deliver_loop(rx: std::sync::mpsc::Receiver<Delivery>, cfg: Config) {
-    let mut client: Option<reqwest::blocking::Client> = None;
-    let mut queue: Vec<Delivery> = Vec::new();
-    let mut open = true;
-    while open || !queue.is_empty() {
-        let now = Instant::now();
-        let next_due = queue.iter().map(|d| d.due).min();
-        let wait = next_due.map_or(Duration::from_secs(3600), |d| {
-            d.saturating_duration_since(now)
-        });
-        if open {
-            match rx.recv_timeout(wait) {
-                Ok(d) => queue.push(d),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
-            }
-        } else {
-            thread::sleep(wait.min(Duration::from_secs(1)));
-        }
-        let now = Instant::now();
-        let (due, later): (Vec<Delivery>, Vec<Delivery>) =
-            queue.drain(..).partition(|d| d.due <= now);
-        queue = later;
-        for mut d in due {
-            if client.is_none() {
-                client = crate::client::build(Duration::from_secs(10));
-            }
-            let ok = client.as_ref().is_some_and(|c| {
-                let mut rb = c
-                    .post(&d.url)
-                    .header("Content-Type", "application/json")
-                    .header("X-Gathm-Job", &d.job)
-                    .header("X-Gathm-Delivery-Attempt", d.attempt.to_string());
-                if let Some(secret) = &cfg.callback_secret {
-                    rb = rb.header("X-Gathm-Signature", signature(secret, &d.body));
-                }
-                rb.body(d.body.clone())
-                    .send()
-                    .is_ok_and(|r| r.status().is_success())
-            });
-            if !ok && d.attempt < cfg.callback_attempts {
-                let delay = cfg.callback_backoff * 2f64.powi(d.attempt as i32 - 1);
-                d.attempt += 1;
-                d.due = Instant::now() + Duration::from_secs_f64(delay.min(300.0));
-                queue.push(d);
-            }
-        }
+/// POST one delivery: the destination is checked again after resolution
+/// and the connection pinned to the checked addresses; redirects are not
+/// followed; any 2xx is success.
+fn deliver(d: &crate::state::jobs::Delivery, cfg: &Config) -> std::result::Result<(), String> {
+    let addrs = check_callback(&d.url, &cfg.callback_allow)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("gathm/", env!("CARGO_PKG_VERSION")));
+    if let Some(host) = reqwest::Url::parse(&d.url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        && !addrs.is_empty()
+        && host.parse::<IpAddr>().is_err()
+    {
+        b = b.resolve_to_addrs(&host, &addrs);
+    }
+    let client = b.build().map_err(|e| e.to_string())?;
+    let mut rb = client
+        .post(&d.url)
+        .header("Content-Type", "application/json")
+        .header("X-Gathm-Job", &d.job)
+        .header("X-Gathm-Delivery", &d.id)
+        .header("X-Gathm-Delivery-Attempt", (d.attempts + 1).to_string());
+    if let Some(secret) = &cfg.callback_secret {
+        rb = rb.header("X-Gathm-Signature", signature(secret, &d.body));
+    }
+    match rb.body(d.body.clone()).send() {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("answered {}", r.status().as_u16())),
+        Err(e) => Err(crate::client::describe(&e)),
     }
 }
 
@@ -1424,6 +1516,47 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn callbacks_to_internal_addresses_are_refused_unless_allowed() {
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.1.2.3/",
+            "http://192.168.0.1/",
+            "http://[::1]:80/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://0.0.0.0/",
+            "http://localhost:8080/",
+        ] {
+            assert!(check_callback(url, &[]).is_err(), "{url}");
+        }
+        assert!(check_callback("ftp://example.com/", &[]).is_err());
+        assert!(check_callback("http://93.184.215.14/hook", &[]).is_ok());
+        let allow = parse_allow("127.0.0.0/8, hooks.internal 10.0.0.0/8,[::1]");
+        assert_eq!(allow[1], Allow::Host("hooks.internal".into()));
+        assert!(check_callback("http://127.0.0.1:9/x", &allow).is_ok());
+        assert!(check_callback("http://10.9.9.9/x", &allow).is_ok());
+        assert!(check_callback("http://[::1]:9/x", &allow).is_ok());
+        assert!(check_callback("http://hooks.internal/x", &allow).is_ok());
+        assert!(check_callback("http://169.254.169.254/", &allow).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_and_list_queries_are_checked() {
+        assert_eq!(idempotency_key(None), Ok(None));
+        assert_eq!(idempotency_key(Some(" k-1 ")), Ok(Some("k-1".into())));
+        assert!(idempotency_key(Some("a b")).is_err());
+        assert!(idempotency_key(Some(&"x".repeat(256))).is_err());
+        let q = |k: &str| match k {
+            "limit" => Some("5".to_string()),
+            "tool" => Some("t".to_string()),
+            _ => None,
+        };
+        assert_eq!(list_query(&q).unwrap(), (5, None, Some("t".into())));
+        assert!(list_query(&|_| Some("0".into())).is_err());
     }
 
     #[test]

@@ -787,9 +787,14 @@ fn handle_route(
                     )
                 })?),
             };
-            let list = app.jobs.list(&p.id, is_admin(ctx, &p.role), status);
+            let (list, next) = app
+                .jobs
+                .list_page(&p.id, is_admin(ctx, &p.role), status, &|k| {
+                    query_param(query, k)
+                })
+                .map_err(|m| error(400, &m))?;
             let v: Vec<Value> = list.iter().map(jobs::Job::public).collect();
-            Ok(to_json(&json!({"count": v.len(), "jobs": v})).into())
+            Ok(to_json(&json!({"count": v.len(), "jobs": v, "next": next})).into())
         }
         Route::JobGet(id) => {
             permit(ctx, p, Action::Discover)?;
@@ -1106,6 +1111,8 @@ fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
 fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
+    let key =
+        jobs::idempotency_key(http::header(req, "Idempotency-Key")).map_err(|m| error(400, &m))?;
     let body = http::read_body(req)?;
     let o = http::json_object(&body, false)?;
     let kind = match http::string_field(&o, "kind")? {
@@ -1120,7 +1127,7 @@ fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     };
     if kind == JobKind::Pipeline || o.contains_key("pipeline") {
         let cb = callback_field(&o)?;
-        return submit_pipeline(app, p, &o, cb);
+        return submit_pipeline(app, p, &o, cb, key);
     }
     let tool = http::string_field(&o, "tool")?.ok_or_else(|| error(400, "tool is required"))?;
     valid_tool(&tool)?;
@@ -1173,6 +1180,7 @@ fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
         callback_url,
         awaiting_approval: awaiting,
         pipeline: None,
+        idempotency_key: key,
     };
     enqueue(app, p, s)
 }
@@ -1186,6 +1194,7 @@ fn submit_pipeline(
     p: &Principal,
     o: &Map<String, Value>,
     callback_url: Option<String>,
+    idempotency_key: Option<String>,
 ) -> HResult {
     let ctx = &*app.ctx;
     let def = o.get("pipeline").cloned().unwrap_or(Value::Null);
@@ -1239,6 +1248,7 @@ fn submit_pipeline(
         callback_url,
         awaiting_approval: awaiting,
         pipeline: Some(def),
+        idempotency_key,
     };
     enqueue(app, p, s)
 }
@@ -1276,7 +1286,11 @@ fn enqueue(app: &Arc<App>, p: &Principal, s: Submission) -> HResult {
         Err(SubmitError::ShuttingDown) => {
             Err(error(503, "shutting down: no new jobs").header("Retry-After", "5"))
         }
-        Err(SubmitError::Store(e)) => Err(error(500, &format!("could not store the job: {e}"))),
+        Err(SubmitError::Invalid(m)) => Err(error(400, &m)),
+        Err(SubmitError::Store { status, message }) => Err(error(
+            status,
+            &format!("could not store the job: {message}"),
+        )),
     }
 }
 

@@ -17,6 +17,11 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+pub mod jobs;
+#[cfg(test)]
+mod race_tests;
+pub mod sqlite;
+
 /// Whether a write must survive a power cut (fsync file and directory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -507,119 +512,6 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("syncing directory", dir, e))
 }
 
-/// An append-only journal with group commit: `append_durable` returns once
-/// the bytes are on disk, and concurrent callers share one `fdatasync`
-/// (whoever finds no sync in flight leads it; the others wait for it).
-/// `compact` flushes the whole filesystem (`syncfs`) and then empties the
-/// journal, whose records are by then redundant.
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    inner: std::sync::Mutex<JournalState>,
-    cond: std::sync::Condvar,
-    sync_handle: File,
-}
-
-#[derive(Debug)]
-struct JournalState {
-    file: File,
-    written: u64,
-    synced: u64,
-    syncing: bool,
-    len: u64,
-}
-
-impl Journal {
-    /// Open (creating it and its parents).
-    pub fn open(path: &Path) -> Result<Journal> {
-        let file = open_append(path)?;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let sync_handle = file
-            .try_clone()
-            .map_err(|e| Error::io("opening", path, e))?;
-        Ok(Journal {
-            path: path.to_path_buf(),
-            inner: std::sync::Mutex::new(JournalState {
-                file,
-                written: 0,
-                synced: 0,
-                syncing: false,
-                len,
-            }),
-            cond: std::sync::Condvar::new(),
-            sync_handle,
-        })
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, JournalState> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Append without waiting for the disk.
-    pub fn append(&self, bytes: &[u8]) -> Result<()> {
-        let mut g = self.state();
-        g.file
-            .write_all(bytes)
-            .map_err(|e| Error::io("appending to", &self.path, e))?;
-        g.written += 1;
-        g.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Append and return once the bytes (and everything before) are on disk.
-    pub fn append_durable(&self, bytes: &[u8]) -> Result<()> {
-        let mut g = self.state();
-        g.file
-            .write_all(bytes)
-            .map_err(|e| Error::io("appending to", &self.path, e))?;
-        g.written += 1;
-        g.len += bytes.len() as u64;
-        let me = g.written;
-        loop {
-            if g.synced >= me {
-                return Ok(());
-            }
-            if g.syncing {
-                g = self.cond.wait(g).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            g.syncing = true;
-            let target = g.written;
-            drop(g);
-            let r = self.sync_handle.sync_data();
-            g = self.state();
-            g.syncing = false;
-            if r.is_ok() {
-                g.synced = g.synced.max(target);
-            }
-            self.cond.notify_all();
-            r.map_err(|e| Error::io("syncing", &self.path, e))?;
-        }
-    }
-
-    /// Bytes in the journal.
-    pub fn len(&self) -> u64 {
-        self.state().len
-    }
-
-    /// Whether the journal is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Flush the filesystem, then empty the journal.
-    pub fn compact(&self) -> Result<()> {
-        let mut g = self.state();
-        rustix::fs::syncfs(&g.file).map_err(|e| Error::io("syncing", &self.path, e.into()))?;
-        g.file
-            .set_len(0)
-            .and_then(|()| g.file.sync_data())
-            .map_err(|e| Error::io("truncating", &self.path, e))?;
-        g.len = 0;
-        Ok(())
-    }
-}
-
 /// Try to take the exclusive lock that guards `path` without waiting;
 /// `Ok(None)` when another process holds it.
 pub fn try_lock(path: &Path) -> Result<Option<Lock>> {
@@ -779,33 +671,6 @@ mod tests {
             read_slots::<String>(&dir.path().join("s")),
             Some("y".into())
         );
-    }
-
-    #[test]
-    fn journal_group_commit_keeps_every_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("j/journal");
-        let j = std::sync::Arc::new(Journal::open(&p).unwrap());
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let j = std::sync::Arc::clone(&j);
-                std::thread::spawn(move || {
-                    for i in 0..25 {
-                        j.append_durable(format!("{t}-{i}\n").as_bytes()).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let text = fs::read_to_string(&p).unwrap();
-        assert_eq!(text.lines().count(), 200);
-        assert_eq!(j.len(), text.len() as u64);
-        j.compact().unwrap();
-        assert!(j.is_empty());
-        j.append(b"x\n").unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "x\n");
     }
 
     #[test]

@@ -101,7 +101,10 @@ pub fn slot_id(name: &str, slot: &str) -> String {
     let h = blake3::hash(format!("gathm-schedule\0{name}\0{slot}").as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&h.as_bytes()[..16]);
-    uuid::Builder::from_custom_bytes(b).into_uuid().to_string()
+    uuid::Builder::from_custom_bytes(b)
+        .into_uuid()
+        .simple()
+        .to_string()
 }
 
 fn rfc(t: Timestamp) -> String {

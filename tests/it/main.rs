@@ -6,6 +6,7 @@ mod harness;
 mod chain;
 mod cli;
 mod degraded;
+mod jobs;
 mod parallel;
 mod pipeline;
 mod policy;

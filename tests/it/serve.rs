@@ -11,18 +11,18 @@ use serde_json::{Value, json};
 
 use crate::harness::{Sandbox, alive, wait_until};
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A running server, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) port: u16,
     _out: BufReader<ChildStdout>,
 }
 
 impl Server {
-    fn start(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
         let mut c = sb.cmd();
         c.args(["serve", "--port", "0"])
             .env("GATHM_SHUTDOWN_GRACE", "0")
@@ -59,17 +59,17 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn signal(&self, sig: rustix::process::Signal) {
+    pub(crate) fn signal(&self, sig: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, sig).unwrap();
     }
 
     /// Wait for the process to exit (bounded) and return its code.
-    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let end = Instant::now() + within;
         while Instant::now() < end {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -100,18 +100,18 @@ impl Drop for Server {
     }
 }
 
-fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     // gathm's own client: reqwest over rustls with the ring provider.
     gathm::client::build(Duration::from_secs(60)).unwrap()
 }
 
-struct Resp {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
 }
 
-fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
+pub(crate) fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
     let r = rb.send().unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -124,7 +124,7 @@ fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
     }
 }
 
-fn get(s: &Server, path: &str, token: Option<&str>) -> Resp {
+pub(crate) fn get(s: &Server, path: &str, token: Option<&str>) -> Resp {
     let mut rb = client().get(s.url(path));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -132,7 +132,7 @@ fn get(s: &Server, path: &str, token: Option<&str>) -> Resp {
     send(rb)
 }
 
-fn post(s: &Server, path: &str, token: Option<&str>, body: &Value) -> Resp {
+pub(crate) fn post(s: &Server, path: &str, token: Option<&str>, body: &Value) -> Resp {
     let mut rb = client().post(s.url(path)).json(body);
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -186,11 +186,11 @@ fn raw(s: &Server, request: &[u8]) -> (u16, String) {
     (status, text)
 }
 
-fn job_status(s: &Server, id: &str, token: Option<&str>) -> Value {
+pub(crate) fn job_status(s: &Server, id: &str, token: Option<&str>) -> Value {
     get(s, &format!("/api/v1/jobs/{id}"), token).body
 }
 
-fn wait_job(s: &Server, id: &str, token: Option<&str>, want: &[&str]) -> Value {
+pub(crate) fn wait_job(s: &Server, id: &str, token: Option<&str>, want: &[&str]) -> Value {
     let mut last = Value::Null;
     wait_until(&format!("job {id} to reach {want:?}"), WAIT, || {
         last = job_status(s, id, token);
@@ -199,7 +199,7 @@ fn wait_job(s: &Server, id: &str, token: Option<&str>, want: &[&str]) -> Value {
     last
 }
 
-fn submit(s: &Server, token: Option<&str>, body: Value) -> Value {
+pub(crate) fn submit(s: &Server, token: Option<&str>, body: Value) -> Value {
     let r = post(s, "/api/v1/jobs", token, &body);
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(
@@ -593,9 +593,12 @@ fn serve_job_lifecycle_and_ownership() {
         std::fs::read_to_string(dir.join("stdout")).unwrap(),
         "backup answered: hi\n"
     );
-    let rec: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("job.json")).unwrap()).unwrap();
-    assert_eq!(rec["status"], "completed");
+    // The reference's fields: output (lines joined), error, completed_at.
+    assert_eq!(done["output"], "backup answered: hi");
+    assert_eq!(done["error"], "");
+    assert_eq!(done["completed_at"], done["finished_at"]);
+    assert_eq!(done["line_count"], 1);
+    assert!(sb.home().join("jobs/jobs.db").exists());
     // A failing tool: failed, with its exit code.
     let f = submit(&s, Some("usr"), json!({"tool": "fail", "args": ["4"]}));
     let f = wait_job(&s, f["id"].as_str().unwrap(), Some("usr"), &["failed"]);
@@ -710,15 +713,6 @@ fn serve_crash_recovery_loses_no_job() {
     s.signal(rustix::process::Signal::KILL);
     s.wait_exit(WAIT);
     drop(s);
-    // Queued jobs live in the fsynced journal; a job.json (renamed into
-    // place, not fsynced) may also be lost in a power cut: recovery copes.
-    let lost = sb
-        .home()
-        .join("jobs")
-        .join(p2["id"].as_str().unwrap())
-        .join("job.json");
-    let _ = std::fs::remove_file(&lost);
-    assert!(sb.home().join("jobs/journal").metadata().unwrap().len() > 0);
     let s = Server::start(&sb, &env);
     let r = job_status(&s, &running, None);
     assert_eq!(r["status"], "failed", "{r}");
@@ -853,7 +847,7 @@ fn serve_ttl_evicts_finished_jobs_and_files() {
     });
 }
 
-fn read_http_request(c: &mut TcpStream) -> (String, Vec<u8>) {
+pub(crate) fn read_http_request(c: &mut TcpStream) -> (String, Vec<u8>) {
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut buf = Vec::new();
     let mut b = [0u8; 4096];
@@ -892,6 +886,7 @@ fn serve_callback_is_signed_and_retried() {
         &[
             ("GATHM_CALLBACK_SECRET", "s3cret"),
             ("GATHM_CALLBACK_BACKOFF", "0.1"),
+            ("GATHM_CALLBACK_ALLOW", "127.0.0.1"),
         ],
     );
     let job = submit(
@@ -921,6 +916,21 @@ fn serve_callback_is_signed_and_retried() {
                 .then(|| v.trim().to_string())
         })
         .expect("signature header");
+    let header = |h: &str, name: &str| {
+        h.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    // Every attempt carries the same delivery id.
+    assert!(!header(&head, "x-gathm-delivery").is_empty());
+    assert_eq!(
+        header(&head, "x-gathm-delivery"),
+        header(&head1, "x-gathm-delivery")
+    );
+    assert_eq!(header(&head, "x-gathm-delivery-attempt"), "2");
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
     mac.update(&body);
     assert_eq!(
@@ -1026,13 +1036,15 @@ fn serve_graceful_shutdown() {
     );
     assert_eq!(get(&s, "/api/v1/ping", None).status, 200);
     assert_eq!(s.wait_exit(WAIT), Some(0));
+    // The records, read from the store the server left.
+    let store = gathm::state::sqlite::SqliteStore::open(&sb.home().join("jobs")).unwrap();
     let rec = |j: &Value| -> Value {
-        let p = sb
-            .home()
-            .join("jobs")
-            .join(j["id"].as_str().unwrap())
-            .join("job.json");
-        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+        use gathm::state::jobs::JobStore;
+        store
+            .get(j["id"].as_str().unwrap())
+            .unwrap()
+            .unwrap()
+            .public()
     };
     assert_eq!(rec(&quick)["status"], "completed");
     let l = rec(&long);
