@@ -76,32 +76,142 @@ pub fn prepare_process() {
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
     if let Some((g, r)) = crate::cli::fast_run(&args) {
+        warn_missing_dirs(&g);
         let ctx = Context::new(&g.tools_dir, g.policies.as_deref());
-        return match run_cmd(&ctx, &g, r) {
+        // `gathm TOOL` (no `run` before the tool): a near-miss of a command is a usage error.
+        let tool = r.command.first().cloned().unwrap_or_default();
+        let shortcut = !args
+            .iter()
+            .skip(1)
+            .take_while(|a| **a != tool)
+            .any(|a| a == "run");
+        let json = g.json;
+        return match run_cmd(&ctx, &g, r, shortcut) {
             Ok(c) => exit(c),
-            Err(e) => {
-                output::error(&e.to_string());
-                exit(i32::from(e.exit_code()))
-            }
+            Err(e) => report_error(json, &e),
         };
     }
-    let cli = match Cli::try_parse_from(args) {
+    let json_wanted = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return exit(if e.use_stderr() {
-                i32::from(code::USAGE)
-            } else {
-                0
-            });
-        }
+        Err(e) => return clap_error(e, &args, json_wanted),
     };
+    let json = cli.global.json;
     match dispatch(cli) {
         Ok(c) => exit(c),
-        Err(e) => {
-            output::error(&e.to_string());
-            exit(i32::from(e.exit_code()))
+        Err(e) => report_error(json, &e),
+    }
+}
+
+/// Print an error (as `{"error", "exit_code"}` on stdout under `--json`) and
+/// return its exit status.
+fn report_error(json: bool, e: &Error) -> i32 {
+    let code = i32::from(e.exit_code());
+    if json {
+        output::json(&serde_json::json!({"error": e.to_string(), "exit_code": code}));
+    } else {
+        output::error(&e.to_string());
+    }
+    exit(code)
+}
+
+/// Options of `run` (they go after `run`, before the tool name).
+const RUN_OPTIONS: [&str; 4] = ["--no-cache", "--refresh", "--timeout", "--approve"];
+/// Options accepted anywhere before the tool name.
+const GLOBAL_OPTIONS: [&str; 7] = [
+    "--json",
+    "--quiet",
+    "--role",
+    "--tools-dir",
+    "--policies",
+    "--help",
+    "--version",
+];
+
+/// "did you mean" for an unknown option, over gathm's own options.
+fn option_hint(bad: &str) -> Option<String> {
+    let flag = bad.split('=').next().unwrap_or(bad);
+    if RUN_OPTIONS.contains(&flag) {
+        return Some(format!(
+            "{flag} is an option of `run`: gathm run {flag} TOOL [ARGS]..."
+        ));
+    }
+    let all: Vec<String> = GLOBAL_OPTIONS
+        .iter()
+        .chain(RUN_OPTIONS.iter())
+        .map(|s| s.to_string())
+        .collect();
+    let s = crate::registry::suggestions(flag, &all);
+    s.first().map(|c| format!("did you mean {c:?}?"))
+}
+
+/// A clap parse error: help and version print as they are; a usage error
+/// gets gathm's own hints (a `run` option given before the tool without
+/// `run`, a near-miss option) and exits 2.
+fn clap_error(e: clap::Error, args: &[OsString], json: bool) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !e.use_stderr() {
+        let _ = e.print();
+        return 0;
+    }
+    let mut hint = None;
+    if e.kind() == ErrorKind::UnknownArgument
+        && let Some(ContextValue::String(bad)) = e.get(ContextKind::InvalidArg)
+    {
+        let has_tip = e.get(ContextKind::SuggestedArg).is_some();
+        hint = option_hint(bad).filter(|h| !has_tip || h.contains("option of `run`"));
+    }
+    let _ = args;
+    if json {
+        let rendered = e.render().to_string();
+        let first = rendered.lines().next().unwrap_or("usage error");
+        let msg = first.strip_prefix("error: ").unwrap_or(first).to_string();
+        output::json(&serde_json::json!({
+            "error": msg,
+            "hint": hint,
+            "exit_code": code::USAGE,
+        }));
+    } else {
+        let _ = e.print();
+        if let Some(h) = hint {
+            output::raw_err(format!("hint: {h}\n").as_bytes());
         }
+    }
+    exit(i32::from(code::USAGE))
+}
+
+/// A `--tools-dir` or `GATHM_TOOLS_PATH` entry that does not exist is a warning.
+fn warn_missing_dirs(g: &Global) {
+    let env = std::env::var("GATHM_TOOLS_PATH").ok();
+    for d in crate::registry::missing_explicit_dirs(&g.tools_dir, env.as_deref()) {
+        let from = if g.tools_dir.is_empty() {
+            "GATHM_TOOLS_PATH"
+        } else {
+            "--tools-dir"
+        };
+        output::error(&format!(
+            "warning: {from} entry {} does not exist",
+            d.display()
+        ));
+    }
+}
+
+/// A diagnostic as `file:line:col: severity: message`, or `file: …` when the
+/// position is unknown (a file that cannot be read).
+fn diag_text(d: &crate::manifest::Diagnostic) -> String {
+    if d.line == 0 {
+        let sev = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        };
+        format!("{}: {sev}: {}", d.file.display(), d.message)
+    } else {
+        d.to_string()
     }
 }
 
@@ -110,10 +220,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
     // Completions and schemas work without touching GATHM_HOME.
     match &cli.command {
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            let mut buf = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "gathm", &mut buf);
-            output::raw_out(&buf);
+            let script = completion_script(*shell);
+            if g.json {
+                output::json(&serde_json::json!({
+                    "shell": shell.to_string(),
+                    "script": script,
+                }));
+            } else {
+                output::raw_out(script.as_bytes());
+            }
             return Ok(0);
         }
         Command::Schema { kind } => {
@@ -125,9 +240,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         _ => {}
     }
+    if !matches!(
+        cli.command,
+        Command::Validate { .. } | Command::Complete { .. }
+    ) {
+        warn_missing_dirs(&g);
+    }
     let ctx = Context::new(&g.tools_dir, g.policies.as_deref());
     match cli.command {
-        Command::Run(args) => run_cmd(&ctx, &g, args),
+        Command::Run(args) => run_cmd(&ctx, &g, args, false),
         Command::External(argv) => run_cmd(
             &ctx,
             &g,
@@ -135,14 +256,70 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 command: argv,
                 ..RunArgs::default()
             },
+            true,
         ),
+        Command::NewTool {
+            name,
+            category,
+            lang,
+            dir,
+            description,
+        } => new_tool_cmd(
+            &ctx,
+            &g,
+            crate::newtool::Options {
+                name,
+                category: Some(category),
+                lang,
+                dir,
+                description,
+            },
+        ),
+        Command::Ask(a) => ask_cmd(&ctx, &g, a),
+        Command::Init { from, link } => {
+            let r = crate::init::init(&ctx, from.as_deref(), link)?;
+            if g.json {
+                output::json(&r);
+            } else {
+                let mut s = format!(
+                    "{}: {} tools installed ({}) from {}, {} already there; policies.yaml {}\n",
+                    r.home.display(),
+                    r.installed.len(),
+                    if r.linked { "linked" } else { "copied" },
+                    r.source.display(),
+                    r.kept.len(),
+                    r.policies
+                );
+                s.push_str("next: gathm list\n");
+                output::text(&s);
+            }
+            Ok(0)
+        }
+        Command::Complete { what } => {
+            if what == "tools" {
+                let mut s = String::new();
+                for n in crate::complete::tool_names(&ctx) {
+                    s.push_str(&n);
+                    s.push('\n');
+                }
+                output::raw_out(s.as_bytes());
+            }
+            Ok(0)
+        }
         Command::Parallel(a) => parallel_cmd(&ctx, &g, a),
         Command::Chain(a) => chain_cmd(&ctx, &g, a),
         Command::Pipeline(cmd) => pipeline_cmd(&ctx, &g, cmd),
         Command::List { category } => {
             let (list, diags) = ops::list(&ctx, &g.role, category.as_deref())?;
             for d in &diags {
-                output::error(&d.to_string());
+                output::error(&diag_text(d));
+            }
+            if list.count == 0 && category.is_none() {
+                output::error(&format!(
+                    "no tools found; looked in {}\n{}",
+                    ctx.search.describe_dirs(),
+                    crate::registry::ADD_TOOLS_HINT
+                ));
             }
             if g.json {
                 output::json(&list);
@@ -174,12 +351,32 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Validate { tools, strict } => {
-            let report = ops::validate(&ctx, &tools, strict)?;
+            let mut report = ops::validate(&ctx, &tools, strict)?;
+            let env = std::env::var("GATHM_TOOLS_PATH").ok();
+            for d in crate::registry::missing_explicit_dirs(&g.tools_dir, env.as_deref()) {
+                report.diagnostics.push(crate::manifest::Diagnostic {
+                    severity: if strict {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
+                    file: d,
+                    line: 0,
+                    column: 0,
+                    message: "tools directory does not exist".into(),
+                });
+                if strict {
+                    report.errors += 1;
+                    report.ok = false;
+                } else {
+                    report.warnings += 1;
+                }
+            }
             if g.json {
                 output::json(&report);
             } else {
                 for d in &report.diagnostics {
-                    output::raw_err(format!("{d}\n").as_bytes());
+                    output::raw_err(format!("{}\n", diag_text(d)).as_bytes());
                 }
                 output::text(&format!(
                     "{} manifests checked ({}), policies {}: {} errors, {} warnings",
@@ -281,8 +478,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Cache { cmd } => {
             let v = match cmd.unwrap_or(CacheCmd::Stats) {
                 CacheCmd::Stats => serde_json::to_value(ops::cache_stats(&ctx)?),
-                CacheCmd::Clear => serde_json::to_value(ops::cache_change(&ctx, "clear", None)?),
-                CacheCmd::Purge => serde_json::to_value(ops::cache_change(&ctx, "purge", None)?),
+                // `clear` empties the cache, `purge` removes expired entries
+                // (ops names them the other way round, as the HTTP API does).
+                CacheCmd::Clear => serde_json::to_value(ops::CacheAnswer {
+                    action: "clear",
+                    ..ops::cache_change(&ctx, "purge", None)?
+                }),
+                CacheCmd::Purge => serde_json::to_value(ops::CacheAnswer {
+                    action: "purge",
+                    ..ops::cache_change(&ctx, "clear", None)?
+                }),
                 CacheCmd::Invalidate { tool } => {
                     serde_json::to_value(ops::cache_change(&ctx, "invalidate", Some(&tool))?)
                 }
@@ -519,7 +724,7 @@ fn read_pipeline(
 
 fn print_diagnostics(diags: &[crate::manifest::Diagnostic]) {
     for d in diags {
-        output::raw_err(format!("{d}\n").as_bytes());
+        output::raw_err(format!("{}\n", diag_text(d)).as_bytes());
     }
 }
 
@@ -646,13 +851,22 @@ fn pipeline_cmd(ctx: &Context, g: &Global, cmd: PipelineCmd) -> Result<i32> {
     }
 }
 
-fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
+fn run_cmd(ctx: &Context, g: &Global, a: RunArgs, shortcut: bool) -> Result<i32> {
     let mut argv = a.command.into_iter();
     let tool = argv
         .next()
         .ok_or_else(|| Error::Usage("missing tool name".into()))?
         .into_string()
         .map_err(|_| Error::Usage("tool name is not UTF-8".into()))?;
+    if tool.starts_with('-') {
+        // An option gathm does not know, before the tool name.
+        let hint = option_hint(&tool)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        return Err(Error::Usage(format!(
+            "unknown option {tool:?} before the tool name{hint}\nusage: gathm run [--no-cache] [--refresh] [--timeout SECS] [--approve] TOOL [ARGS]..."
+        )));
+    }
     runner::install_signal_flags();
     let mut req = RunRequest::new(&tool, argv.collect(), &g.role);
     req.approved = a.approve;
@@ -686,8 +900,155 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs) -> Result<i32> {
         ));
     }
     let env = run::run(ctx, &req);
+    if shortcut && env.reason == Some(crate::api::Reason::NotFound) {
+        let commands: Vec<String> = crate::cli::SUBCOMMANDS
+            .iter()
+            .filter(|c| !c.starts_with('_'))
+            .map(|c| c.to_string())
+            .collect();
+        if let Some(c) = crate::registry::suggestions(&tool, &commands).first() {
+            return Err(Error::Usage(format!(
+                "no tool or command {tool:?}; did you mean the command {c:?}?"
+            )));
+        }
+    }
     print_envelope(g, &env, live);
     Ok(env.exit_code)
+}
+
+/// The completion script for a shell: clap's, plus the layer that completes
+/// tool names (bash, zsh, fish).
+pub fn completion_script(shell: clap_complete::Shell) -> String {
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "gathm", &mut buf);
+    let generated = String::from_utf8_lossy(&buf).into_owned();
+    match shell {
+        clap_complete::Shell::Bash => generated + &crate::complete::bash(),
+        clap_complete::Shell::Fish => crate::complete::fish(&generated),
+        clap_complete::Shell::Zsh => crate::complete::zsh(&generated),
+        _ => generated,
+    }
+}
+
+fn new_tool_cmd(ctx: &Context, g: &Global, o: crate::newtool::Options) -> Result<i32> {
+    let c = crate::newtool::create(ctx, &o)?;
+    if g.json {
+        output::json(&c);
+        return Ok(0);
+    }
+    let mut s = format!(
+        "created {}\n        {}\n",
+        c.manifest.display(),
+        c.script.display()
+    );
+    if c.on_search_path {
+        s.push_str(&format!(
+            "try it:  gathm run {n} --help; gathm validate --strict {n}\n",
+            n = c.name
+        ));
+    } else {
+        let parent = c.dir.parent().unwrap_or(&c.dir);
+        s.push_str(&format!(
+            "{} is not on the tool search path: gathm --tools-dir {} run {} --help\n",
+            parent.display(),
+            parent.display(),
+            c.name
+        ));
+    }
+    s.push_str("next: edit the description, input_schema and the script\n");
+    output::text(&s);
+    Ok(0)
+}
+
+fn ask_cmd(ctx: &Context, g: &Global, a: crate::cli::AskArgs) -> Result<i32> {
+    let (query, tool_args): (Vec<String>, Vec<String>) =
+        match a.query.iter().position(|w| w == "--") {
+            Some(i) => (a.query[..i].to_vec(), a.query[i + 1..].to_vec()),
+            None => (a.query.clone(), Vec::new()),
+        };
+    let q = query.join(" ");
+    if q.trim().is_empty() {
+        return Err(Error::Usage("ask: the request is empty".into()));
+    }
+    let answer = crate::ask::ask(ctx, &g.role, &q)?;
+    let Some(best) = answer.matched_tool.clone() else {
+        if g.json {
+            output::json(&answer);
+        } else {
+            output::error(&format!(
+                "no matching tool for {q:?}; see `gathm list` for what is available"
+            ));
+        }
+        return Ok(1);
+    };
+    if g.json && !a.run {
+        output::json(&answer);
+        return Ok(0);
+    }
+    if !g.json {
+        let mut s = format!(
+            "{best}  (score {})  {}\n",
+            answer.confidence,
+            answer.description.as_deref().unwrap_or("")
+        );
+        if a.explain {
+            for r in &answer.reasons {
+                s.push_str(&format!("    {r}\n"));
+            }
+        }
+        if !answer.alternatives.is_empty() {
+            s.push_str("also:\n");
+            for c in &answer.alternatives {
+                s.push_str(&format!(
+                    "  {}  (score {})  {}\n",
+                    c.tool, c.score, c.description
+                ));
+                if a.explain {
+                    for r in &c.reasons {
+                        s.push_str(&format!("      {r}\n"));
+                    }
+                }
+            }
+        }
+        if !a.run {
+            s.push_str(&format!("run: gathm run {best} ...\n"));
+        }
+        if a.run && g.quiet {
+            s.clear();
+        }
+        output::text(&s);
+    }
+    if !a.run {
+        return Ok(0);
+    }
+    if !a.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        let mut err = std::io::stderr();
+        let _ = write!(
+            err,
+            "gathm: run `{best}{}{}`? [y/N] ",
+            if tool_args.is_empty() { "" } else { " " },
+            tool_args.join(" ")
+        );
+        let _ = err.flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            output::error("not run");
+            return Ok(1);
+        }
+    }
+    let mut command = vec![OsString::from(&best)];
+    command.extend(tool_args.into_iter().map(OsString::from));
+    run_cmd(
+        ctx,
+        g,
+        RunArgs {
+            command,
+            ..RunArgs::default()
+        },
+        false,
+    )
 }
 
 /// Print a run's result for the CLI's modes.

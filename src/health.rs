@@ -162,6 +162,15 @@ pub fn check_all(ctx: &Context, tools: &[Tool]) -> Vec<Health> {
                     None => format!("{} is missing or not executable", program.display()),
                 },
             });
+            if let Some(p) = &exe
+                && let Some(problem) = crate::checks::interpreter_problem(p)
+            {
+                checks.push(Check {
+                    name: "interpreter".into(),
+                    ok: false,
+                    detail: format!("{problem} (tool {})", t.manifest_path.display()),
+                });
+            }
             for dep in &t.manifest.dependencies.system {
                 let found = which(dep);
                 checks.push(Check {

@@ -167,6 +167,7 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
                 if only.is_empty() || only.contains(&name) {
                     checked += 1;
                     diags.extend(manifest::check(f, &text, &m, dir_name.as_deref()));
+                    diags.extend(crate::checks::diagnostics(f, &text, &m, &name));
                 }
                 graph.insert(name, (f.clone(), text, m.fallbacks()));
             }
