@@ -1014,10 +1014,12 @@ fn ask_cmd(ctx: &Context, g: &Global, a: crate::cli::AskArgs) -> Result<i32> {
         if !a.run {
             s.push_str(&format!("run: gathm run {best} ...\n"));
         }
-        if a.run && g.quiet {
-            s.clear();
+        if !a.run {
+            output::text(&s);
+        } else if !g.quiet {
+            // The tool's output owns stdout.
+            output::raw_err(s.as_bytes());
         }
-        output::text(&s);
     }
     if !a.run {
         return Ok(0);
