@@ -50,6 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('new-tool', 'new-tool', [CompletionResultType]::ParameterValue, 'Create a new tool: NAME/tool.yaml and an executable script that handles --help')
             [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Pick the tool for a plain-language request (keyword scoring; no model)')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Run the health checks periodically, feeding the breakers; log transitions')
             [CompletionResult]::new('__complete', '__complete', [CompletionResultType]::ParameterValue, 'For the shell completion scripts: print tool names, one a line')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -482,6 +483,19 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'gathm;monitor' {
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between rounds (default: $GATHM_MONITOR_INTERVAL, else 30)')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'One round, then exit (1 if any tool is unhealthy)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'gathm;__complete' {
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
@@ -513,6 +527,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('new-tool', 'new-tool', [CompletionResultType]::ParameterValue, 'Create a new tool: NAME/tool.yaml and an executable script that handles --help')
             [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Pick the tool for a plain-language request (keyword scoring; no model)')
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Run the health checks periodically, feeding the breakers; log transitions')
             [CompletionResult]::new('__complete', '__complete', [CompletionResultType]::ParameterValue, 'For the shell completion scripts: print tool names, one a line')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -612,6 +627,9 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             break
         }
         'gathm;help;init' {
+            break
+        }
+        'gathm;help;monitor' {
             break
         }
         'gathm;help;__complete' {

@@ -49,6 +49,9 @@ _gathm() {
             gathm,list)
                 cmd="gathm__subcmd__list"
                 ;;
+            gathm,monitor)
+                cmd="gathm__subcmd__monitor"
+                ;;
             gathm,new-tool)
                 cmd="gathm__subcmd__new__subcmd__tool"
                 ;;
@@ -160,6 +163,9 @@ _gathm() {
             gathm__subcmd__help,list)
                 cmd="gathm__subcmd__help__subcmd__list"
                 ;;
+            gathm__subcmd__help,monitor)
+                cmd="gathm__subcmd__help__subcmd__monitor"
+                ;;
             gathm__subcmd__help,new-tool)
                 cmd="gathm__subcmd__help__subcmd__new__subcmd__tool"
                 ;;
@@ -263,7 +269,7 @@ _gathm() {
 
     case "${cmd}" in
         gathm)
-            opts="-q -h -V --json --quiet --role --tools-dir --policies --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve new-tool ask init __complete help"
+            opts="-q -h -V --json --quiet --role --tools-dir --policies --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve new-tool ask init monitor __complete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -797,7 +803,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help)
-            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve new-tool ask init __complete help"
+            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline serve new-tool ask init monitor __complete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1048,6 +1054,20 @@ _gathm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gathm__subcmd__help__subcmd__monitor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gathm__subcmd__help__subcmd__new__subcmd__tool)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1282,6 +1302,36 @@ _gathm() {
             fi
             case "${prev}" in
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__monitor)
+            opts="-q -h --interval --once --json --quiet --role --tools-dir --policies --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1867,13 +1917,13 @@ _gathm_dynamic() {
     fi
     # A tool's own arguments (after `run TOOL` or `gathm TOOL`): files.
     if [[ -z $want && ${#words[@]} -gt 0 ]] &&
-        [[ ${words[0]} == run && ${#words[@]} -ge 2 || " new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help " != *" ${words[0]} "* ]]; then
+        [[ ${words[0]} == run && ${#words[@]} -ge 2 || " monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help " != *" ${words[0]} "* ]]; then
         COMPREPLY=()
         return 0
     fi
     case "$want" in
         first)
-            COMPREPLY=($(compgen -W "new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help $(_gathm_tools)" -- "$cur"))
+            COMPREPLY=($(compgen -W "monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help $(_gathm_tools)" -- "$cur"))
             return 0
             ;;
         tool)

@@ -47,6 +47,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand new-tool 'Create a new tool: NAME/tool.yaml and an executable script that handles --help'
             cand ask 'Pick the tool for a plain-language request (keyword scoring; no model)'
             cand init 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
+            cand monitor 'Run the health checks periodically, feeding the breakers; log transitions'
             cand __complete 'For the shell completion scripts: print tool names, one a line'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -431,6 +432,18 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'gathm;monitor'= {
+            cand --interval 'Seconds between rounds (default: $GATHM_MONITOR_INTERVAL, else 30)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --once 'One round, then exit (1 if any tool is unhealthy)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gathm;__complete'= {
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
@@ -461,6 +474,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand new-tool 'Create a new tool: NAME/tool.yaml and an executable script that handles --help'
             cand ask 'Pick the tool for a plain-language request (keyword scoring; no model)'
             cand init 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
+            cand monitor 'Run the health checks periodically, feeding the breakers; log transitions'
             cand __complete 'For the shell completion scripts: print tool names, one a line'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -531,6 +545,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;ask'= {
         }
         &'gathm;help;init'= {
+        }
+        &'gathm;help;monitor'= {
         }
         &'gathm;help;__complete'= {
         }

@@ -11,6 +11,7 @@ use crate::api::{Envelope, RunStatus};
 use crate::chain;
 use crate::cli::{BreakerCmd, CacheCmd, Cli, Command, Global, PolicyCmd, RunArgs, SchemaKind};
 use crate::cli::{ChainArgs, ParallelArgs, PipelineCmd};
+use crate::clock;
 use crate::config::Context;
 use crate::error::{Error, Result, code};
 use crate::health;
@@ -295,6 +296,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Monitor {
+            interval,
+            once,
+            tools,
+        } => monitor_cmd(&ctx, &g, interval, once, &tools),
         Command::Complete { what } => {
             if what == "tools" {
                 let mut s = String::new();
@@ -1075,5 +1081,103 @@ fn print_envelope(g: &Global, env: &Envelope, streamed: bool) {
         output::raw_err(env.error.as_bytes());
     } else if let Some(m) = &env.message {
         output::error(m);
+    }
+}
+
+fn monitor_cmd(
+    ctx: &Context,
+    g: &Global,
+    interval: Option<f64>,
+    once: bool,
+    names: &[String],
+) -> Result<i32> {
+    use crate::monitor;
+    let interval = interval
+        .or_else(|| crate::config::env_parse("GATHM_MONITOR_INTERVAL"))
+        .unwrap_or(30.0);
+    if !(interval > 0.0 && interval.is_finite()) {
+        return Err(Error::Usage(
+            "--interval must be a positive number of seconds".into(),
+        ));
+    }
+    let fixed: Option<Vec<crate::registry::Tool>> = if names.is_empty() {
+        None
+    } else {
+        Some(
+            names
+                .iter()
+                .map(|n| ops::find(ctx, n))
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+    runner::install_signal_flags();
+    let live = !g.json && std::io::stdout().is_terminal();
+    let mut mem = monitor::Memory::default();
+    let mut recent: Vec<String> = Vec::new();
+    let mut first = true;
+    loop {
+        let tools = match &fixed {
+            Some(t) => t.clone(),
+            None => ctx.search.scan().tools,
+        };
+        let r = monitor::round(ctx, &tools, &mut mem)?;
+        let unhealthy = r
+            .health
+            .iter()
+            .any(|h| h.status == health::Status::Unhealthy);
+        if g.json {
+            if once {
+                output::json(&r);
+            } else {
+                let line = serde_json::to_string(&r).unwrap_or_default();
+                output::raw_out(format!("{line}\n").as_bytes());
+            }
+        } else if live {
+            recent.extend(r.transitions.iter().map(monitor::line));
+            let keep = recent.len().saturating_sub(10);
+            recent.drain(..keep);
+            let mut s = String::new();
+            if !once {
+                s.push_str("\x1b[H\x1b[2J");
+            }
+            s.push_str(&format!(
+                "gathm monitor: {} tools, every {interval} s, {}{}\n\n",
+                r.health.len(),
+                clock::rfc3339(clock::now()),
+                if once { "" } else { " (Ctrl-C to stop)" }
+            ));
+            s.push_str(&monitor::table(&r.health));
+            if !recent.is_empty() {
+                s.push_str("\nrecent transitions:\n");
+                for l in &recent {
+                    s.push_str(&format!("  {l}\n"));
+                }
+            }
+            output::raw_out(s.as_bytes());
+        } else {
+            let mut s = String::new();
+            if first || once {
+                s.push_str(&monitor::table(&r.health));
+            }
+            for t in &r.transitions {
+                // The first round's health "transitions" are the table itself.
+                if !first || t.what == "breaker" {
+                    s.push_str(&monitor::line(t));
+                    s.push('\n');
+                }
+            }
+            output::raw_out(s.as_bytes());
+        }
+        first = false;
+        if once {
+            return Ok(if unhealthy { 1 } else { 0 });
+        }
+        let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(interval);
+        while std::time::Instant::now() < end {
+            if runner::interrupted() {
+                return Ok(i32::from(code::INTERRUPTED));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }

@@ -187,6 +187,17 @@ pub enum Command {
         #[arg(long)]
         link: bool,
     },
+    /// Run the health checks periodically, feeding the breakers; log transitions.
+    Monitor {
+        /// Seconds between rounds (default: $GATHM_MONITOR_INTERVAL, else 30).
+        #[arg(long, value_name = "S")]
+        interval: Option<f64>,
+        /// One round, then exit (1 if any tool is unhealthy).
+        #[arg(long)]
+        once: bool,
+        /// Only these tools (default: every tool, rescanned each round).
+        tools: Vec<String>,
+    },
     /// For the shell completion scripts: print tool names, one a line.
     #[command(name = "__complete", hide = true)]
     Complete {
@@ -365,7 +376,8 @@ pub enum PolicyCmd {
 }
 
 /// Subcommand names: anything else in command position is a tool (the shortcut).
-pub const SUBCOMMANDS: [&str; 21] = [
+pub const SUBCOMMANDS: [&str; 22] = [
+    "monitor",
     "new-tool",
     "ask",
     "init",

@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod logs;
 pub mod manifest;
 pub mod metrics;
+pub mod monitor;
 pub mod newtool;
 pub mod openapi;
 pub mod ops;

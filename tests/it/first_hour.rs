@@ -436,3 +436,61 @@ fn zsh_and_fish_scripts_complete_tool_names() {
     assert!(fish.contains("complete -c gathm -n __gathm_wants_tool"));
     assert!(!fish.contains("-a \"__complete\""));
 }
+
+#[test]
+fn monitor_feeds_the_breakers_and_logs_transitions() {
+    let s = Sandbox::new(&["ok"]);
+    s.manifest(
+        "broken",
+        "name: broken\nversion: \"1.0.0\"\ndescription: \"a test tool\"\ncategory: utility\n",
+        Some("#!/usr/bin/env no-such-interpreter-x\necho hi\n"),
+    );
+    let o = s.run(&["monitor", "--once"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("TOOL "), "{out}");
+    assert!(out.contains("broken  unhealthy  open"), "{out}");
+    assert!(out.contains("ok      healthy    closed"), "{out}");
+    assert!(out.contains("broken breaker: closed -> open"), "{out}");
+    let (_, v) = s.json(&["--json", "breaker", "status", "broken"]);
+    assert_eq!(v["state"], "open", "{v}");
+    // Still unhealthy: stays open, no new transition.
+    let (c, v) = s.json(&["--json", "monitor", "--once", "broken"]);
+    assert_eq!(c, 1);
+    assert_eq!(v["health"][0]["breaker"], "open");
+    // Repaired, and the recovery timeout has passed: the check is the probe.
+    std::fs::write(s.tools().join("broken/broken"), "#!/bin/sh\necho fixed\n").unwrap();
+    let o = s
+        .cmd()
+        .env("CB_RECOVERY_TIMEOUT", "0")
+        .args(["monitor", "--once", "broken"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("broken breaker: half_open -> closed"),
+        "{}",
+        stdout(&o)
+    );
+    let (_, v) = s.json(&["--json", "breaker", "status", "broken"]);
+    assert_eq!(v["state"], "closed", "{v}");
+    let log = std::fs::read_to_string(s.home().join("logs/gathm.log")).unwrap();
+    assert!(log.contains("\"monitor\""), "{log}");
+    // At a terminal: a titled table (pseudo-terminal through script(1)).
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let cmdline = format!("{} monitor --once ok", bin().display());
+        let o = std::process::Command::new("script")
+            .args(["-qec", &cmdline, "/dev/null"])
+            .env("GATHM_HOME", s.home())
+            .env("GATHM_TOOLS_PATH", s.tools())
+            .output()
+            .unwrap();
+        let out = stdout(&o);
+        assert!(out.contains("gathm monitor: 1 tools"), "{out}");
+        assert!(out.contains("ok    healthy    closed"), "{out}");
+    }
+}
