@@ -330,19 +330,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             if g.json {
                 output::json(&list);
             } else {
-                let w = list.tools.iter().map(|t| t.name.len()).max().unwrap_or(4);
-                let mut s = String::new();
-                for t in &list.tools {
-                    s.push_str(&format!(
-                        "{:<w$}  {:<8}  {:<22}  {}\n",
-                        t.name,
-                        t.version,
-                        t.category.join(","),
-                        t.description
-                    ));
-                }
-                s.push_str(&format!("{} tools\n", list.count));
-                output::text(&s);
+                output::text(&crate::views::list(&ctx, &list));
             }
             Ok(0)
         }
@@ -351,8 +339,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
             if g.json {
                 output::json(&v);
             } else {
-                let yaml = serde_saphyr::to_string(&v).unwrap_or_default();
-                output::text(&yaml);
+                let t = ops::find(&ctx, &tool)?;
+                output::text(&crate::views::show(&ctx, &t));
             }
             Ok(0)
         }
@@ -448,20 +436,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             } else if list.is_empty() {
                 output::text("no breaker state recorded (all closed)");
             } else {
-                let mut s = String::new();
-                for b in &list {
-                    s.push_str(&format!(
-                        "{}  {}  failures={} (threshold {}){}\n",
-                        b.tool,
-                        b.state,
-                        b.failures,
-                        b.failure_threshold,
-                        b.retry_in
-                            .map(|r| format!("  probe in {r:.0} s"))
-                            .unwrap_or_default()
-                    ));
-                }
-                output::text(&s);
+                output::text(&crate::views::breakers(&list));
             }
             Ok(0)
         }
@@ -482,33 +457,44 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Cache { cmd } => {
-            let v = match cmd.unwrap_or(CacheCmd::Stats) {
-                CacheCmd::Stats => serde_json::to_value(ops::cache_stats(&ctx)?),
+            let answer = match cmd.unwrap_or(CacheCmd::Stats) {
+                CacheCmd::Stats => {
+                    let stats = ops::cache_stats(&ctx)?;
+                    if g.json {
+                        output::json(&stats);
+                    } else {
+                        output::text(&crate::views::cache_stats(&stats));
+                    }
+                    return Ok(0);
+                }
                 // `clear` empties the cache, `purge` removes expired entries
                 // (ops names them the other way round, as the HTTP API does).
-                CacheCmd::Clear => serde_json::to_value(ops::CacheAnswer {
+                CacheCmd::Clear => ops::CacheAnswer {
                     action: "clear",
                     ..ops::cache_change(&ctx, "purge", None)?
-                }),
-                CacheCmd::Purge => serde_json::to_value(ops::CacheAnswer {
+                },
+                CacheCmd::Purge => ops::CacheAnswer {
                     action: "purge",
                     ..ops::cache_change(&ctx, "clear", None)?
-                }),
+                },
                 CacheCmd::Invalidate { tool } => {
-                    serde_json::to_value(ops::cache_change(&ctx, "invalidate", Some(&tool))?)
+                    ops::cache_change(&ctx, "invalidate", Some(&tool))?
                 }
-            }
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            };
             if g.json {
-                output::json(&v);
+                output::json(&answer);
             } else {
-                let mut s = String::new();
-                if let serde_json::Value::Object(o) = &v {
-                    for (k, val) in o {
-                        s.push_str(&format!("{k}: {val}\n"));
-                    }
-                }
-                output::text(&s);
+                output::text(&format!(
+                    "cache {}: {} entr{} removed{}",
+                    answer.action,
+                    answer.removed,
+                    if answer.removed == 1 { "y" } else { "ies" },
+                    answer
+                        .tool
+                        .as_deref()
+                        .map(|t| format!(" for {t}"))
+                        .unwrap_or_default()
+                ));
             }
             Ok(0)
         }
@@ -582,18 +568,7 @@ fn health_cmd(ctx: &Context, g: &Global, which: &str, heal: bool) -> Result<i32>
             output::json(&results[0]);
         }
     } else {
-        let mut s = String::new();
-        for h in &results {
-            s.push_str(&format!(
-                "{:<16} {:<9} breaker={}\n",
-                h.tool,
-                format!("{:?}", h.status).to_lowercase(),
-                h.breaker
-            ));
-            for i in &h.issues {
-                s.push_str(&format!("    - {i}\n"));
-            }
-        }
+        let mut s = crate::views::health(&results);
         if heal {
             s.push_str(&format!(
                 "healed (breaker reset): {}\n",

@@ -47,6 +47,8 @@ pub mod server;
 pub mod slots;
 pub mod sse;
 pub mod state;
+pub mod table;
+pub mod views;
 pub mod words;
 
 pub use app::{entry, main};

@@ -494,3 +494,89 @@ fn monitor_feeds_the_breakers_and_logs_transitions() {
         assert!(out.contains("ok    healthy    closed"), "{out}");
     }
 }
+
+#[test]
+fn text_output_is_tables_with_headers() {
+    let s = Sandbox::new(&["fail"]);
+    s.manifest(
+        "c",
+        "# a comment kept by show\nname: c\nversion: \"1.0.0\"\ndescription: \"a test tool\"\ncategory: utility\ncache: {ttl: 600}\ninput_schema:\n  arguments:\n    - name: host\n      required: true\n    - name: port\n  flags:\n    - flag: \"-v\"\nfallback_tool: fail\n",
+        Some("#!/bin/sh\necho hi\n"),
+    );
+    let o = s.run(&["list"]);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("NAME")
+            && header.contains("ARGUMENTS")
+            && header.contains("DESCRIPTION"),
+        "{out}"
+    );
+    assert!(out.contains("HOST [PORT] [options]"), "{out}");
+    assert!(out.ends_with("2 tools\n"), "{out}");
+    // show: the manifest as written, then the effective settings and their sources.
+    let out = stdout(&s.run(&["show", "c"]));
+    assert!(out.contains("# a comment kept by show\nname: c\n"), "{out}");
+    assert!(out.contains("# effective settings"), "{out}");
+    for needle in [
+        "timeout",
+        "120 s",
+        "ttl 600 s",
+        "fallbacks  fail",
+        "1 attempt",
+    ] {
+        assert!(out.contains(needle), "{needle}: {out}");
+    }
+    // cache stats.
+    assert_eq!(code(&s.run(&["c"])), 0);
+    let out = stdout(&s.run(&["cache", "stats"]));
+    assert!(out.starts_with("cache: 1 active entries"), "{out}");
+    assert!(out.contains("TOOL  ACTIVE ENTRIES\nc     1\n"), "{out}");
+    // breaker status.
+    for _ in 0..3 {
+        s.run(&["run", "--no-cache", "fail"]);
+    }
+    let out = stdout(&s.run(&["breaker", "status"]));
+    assert!(
+        out.starts_with("TOOL  STATE  FAILURES  THRESHOLD  PROBE IN\n"),
+        "{out}"
+    );
+    assert!(out.contains("fail  open   3         3"), "{out}");
+    // health.
+    let out = stdout(&s.run(&["health"]));
+    assert!(out.starts_with("TOOL  STATUS"), "{out}");
+    assert!(
+        out.contains("healthy: 1, degraded: 1, unhealthy: 0"),
+        "{out}"
+    );
+}
+
+#[test]
+fn colours_only_at_a_terminal_and_never_under_no_color() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let s = Sandbox::new(&["ok"]);
+    let pty = |no_color: Option<&str>| {
+        let cmdline = format!("{} list", bin().display());
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmdline, "/dev/null"])
+            .env("GATHM_HOME", s.home())
+            .env("GATHM_TOOLS_PATH", s.tools())
+            .env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        stdout(&c.output().unwrap())
+    };
+    assert!(pty(None).contains("\x1b[1mNAME\x1b[0m"));
+    assert!(!pty(Some("1")).contains('\x1b'));
+    // Piped: never.
+    let o = s.cmd().env_remove("NO_COLOR").arg("list").output().unwrap();
+    assert!(!stdout(&o).contains('\x1b'));
+}
