@@ -154,6 +154,9 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
             Ok(m) => {
                 let name = m.name.clone().or(dir_name.clone()).unwrap_or_default();
                 if let Some(first) = seen.get(&name) {
+                    if !only.is_empty() && !only.contains(&name) {
+                        continue;
+                    }
                     diags.push(Diagnostic {
                         severity: Severity::Warning,
                         file: f.clone(),

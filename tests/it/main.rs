@@ -9,6 +9,7 @@ mod first_hour;
 mod parallel;
 mod pipeline;
 mod policy;
+mod readme;
 mod resilience;
 mod run;
 mod serve;
