@@ -815,17 +815,25 @@ fn pipeline_cmd(ctx: &Context, g: &Global, cmd: PipelineCmd) -> Result<i32> {
                 return Ok(r.exit_code);
             }
             if !g.quiet || r.exit_code != 0 {
-                output::text(&pipeline::table(&r));
+                // Each step's output under a header, as `parallel` prints
+                // its items (file order; --quiet: failed steps only), then
+                // the summary table.
                 for s in &r.steps {
-                    if s.status == pipeline::StepStatus::Failed
-                        && let Some(env) = &s.envelope
-                    {
-                        output::raw_err(
-                            format!("--- step {} ({}) stderr:\n", s.id, s.tool).as_bytes(),
-                        );
-                        output::raw_err(env.error.as_bytes());
+                    let Some(env) = &s.envelope else { continue };
+                    if g.quiet && s.status != pipeline::StepStatus::Failed {
+                        continue;
                     }
+                    output::raw_out(
+                        format!("==> {} ({}) ({})\n", s.id, s.tool, parallel::verdict(env))
+                            .as_bytes(),
+                    );
+                    output::raw_out(env.output.as_bytes());
+                    if !env.output.is_empty() && !env.output.ends_with('\n') {
+                        output::raw_out(b"\n");
+                    }
+                    output::raw_err(env.error.as_bytes());
                 }
+                output::text(&pipeline::table(&r));
             }
             Ok(r.exit_code)
         }
