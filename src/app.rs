@@ -594,11 +594,12 @@ fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
         })
         .collect::<Result<Vec<String>>>()?;
     let items = parallel::parse_cli(&words)?;
+    let approved = a.approve || approve_at_terminal(ctx, g, items.iter().map(|i| i.tool.as_str()))?;
     runner::install_signal_flags();
     let opts = parallel::Options {
         jobs: a.jobs.map_or_else(slots::default_jobs, |j| j as usize),
         role: g.role.clone(),
-        approved: a.approve,
+        approved,
         cancel: runner::Cancel::new(),
         progress: !g.json && !g.quiet && std::io::stderr().is_terminal(),
         actor: "parallel".into(),
@@ -636,6 +637,43 @@ fn parallel_cmd(ctx: &Context, g: &Global, a: ParallelArgs) -> Result<i32> {
         );
     }
     Ok(code)
+}
+
+/// At a terminal (text mode), ask once for the tools of a batch that the
+/// role's policy marks `requires_approval`; `true` when approved.
+fn approve_at_terminal<'a>(
+    ctx: &Context,
+    g: &Global,
+    tools: impl Iterator<Item = &'a str>,
+) -> Result<bool> {
+    if g.json || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(false);
+    }
+    let p = ctx.policies()?;
+    let mut need: Vec<&str> = tools
+        .filter(|t| {
+            crate::policy::decide(&p, &g.role, t, crate::policy::Action::Execute, false).decision
+                == crate::policy::Verdict::ApprovalRequired
+        })
+        .collect();
+    need.sort();
+    need.dedup();
+    if need.is_empty() {
+        return Ok(false);
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "gathm: {} require{} approval for role {}. Run {}? [y/N] ",
+        need.join(", "),
+        if need.len() == 1 { "s" } else { "" },
+        g.role,
+        if need.len() == 1 { "it" } else { "them" }
+    );
+    let _ = err.flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 fn chain_cmd(ctx: &Context, g: &Global, a: ChainArgs) -> Result<i32> {

@@ -580,3 +580,41 @@ fn colours_only_at_a_terminal_and_never_under_no_color() {
     let o = s.cmd().env_remove("NO_COLOR").arg("list").output().unwrap();
     assert!(!stdout(&o).contains('\x1b'));
 }
+
+#[test]
+fn ask_run_confirms_at_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let s = Sandbox::new(&["ok"]);
+    for (answer, want) in [("y\n", 0), ("n\n", 1)] {
+        let cmdline = format!("{} ask --run ok -- typed", bin().display());
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmdline, "/dev/null"])
+            .env("GATHM_HOME", s.home())
+            .env("GATHM_TOOLS_PATH", s.tools())
+            .env("NO_COLOR", "1")
+            .current_dir(s.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(all.contains("run `ok typed`? [y/N]"), "{all}");
+        assert_eq!(o.status.code(), Some(want), "{answer:?}: {all}");
+        assert_eq!(all.contains("not run"), want == 1, "{all}");
+    }
+}
