@@ -1113,9 +1113,7 @@ fn monitor_cmd(
     names: &[String],
 ) -> Result<i32> {
     use crate::monitor;
-    let interval = interval
-        .or_else(|| crate::config::env_parse("GATHM_MONITOR_INTERVAL"))
-        .unwrap_or(30.0);
+    let interval = interval.or_else(monitor::env_interval).unwrap_or(30.0);
     if !(interval > 0.0 && interval.is_finite()) {
         return Err(Error::Usage(
             "--interval must be a positive number of seconds".into(),
@@ -1133,24 +1131,19 @@ fn monitor_cmd(
     };
     runner::install_signal_flags();
     let live = !g.json && std::io::stdout().is_terminal();
-    let mut mem = monitor::Memory::default();
     let mut recent: Vec<String> = Vec::new();
     let mut first = true;
-    loop {
-        let tools = match &fixed {
-            Some(t) => t.clone(),
-            None => ctx.search.scan().tools,
-        };
-        let r = monitor::round(ctx, &tools, &mut mem)?;
-        let unhealthy = r
+    let mut unhealthy = false;
+    let mut on_round = |r: &monitor::Round| {
+        unhealthy = r
             .health
             .iter()
             .any(|h| h.status == health::Status::Unhealthy);
         if g.json {
             if once {
-                output::json(&r);
+                output::json(r);
             } else {
-                let line = serde_json::to_string(&r).unwrap_or_default();
+                let line = serde_json::to_string(r).unwrap_or_default();
                 output::raw_out(format!("{line}\n").as_bytes());
             }
         } else if live {
@@ -1190,15 +1183,20 @@ fn monitor_cmd(
             output::raw_out(s.as_bytes());
         }
         first = false;
-        if once {
-            return Ok(if unhealthy { 1 } else { 0 });
-        }
-        let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(interval);
-        while std::time::Instant::now() < end {
-            if runner::interrupted() {
-                return Ok(i32::from(code::INTERRUPTED));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
+    };
+    monitor::run_loop(
+        ctx,
+        fixed.as_deref(),
+        interval,
+        once,
+        &runner::interrupted,
+        &mut on_round,
+    )?;
+    Ok(if runner::interrupted() {
+        i32::from(code::INTERRUPTED)
+    } else if once && unhealthy {
+        1
+    } else {
+        0
+    })
 }

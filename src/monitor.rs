@@ -187,3 +187,47 @@ pub fn line(t: &Transition) -> String {
         t.timestamp, t.tool, t.what, t.from, t.to, t.reason
     )
 }
+
+/// The monitor loop: a round every `interval` seconds over `tools` (or every
+/// tool on the search path, rescanned each round) until `stop` returns true
+/// (checked every 100 ms), or after one round when `once`. `on_round` gets
+/// each round. `gathm monitor` runs it in the foreground; `gathm serve` can
+/// run it on a thread when `GATHM_MONITOR_INTERVAL` is set and count
+/// `Round::transitions` in its metrics.
+pub fn run_loop(
+    ctx: &Context,
+    tools: Option<&[Tool]>,
+    interval: f64,
+    once: bool,
+    stop: &dyn Fn() -> bool,
+    on_round: &mut dyn FnMut(&Round),
+) -> Result<()> {
+    let mut mem = Memory::default();
+    loop {
+        let scanned;
+        let list = match tools {
+            Some(t) => t,
+            None => {
+                scanned = ctx.search.scan().tools;
+                &scanned
+            }
+        };
+        let r = round(ctx, list, &mut mem)?;
+        on_round(&r);
+        if once {
+            return Ok(());
+        }
+        let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(interval);
+        while std::time::Instant::now() < end {
+            if stop() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// The interval from `GATHM_MONITOR_INTERVAL` (seconds), if set and positive.
+pub fn env_interval() -> Option<f64> {
+    crate::config::env_parse::<f64>("GATHM_MONITOR_INTERVAL").filter(|s| *s > 0.0 && s.is_finite())
+}
