@@ -316,11 +316,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Chain(a) => chain_cmd(&ctx, &g, a),
         Command::Pipeline(cmd) => pipeline_cmd(&ctx, &g, cmd),
         Command::List { category } => {
-            let (list, diags) = ops::list(&ctx, &g.role, category.as_deref())?;
+            let (tools, diags) = ops::list_tools(&ctx, &g.role, category.as_deref())?;
             for d in &diags {
                 output::error(&diag_text(d));
             }
-            if list.count == 0 && category.is_none() {
+            if tools.is_empty() && category.is_none() {
                 output::error(&format!(
                     "no tools found; looked in {}\n{}",
                     ctx.search.describe_dirs(),
@@ -328,9 +328,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 ));
             }
             if g.json {
-                output::json(&list);
+                let tools: Vec<_> = tools.iter().map(ops::summary).collect();
+                output::json(&crate::api::ToolList {
+                    count: tools.len(),
+                    tools,
+                });
             } else {
-                output::text(&crate::views::list(&ctx, &list));
+                output::text(&crate::views::list(&tools));
             }
             Ok(0)
         }

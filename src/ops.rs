@@ -43,6 +43,23 @@ pub fn list(
     role: &str,
     category: Option<&str>,
 ) -> Result<(ToolList, Vec<Diagnostic>)> {
+    let (tools, diagnostics) = list_tools(ctx, role, category)?;
+    let tools: Vec<ToolSummary> = tools.iter().map(summary).collect();
+    Ok((
+        ToolList {
+            count: tools.len(),
+            tools,
+        },
+        diagnostics,
+    ))
+}
+
+/// The tools of [`list`] themselves (the text table shows their arguments).
+pub fn list_tools(
+    ctx: &Context,
+    role: &str,
+    category: Option<&str>,
+) -> Result<(Vec<Tool>, Vec<Diagnostic>)> {
     let p = ctx.policies()?;
     let p = &*p;
     let d = policy::decide(p, role, "", Action::Discover, false);
@@ -51,22 +68,15 @@ pub fn list(
     }
     let scan = ctx.search.scan();
     let role_def = p.roles.get(role);
-    let tools: Vec<ToolSummary> = scan
+    let tools: Vec<Tool> = scan
         .tools
-        .iter()
+        .into_iter()
         .filter(|t| {
             role_def.is_none_or(|r| !r.blocked_tools.iter().any(|g| policy::glob(g, &t.name)))
         })
         .filter(|t| category.is_none_or(|c| t.manifest.categories().iter().any(|x| x == c)))
-        .map(summary)
         .collect();
-    Ok((
-        ToolList {
-            count: tools.len(),
-            tools,
-        },
-        scan.diagnostics,
-    ))
+    Ok((tools, scan.diagnostics))
 }
 
 /// A tool's whole manifest as JSON, plus where it lives.

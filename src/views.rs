@@ -1,9 +1,6 @@
 //! Text a person reads: the tables and summaries of `list`, `cache`,
 //! `breaker status`, `health` and `show` (the JSON forms are the serde types).
 
-use std::collections::BTreeMap;
-
-use crate::api::ToolList;
 use crate::config::Context;
 use crate::health::{Health, Status};
 use crate::manifest::CacheSetting;
@@ -30,25 +27,16 @@ pub fn usage_of(t: &Tool) -> String {
 }
 
 /// `list`: NAME VERSION CATEGORY ARGUMENTS DESCRIPTION, then the count.
-pub fn list(ctx: &Context, list: &ToolList) -> String {
-    let tools: BTreeMap<String, Tool> = if list.tools.is_empty() {
-        BTreeMap::new()
-    } else {
-        ctx.search
-            .scan()
-            .tools
-            .into_iter()
-            .map(|t| (t.name.clone(), t))
-            .collect()
-    };
+pub fn list(tools: &[Tool]) -> String {
     let mut t = Table::new(&["NAME", "VERSION", "CATEGORY", "ARGUMENTS", "DESCRIPTION"]);
-    for s in &list.tools {
+    for tool in tools {
+        let s = crate::ops::summary(tool);
         t.row(vec![
-            s.name.clone(),
-            s.version.clone(),
+            s.name,
+            s.version,
             s.category.join(","),
-            tools.get(&s.name).map(usage_of).unwrap_or_default(),
-            s.description.clone(),
+            usage_of(tool),
+            s.description,
         ]);
     }
     let mut out = if t.is_empty() {
@@ -58,8 +46,8 @@ pub fn list(ctx: &Context, list: &ToolList) -> String {
     };
     out.push_str(&format!(
         "{} tool{}\n",
-        list.count,
-        if list.count == 1 { "" } else { "s" }
+        tools.len(),
+        if tools.len() == 1 { "" } else { "s" }
     ));
     out
 }
