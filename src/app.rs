@@ -944,6 +944,15 @@ fn run_cmd(ctx: &Context, g: &Global, a: RunArgs, shortcut: bool) -> Result<i32>
         }
     }
     print_envelope(g, &env, live);
+    if !g.json
+        && env.reason == Some(crate::api::Reason::NotExecutable)
+        && let Ok(Some(t)) = ctx.search.find(&tool)
+    {
+        // Say why it cannot start, where the manifest sets it.
+        for (key, problem) in crate::checks::start_problems(&t) {
+            output::error(&format!("hint: {problem} ({})", crate::checks::at(&t, key)));
+        }
+    }
     Ok(env.exit_code)
 }
 

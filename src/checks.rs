@@ -128,3 +128,10 @@ pub fn diagnostics(file: &Path, text: &str, m: &Manifest, name: &str) -> Vec<Dia
         })
         .collect()
 }
+
+/// `file:line` of a manifest key (for messages about a tool).
+pub fn at(tool: &Tool, key: &str) -> String {
+    let text = std::fs::read_to_string(&tool.manifest_path).unwrap_or_default();
+    let (line, _) = manifest::locate(&text, key);
+    format!("{}:{line}", tool.manifest_path.display())
+}

@@ -251,7 +251,20 @@ fn validate_strict_and_health_check_that_the_tool_can_start() {
         let (c, v) = s.json(&["--json", "health", tool]);
         assert_eq!(c, 1, "{v}");
         assert_eq!(v["status"], "unhealthy", "{v}");
+        assert!(v["issues"][0].as_str().unwrap().contains(needle), "{v}");
+        assert!(
+            v["issues"][0].as_str().unwrap().contains("tool.yaml:"),
+            "{v}"
+        );
     }
+    // run says why it cannot start.
+    let o = s.run(&["noexec"]);
+    assert_eq!(code(&o), 126);
+    assert!(
+        stderr(&o).contains("hint: ") && stderr(&o).contains("noexec/tool.yaml:1"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
