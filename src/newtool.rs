@@ -228,6 +228,13 @@ pub fn create(ctx: &Context, o: &Options) -> Result<Created> {
         0o644,
     )?;
     write_new(&script, &script_text(&o.name, o.lang, &description), 0o755)?;
+    ctx.logger.audit(vec![serde_json::json!({
+        "action": "tool_create",
+        "tool": o.name,
+        "category": category,
+        "lang": o.lang,
+        "dir": dir.display().to_string(),
+    })]);
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let on_search_path = ctx.search.dirs.iter().any(|d| abs(d) == abs(&parent));
     Ok(Created {

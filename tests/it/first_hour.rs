@@ -141,6 +141,11 @@ fn new_tool_scaffolds_a_tool_that_passes_validate_strict() {
         let o = s.run(&["run", &name, "there"]);
         assert_eq!(stdout(&o).trim(), format!("Hello from {name}: there"));
     }
+    assert!(
+        s.log("audit.log")
+            .iter()
+            .any(|r| r["action"] == "tool_create" && r["tool"] == "hello-bash")
+    );
     // Exists already; bad names; bad categories list the eight.
     let o = s.run(&["new-tool", "hello-bash"]);
     assert_eq!(code(&o), 2);
