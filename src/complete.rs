@@ -178,12 +178,14 @@ pub fn zsh(generated: &str) -> String {
     let helper = r#"
 (( $+functions[_gathm_tools] )) ||
 _gathm_tools() {
-    local -a tools dirs
+    # $words is shifted inside subcommands: read the whole line instead.
+    local -a tools dirs line
     local i
-    for ((i = 2; i < $#words; i++)); do
-        [[ $words[i] == --tools-dir ]] && dirs+=(--tools-dir $words[i+1])
+    line=(${(z)BUFFER})
+    for ((i = 2; i < $#line; i++)); do
+        [[ $line[i] == --tools-dir ]] && dirs+=(--tools-dir ${(Q)line[i+1]})
     done
-    tools=(${(f)"$($words[1] $dirs __complete tools 2>/dev/null)"})
+    tools=(${(f)"$(${(Q)line[1]} $dirs __complete tools 2>/dev/null)"})
     compadd -a tools
 }
 "#;

@@ -636,3 +636,83 @@ fn ask_run_confirms_at_a_terminal() {
         assert_eq!(all.contains("not run"), want == 1, "{all}");
     }
 }
+
+fn shell_env(s: &Sandbox, c: &mut std::process::Command) {
+    let bin_dir = bin().parent().unwrap().to_path_buf();
+    c.env(
+        "PATH",
+        format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()),
+    )
+    .env("GATHM_HOME", s.home())
+    .env("GATHM_TOOLS_PATH", s.tools())
+    .current_dir(s.path());
+}
+
+#[test]
+fn fish_completion_knows_the_tools() {
+    if std::process::Command::new("fish")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let s = Sandbox::new(&["ok", "slow"]);
+    let script = repo().join("completions/gathm.fish");
+    let complete = |line: &str| {
+        let mut c = std::process::Command::new("fish");
+        c.arg("-c").arg(format!(
+            "source '{}'; complete -C '{line}'",
+            script.display()
+        ));
+        shell_env(&s, &mut c);
+        let o = c.output().unwrap();
+        stdout(&o)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(complete("gathm show "), ["ok", "slow"]);
+    assert_eq!(complete("gathm breaker reset s"), ["slow"]);
+    assert!(complete("gathm ").contains(&"slow".to_string()));
+    assert!(!complete("gathm run slow ").contains(&"ok".to_string()));
+}
+
+#[test]
+fn zsh_completion_knows_the_tools() {
+    if std::process::Command::new("zsh")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let s = Sandbox::new(&["ok", "slow"]);
+    let fpath = s.path().join("zfunc");
+    std::fs::create_dir_all(&fpath).unwrap();
+    std::fs::copy(repo().join("completions/_gathm"), fpath.join("_gathm")).unwrap();
+    // Type the line and a Tab in an interactive zsh on a pseudo-terminal.
+    let driver = format!(
+        r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PS1='> '; fpath=({} \$fpath); autoload -Uz compinit; compinit -u -D; unsetopt beep"
+sleep 1
+while zpty -rt z junk; do :; done
+zpty -w -n z "$1"$'\t'
+sleep 2
+while zpty -rt z line; do print -rn -- "$line"; done
+zpty -d z
+"#,
+        fpath.display()
+    );
+    let complete = |line: &str| {
+        let mut c = std::process::Command::new("zsh");
+        c.args(["-f", "-c", &driver, "zsh", line]);
+        shell_env(&s, &mut c);
+        stdout(&c.output().unwrap())
+    };
+    let out = complete("gathm show sl");
+    assert!(out.contains("gathm show slow"), "{out:?}");
+    let out = complete("gathm cache invalidate o");
+    assert!(out.contains("gathm cache invalidate ok"), "{out:?}");
+}
