@@ -339,8 +339,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Show { tool } => {
-            let v = ops::show(&ctx, &g.role, &tool)?;
+            let mut v = ops::show(&ctx, &g.role, &tool)?;
             if g.json {
+                let t = ops::find(&ctx, &tool)?;
+                v["effective"] =
+                    serde_json::to_value(crate::views::effective(&ctx, &t)).unwrap_or_default();
                 output::json(&v);
             } else {
                 let t = ops::find(&ctx, &tool)?;

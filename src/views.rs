@@ -163,19 +163,41 @@ fn env_source(var: &str) -> Option<String> {
 /// `show`: the manifest as written, then the effective settings with where
 /// each comes from.
 pub fn show(ctx: &Context, t: &Tool) -> String {
-    let m = &t.manifest;
     let written = std::fs::read_to_string(&t.manifest_path).unwrap_or_default();
     let mut out = format!("# {}\n{written}", t.manifest_path.display());
     if !written.ends_with('\n') {
         out.push('\n');
     }
+    let mut table = Table::new(&["SETTING", "EFFECTIVE", "FROM"]);
+    for e in effective(ctx, t) {
+        table.row(vec![e.setting.into(), e.value, e.source]);
+    }
+    out.push_str("\n# effective settings\n");
+    out.push_str(&table.render(colour_on()));
+    out
+}
+
+/// One effective setting of a tool and where its value comes from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Effective {
+    /// `command`, `timeout`, `cache`, `breaker`, `retry`, `fallbacks`.
+    pub setting: &'static str,
+    /// The value in effect, as a person reads it.
+    pub value: String,
+    /// `manifest`, `default`, or the environment variable (`NAME=value`).
+    pub source: String,
+}
+
+/// The effective settings of a tool (`show`; `show --json` as `effective`).
+pub fn effective(ctx: &Context, t: &Tool) -> Vec<Effective> {
+    let m = &t.manifest;
     let s = &ctx.settings;
-    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut rows: Vec<(&'static str, String, String)> = Vec::new();
     let (program, prefix) = t.program();
     let mut argv = vec![program.display().to_string()];
     argv.extend(prefix.iter().map(|a| a.to_string_lossy().into_owned()));
     rows.push((
-        "command".into(),
+        "command",
         argv.join(" "),
         if m.command.is_some() {
             "manifest".into()
@@ -184,9 +206,9 @@ pub fn show(ctx: &Context, t: &Tool) -> String {
         },
     ));
     rows.push(match m.timeout {
-        Some(x) => ("timeout".into(), format!("{x} s"), "manifest".into()),
+        Some(x) => ("timeout", format!("{x} s"), "manifest".into()),
         None => (
-            "timeout".into(),
+            "timeout",
             format!("{} s", s.default_timeout),
             env_source("GATHM_DEFAULT_TIMEOUT").unwrap_or_else(|| "default".into()),
         ),
@@ -197,19 +219,19 @@ pub fn show(ctx: &Context, t: &Tool) -> String {
         ", but GATHM_CACHE_ENABLED turns caching off".into()
     };
     rows.push(match &m.cache {
-        Some(CacheSetting::Enabled(false)) => ("cache".into(), "off".into(), "manifest".into()),
+        Some(CacheSetting::Enabled(false)) => ("cache", "off".into(), "manifest".into()),
         Some(CacheSetting::Enabled(true)) => (
-            "cache".into(),
+            "cache",
             format!("ttl {} s{cache_env}", s.cache_ttl),
             "manifest (ttl: GATHM_CACHE_DEFAULT_TTL or default)".into(),
         ),
         Some(CacheSetting::Ttl { ttl }) => (
-            "cache".into(),
+            "cache",
             format!("ttl {ttl} s{cache_env}"),
             "manifest".into(),
         ),
         None => (
-            "cache".into(),
+            "cache",
             format!(
                 "not set in the manifest (default ttl {} s{cache_env})",
                 s.cache_ttl
@@ -220,7 +242,7 @@ pub fn show(ctx: &Context, t: &Tool) -> String {
     let cfg = crate::run::breaker_config(ctx, t);
     let b = m.breaker.as_ref();
     rows.push((
-        "breaker".into(),
+        "breaker",
         format!(
             "opens after {} failures, probe after {} s",
             cfg.threshold, cfg.recovery_timeout
@@ -237,7 +259,7 @@ pub fn show(ctx: &Context, t: &Tool) -> String {
     ));
     rows.push(match &m.retry {
         Some(r) => (
-            "retry".into(),
+            "retry",
             format!(
                 "{} attempts, delay {} s x{} (max {} s){}",
                 r.attempts,
@@ -252,15 +274,11 @@ pub fn show(ctx: &Context, t: &Tool) -> String {
             ),
             "manifest".into(),
         ),
-        None => (
-            "retry".into(),
-            "1 attempt (no retry)".into(),
-            "default".into(),
-        ),
+        None => ("retry", "1 attempt (no retry)".into(), "default".into()),
     });
     let fb = m.fallbacks();
     rows.push((
-        "fallbacks".into(),
+        "fallbacks",
         if fb.is_empty() {
             "none".into()
         } else {
@@ -268,11 +286,11 @@ pub fn show(ctx: &Context, t: &Tool) -> String {
         },
         if fb.is_empty() { "default" } else { "manifest" }.into(),
     ));
-    let mut table = Table::new(&["SETTING", "EFFECTIVE", "FROM"]);
-    for (k, v, from) in rows {
-        table.row(vec![k, v, from]);
-    }
-    out.push_str("\n# effective settings\n");
-    out.push_str(&table.render(colour_on()));
-    out
+    rows.into_iter()
+        .map(|(k, value, source)| Effective {
+            setting: k,
+            value,
+            source,
+        })
+        .collect()
 }

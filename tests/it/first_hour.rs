@@ -546,6 +546,19 @@ fn text_output_is_tables_with_headers() {
     ] {
         assert!(out.contains(needle), "{needle}: {out}");
     }
+    let (_, v) = s.json(&["--json", "show", "c"]);
+    let eff = v["effective"].as_array().unwrap();
+    assert!(
+        eff.iter()
+            .any(|e| e["setting"] == "timeout" && e["source"] == "default"),
+        "{v}"
+    );
+    assert!(
+        eff.iter().any(|e| e["setting"] == "fallbacks"
+            && e["value"] == "fail"
+            && e["source"] == "manifest"),
+        "{v}"
+    );
     // cache stats.
     assert_eq!(code(&s.run(&["c"])), 0);
     let out = stdout(&s.run(&["cache", "stats"]));
