@@ -99,7 +99,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         .any(|a| a == "--json");
     let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
-        Err(e) => return clap_error(e, &args, json_wanted),
+        Err(e) => return clap_error(e, json_wanted),
     };
     let json = cli.global.json;
     match dispatch(cli) {
@@ -153,7 +153,7 @@ fn option_hint(bad: &str) -> Option<String> {
 /// A clap parse error: help and version print as they are; a usage error
 /// gets gathm's own hints (a `run` option given before the tool without
 /// `run`, a near-miss option) and exits 2.
-fn clap_error(e: clap::Error, args: &[OsString], json: bool) -> i32 {
+fn clap_error(e: clap::Error, json: bool) -> i32 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     if !e.use_stderr() {
         let _ = e.print();
@@ -166,7 +166,6 @@ fn clap_error(e: clap::Error, args: &[OsString], json: bool) -> i32 {
         let has_tip = e.get(ContextKind::SuggestedArg).is_some();
         hint = option_hint(bad).filter(|h| !has_tip || h.contains("option of `run`"));
     }
-    let _ = args;
     if json {
         let rendered = e.render().to_string();
         let first = rendered.lines().next().unwrap_or("usage error");
@@ -404,7 +403,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     s.version,
                     s.home,
                     s.tools,
-                    s.tools_path.join(":"),
+                    ctx.search.describe_dirs(),
                     s.policies,
                     s.role,
                     s.cache.active,

@@ -34,6 +34,20 @@ pub struct AskRequest {
     pub query: String,
 }
 
+impl AskRequest {
+    /// The reference's bounds: a query of 1 to 16000 characters, not blank.
+    /// The HTTP route answers 422 with this message otherwise.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let n = self.query.chars().count();
+        if self.query.trim().is_empty() || n > 16000 {
+            return Err(format!(
+                "query must be 1 to 16000 characters and not blank (got {n})"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One scored tool.
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {
@@ -296,6 +310,14 @@ mod tests {
         let a = route(&tools, "nothing relevant here");
         assert_eq!(a.matched_tool, None);
         assert_eq!(a.error.as_deref(), Some("No matching tool found"));
+    }
+
+    #[test]
+    fn request_bounds() {
+        let r = |q: &str| AskRequest { query: q.into() }.validate();
+        assert!(r("weather").is_ok());
+        assert!(r("  ").is_err());
+        assert!(r(&"x".repeat(16001)).is_err());
     }
 
     #[test]
