@@ -167,9 +167,15 @@ fn clap_error(e: clap::Error, json: bool) -> i32 {
         hint = option_hint(bad).filter(|h| !has_tip || h.contains("option of `run`"));
     }
     if json {
+        // The error's first paragraph, on one line.
         let rendered = e.render().to_string();
-        let first = rendered.lines().next().unwrap_or("usage error");
-        let msg = first.strip_prefix("error: ").unwrap_or(first).to_string();
+        let msg = rendered
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let msg = msg.strip_prefix("error: ").unwrap_or(&msg).to_string();
         output::json(&serde_json::json!({
             "error": msg,
             "hint": hint,
