@@ -321,6 +321,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Chain(a) => chain_cmd(&ctx, &g, a),
         Command::Pipeline(cmd) => pipeline_cmd(&ctx, &g, cmd),
         Command::List { category } => {
+            if let Some(c) = &category {
+                crate::newtool::check_category(c)?;
+            }
             let (tools, diags) = ops::list_tools(&ctx, &g.role, category.as_deref())?;
             for d in &diags {
                 output::error(&diag_text(d));

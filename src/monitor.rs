@@ -157,27 +157,26 @@ pub fn round(ctx: &Context, tools: &[Tool], mem: &mut Memory) -> Result<Round> {
     })
 }
 
-/// The compact table: TOOL STATUS BREAKER ISSUE.
+/// The compact table: TOOL STATUS BREAKER ISSUE (coloured at a terminal).
 pub fn table(health: &[Health]) -> String {
-    let w = health
-        .iter()
-        .map(|h| h.tool.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let mut s = format!("{:<w$}  {:<9}  {:<9}  ISSUE\n", "TOOL", "STATUS", "BREAKER");
+    use crate::table::{Colour, Table, colour_on};
+    let colour = |s: &str| match s {
+        "healthy" | "closed" => Some(Colour::Green),
+        "degraded" | "half_open" => Some(Colour::Yellow),
+        "unhealthy" | "open" => Some(Colour::Red),
+        _ => None,
+    };
+    let mut t = Table::new(&["TOOL", "STATUS", "BREAKER", "ISSUE"]);
     for h in health {
-        let row = format!(
-            "{:<w$}  {:<9}  {:<9}  {}",
-            h.tool,
-            status_name(h.status),
-            h.breaker,
-            h.issues.first().map(String::as_str).unwrap_or("")
-        );
-        s.push_str(row.trim_end());
-        s.push('\n');
+        let status = status_name(h.status);
+        t.row_coloured(vec![
+            (h.tool.clone(), None),
+            (status.to_string(), colour(status)),
+            (h.breaker.clone(), colour(&h.breaker)),
+            (h.issues.first().cloned().unwrap_or_default(), None),
+        ]);
     }
-    s
+    t.render(colour_on())
 }
 
 /// A transition as one line.

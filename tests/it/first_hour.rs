@@ -505,11 +505,12 @@ fn monitor_feeds_the_breakers_and_logs_transitions() {
             .args(["-qec", &cmdline, "/dev/null"])
             .env("GATHM_HOME", s.home())
             .env("GATHM_TOOLS_PATH", s.tools())
+            .env("NO_COLOR", "1")
             .output()
             .unwrap();
         let out = stdout(&o);
         assert!(out.contains("gathm monitor: 1 tools"), "{out}");
-        assert!(out.contains("ok    healthy    closed"), "{out}");
+        assert!(out.contains("ok    healthy  closed"), "{out}");
     }
 }
 
