@@ -167,6 +167,10 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
                     if !only.is_empty() && !only.contains(&name) {
                         continue;
                     }
+                    // An identical copy (`gathm init` run in a checkout) is no conflict.
+                    if graph.get(&name).is_some_and(|(_, t, _)| *t == text) {
+                        continue;
+                    }
                     diags.push(Diagnostic {
                         severity: Severity::Warning,
                         file: f.clone(),

@@ -301,13 +301,17 @@ impl SearchPath {
             }
         }
         let mut scan = Scan::default();
-        let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut seen: BTreeMap<String, (PathBuf, [u8; 32])> = BTreeMap::new();
         for ((path, _), res) in files.iter().zip(results) {
             match res {
                 None => {}
                 Some(Err(d)) => scan.diagnostics.push(d),
                 Some(Ok(tool)) => {
-                    if let Some(first) = seen.get(&tool.name) {
+                    if let Some((first, digest)) = seen.get(&tool.name) {
+                        // An identical copy (`gathm init` run in a checkout) is no conflict.
+                        if *digest == tool.digest {
+                            continue;
+                        }
                         scan.diagnostics.push(Diagnostic {
                             severity: Severity::Warning,
                             file: path.clone(),
@@ -320,7 +324,7 @@ impl SearchPath {
                             ),
                         });
                     } else {
-                        seen.insert(tool.name.clone(), path.clone());
+                        seen.insert(tool.name.clone(), (path.clone(), tool.digest));
                         scan.tools.push(tool);
                     }
                 }

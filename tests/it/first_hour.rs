@@ -211,6 +211,27 @@ fn init_installs_the_catalogue_idempotently() {
         .as_u64()
         .unwrap_or_else(|| v.as_array().map_or(0, |a| a.len() as u64));
     assert_eq!(count as usize, n, "{v}");
+    // In a checkout (./tools holds the same catalogue), identical copies are
+    // no shadowing conflict; a changed one still is.
+    let hash = repo().join("tools/hash");
+    std::fs::create_dir_all(s.tools().join("hash")).unwrap();
+    for f in ["tool.yaml", "hash"] {
+        std::fs::copy(hash.join(f), s.tools().join("hash").join(f)).unwrap();
+    }
+    let run = |args: &[&str]| {
+        s.cmd()
+            .env_remove("GATHM_TOOLS_PATH")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["list"]);
+    assert!(!stderr(&o).contains("shadowed"), "{}", stderr(&o));
+    assert_eq!(code(&run(&["validate", "--strict", "hash"])), 0);
+    let y = s.tools().join("hash/tool.yaml");
+    let text = std::fs::read_to_string(&y).unwrap();
+    std::fs::write(&y, format!("{text}\n# changed\n")).unwrap();
+    assert!(stderr(&run(&["list"])).contains("shadowed"));
 }
 
 #[test]
