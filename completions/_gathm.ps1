@@ -49,6 +49,11 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('pipeline', 'pipeline', [CompletionResultType]::ParameterValue, 'Run or check a DAG of steps described in a YAML file')
             [CompletionResult]::new('schedule', 'schedule', [CompletionResultType]::ParameterValue, 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API (see README, "gathm serve")')
+            [CompletionResult]::new('new-tool', 'new-tool', [CompletionResultType]::ParameterValue, 'Create a new tool: NAME/tool.yaml and an executable script that handles --help')
+            [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Pick the tool for a plain-language request (keyword scoring; no model)')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Run the health checks periodically, feeding the breakers; log transitions')
+            [CompletionResult]::new('__complete', '__complete', [CompletionResultType]::ParameterValue, 'For the shell completion scripts: print tool names, one a line')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -233,8 +238,8 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Entry counts and sizes')
-            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove expired entries')
-            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every entry')
+            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove every entry (empty the cache)')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove expired entries only')
             [CompletionResult]::new('invalidate', 'invalidate', [CompletionResultType]::ParameterValue, 'Remove one tool''s entries')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -289,8 +294,8 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
         }
         'gathm;cache;help' {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Entry counts and sizes')
-            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove expired entries')
-            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every entry')
+            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove every entry (empty the cache)')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove expired entries only')
             [CompletionResult]::new('invalidate', 'invalidate', [CompletionResultType]::ParameterValue, 'Remove one tool''s entries')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -571,6 +576,78 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'gathm;new-tool' {
+            [CompletionResult]::new('--category', '--category', [CompletionResultType]::ParameterName, 'Category: security, networking, data, media, utility, finance, science or productivity')
+            [CompletionResult]::new('--lang', '--lang', [CompletionResultType]::ParameterName, 'Script language')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Create it under DIR (default: the first directory of the tool search path)')
+            [CompletionResult]::new('--description', '--description', [CompletionResultType]::ParameterName, 'One-line description')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'gathm;ask' {
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--explain', '--explain', [CompletionResultType]::ParameterName, 'Show how each candidate scored')
+            [CompletionResult]::new('--run', '--run', [CompletionResultType]::ParameterName, 'Run the best match with the words after `--` as its arguments')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'With --run: do not ask for confirmation')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'With --run: do not ask for confirmation')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;init' {
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Copy the tools from DIR (default: the repository''s tools/ found beside the executable)')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--link', '--link', [CompletionResultType]::ParameterName, 'Symlink each tool instead of copying it')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;monitor' {
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'Seconds between rounds (default: $GATHM_MONITOR_INTERVAL, else 30)')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--once', '--once', [CompletionResultType]::ParameterName, 'One round, then exit (1 if any tool is unhealthy)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'gathm;__complete' {
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'gathm;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the tools the role may discover')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a tool''s whole manifest')
@@ -589,6 +666,11 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('pipeline', 'pipeline', [CompletionResultType]::ParameterValue, 'Run or check a DAG of steps described in a YAML file')
             [CompletionResult]::new('schedule', 'schedule', [CompletionResultType]::ParameterValue, 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the HTTP API (see README, "gathm serve")')
+            [CompletionResult]::new('new-tool', 'new-tool', [CompletionResultType]::ParameterValue, 'Create a new tool: NAME/tool.yaml and an executable script that handles --help')
+            [CompletionResult]::new('ask', 'ask', [CompletionResultType]::ParameterValue, 'Pick the tool for a plain-language request (keyword scoring; no model)')
+            [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)')
+            [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Run the health checks periodically, feeding the breakers; log transitions')
+            [CompletionResult]::new('__complete', '__complete', [CompletionResultType]::ParameterValue, 'For the shell completion scripts: print tool names, one a line')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -632,8 +714,8 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
         }
         'gathm;help;cache' {
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Entry counts and sizes')
-            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove expired entries')
-            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every entry')
+            [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Remove every entry (empty the cache)')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove expired entries only')
             [CompletionResult]::new('invalidate', 'invalidate', [CompletionResultType]::ParameterValue, 'Remove one tool''s entries')
             break
         }
@@ -701,6 +783,21 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             break
         }
         'gathm;help;serve' {
+            break
+        }
+        'gathm;help;new-tool' {
+            break
+        }
+        'gathm;help;ask' {
+            break
+        }
+        'gathm;help;init' {
+            break
+        }
+        'gathm;help;monitor' {
+            break
+        }
+        'gathm;help;__complete' {
             break
         }
         'gathm;help;help' {

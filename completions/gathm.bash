@@ -16,6 +16,12 @@ _gathm() {
             ",$1")
                 cmd="gathm"
                 ;;
+            gathm,__complete)
+                cmd="gathm__subcmd____complete"
+                ;;
+            gathm,ask)
+                cmd="gathm__subcmd__ask"
+                ;;
             gathm,breaker)
                 cmd="gathm__subcmd__breaker"
                 ;;
@@ -37,8 +43,17 @@ _gathm() {
             gathm,help)
                 cmd="gathm__subcmd__help"
                 ;;
+            gathm,init)
+                cmd="gathm__subcmd__init"
+                ;;
             gathm,list)
                 cmd="gathm__subcmd__list"
+                ;;
+            gathm,monitor)
+                cmd="gathm__subcmd__monitor"
+                ;;
+            gathm,new-tool)
+                cmd="gathm__subcmd__new__subcmd__tool"
                 ;;
             gathm,parallel)
                 cmd="gathm__subcmd__parallel"
@@ -118,6 +133,12 @@ _gathm() {
             gathm__subcmd__cache__subcmd__help,stats)
                 cmd="gathm__subcmd__cache__subcmd__help__subcmd__stats"
                 ;;
+            gathm__subcmd__help,__complete)
+                cmd="gathm__subcmd__help__subcmd____complete"
+                ;;
+            gathm__subcmd__help,ask)
+                cmd="gathm__subcmd__help__subcmd__ask"
+                ;;
             gathm__subcmd__help,breaker)
                 cmd="gathm__subcmd__help__subcmd__breaker"
                 ;;
@@ -139,8 +160,17 @@ _gathm() {
             gathm__subcmd__help,help)
                 cmd="gathm__subcmd__help__subcmd__help"
                 ;;
+            gathm__subcmd__help,init)
+                cmd="gathm__subcmd__help__subcmd__init"
+                ;;
             gathm__subcmd__help,list)
                 cmd="gathm__subcmd__help__subcmd__list"
+                ;;
+            gathm__subcmd__help,monitor)
+                cmd="gathm__subcmd__help__subcmd__monitor"
+                ;;
+            gathm__subcmd__help,new-tool)
+                cmd="gathm__subcmd__help__subcmd__new__subcmd__tool"
                 ;;
             gathm__subcmd__help,parallel)
                 cmd="gathm__subcmd__help__subcmd__parallel"
@@ -296,8 +326,68 @@ _gathm() {
 
     case "${cmd}" in
         gathm)
-            opts="-q -h -V --json --quiet --role --tools-dir --policies --config --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help"
+            opts="-q -h -V --json --quiet --role --tools-dir --policies --config --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd____complete)
+            opts="-q -h --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__ask)
+            opts="-y -q -h --explain --run --yes --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -830,8 +920,36 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help)
-            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help"
+            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd____complete)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__ask)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1025,7 +1143,49 @@ _gathm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gathm__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gathm__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__monitor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__new__subcmd__tool)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1305,6 +1465,40 @@ _gathm() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gathm__subcmd__init)
+            opts="-q -h --from --link --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gathm__subcmd__list)
             opts="-q -h --category --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1313,6 +1507,86 @@ _gathm() {
             fi
             case "${prev}" in
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__monitor)
+            opts="-q -h --interval --once --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__new__subcmd__tool)
+            opts="-q -h --category --lang --dir --description --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lang)
+                    COMPREPLY=($(compgen -W "bash python" -- "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --description)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2162,4 +2436,61 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
     complete -F _gathm -o nosort -o bashdefault -o default gathm
 else
     complete -F _gathm -o bashdefault -o default gathm
+fi
+
+# --- Tool names (dynamic): `gathm __complete tools` ---
+_gathm_tools() {
+    local i dirs=()
+    for ((i = 1; i < ${#COMP_WORDS[@]}; i++)); do
+        case "${COMP_WORDS[i]}" in
+            --tools-dir) dirs+=(--tools-dir "${COMP_WORDS[i+1]}") ;;
+            --tools-dir=*) dirs+=("${COMP_WORDS[i]}") ;;
+        esac
+    done
+    "${COMP_WORDS[0]}" "${dirs[@]}" __complete tools 2>/dev/null
+}
+
+_gathm_dynamic() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" i w words=() want=
+    case "${COMP_WORDS[COMP_CWORD-1]}" in
+        --role | --tools-dir | --policies | --timeout | --category | -j | --jobs | --lang | --dir | --description | --interval | --from) _gathm "$@"; return ;;
+    esac
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w="${COMP_WORDS[i]}"
+        case "$w" in
+            --role | --tools-dir | --policies | --timeout | --category | -j | --jobs | --lang | --dir | --description | --interval | --from) ((i++)) ;;
+            -*) ;;
+            *) words+=("$w") ;;
+        esac
+    done
+    if [[ $cur != -* ]]; then
+        case "${#words[@]}:${words[*]}" in
+            0:) want=first ;;
+            1:run | 1:show | 1:health | 1:heal | 2:breaker\ reset | 2:cache\ invalidate | 2:policy\ check) want=tool ;;
+            *) [[ ${words[0]} == validate ]] && want=tool ;;
+        esac
+    fi
+    # A tool's own arguments (after `run TOOL` or `gathm TOOL`): files.
+    if [[ -z $want && ${#words[@]} -gt 0 ]] &&
+        [[ ${words[0]} == run && ${#words[@]} -ge 2 || " schedule monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help " != *" ${words[0]} "* ]]; then
+        COMPREPLY=()
+        return 0
+    fi
+    case "$want" in
+        first)
+            COMPREPLY=($(compgen -W "schedule monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help $(_gathm_tools)" -- "$cur"))
+            return 0
+            ;;
+        tool)
+            COMPREPLY=($(compgen -W "$(_gathm_tools)" -- "$cur"))
+            return 0
+            ;;
+    esac
+    _gathm "$@"
+}
+
+if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
+    complete -F _gathm_dynamic -o nosort -o bashdefault -o default gathm
+else
+    complete -F _gathm_dynamic -o bashdefault -o default gathm
 fi

@@ -46,6 +46,11 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
             cand schedule 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
             cand serve 'Serve the HTTP API (see README, "gathm serve")'
+            cand new-tool 'Create a new tool: NAME/tool.yaml and an executable script that handles --help'
+            cand ask 'Pick the tool for a plain-language request (keyword scoring; no model)'
+            cand init 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
+            cand monitor 'Run the health checks periodically, feeding the breakers; log transitions'
+            cand __complete 'For the shell completion scripts: print tool names, one a line'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;list'= {
@@ -213,8 +218,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
             cand stats 'Entry counts and sizes'
-            cand clear 'Remove expired entries'
-            cand purge 'Remove every entry'
+            cand clear 'Remove every entry (empty the cache)'
+            cand purge 'Remove expired entries only'
             cand invalidate 'Remove one tool''s entries'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -264,8 +269,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
         }
         &'gathm;cache;help'= {
             cand stats 'Entry counts and sizes'
-            cand clear 'Remove expired entries'
-            cand purge 'Remove every entry'
+            cand clear 'Remove every entry (empty the cache)'
+            cand purge 'Remove expired entries only'
             cand invalidate 'Remove one tool''s entries'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -510,6 +515,73 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'gathm;new-tool'= {
+            cand --category 'Category: security, networking, data, media, utility, finance, science or productivity'
+            cand --lang 'Script language'
+            cand --dir 'Create it under DIR (default: the first directory of the tool search path)'
+            cand --description 'One-line description'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'gathm;ask'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --explain 'Show how each candidate scored'
+            cand --run 'Run the best match with the words after `--` as its arguments'
+            cand -y 'With --run: do not ask for confirmation'
+            cand --yes 'With --run: do not ask for confirmation'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;init'= {
+            cand --from 'Copy the tools from DIR (default: the repository''s tools/ found beside the executable)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --link 'Symlink each tool instead of copying it'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;monitor'= {
+            cand --interval 'Seconds between rounds (default: $GATHM_MONITOR_INTERVAL, else 30)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --once 'One round, then exit (1 if any tool is unhealthy)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'gathm;__complete'= {
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gathm;help'= {
             cand list 'List the tools the role may discover'
             cand show 'Show a tool''s whole manifest'
@@ -528,6 +600,11 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
             cand schedule 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
             cand serve 'Serve the HTTP API (see README, "gathm serve")'
+            cand new-tool 'Create a new tool: NAME/tool.yaml and an executable script that handles --help'
+            cand ask 'Pick the tool for a plain-language request (keyword scoring; no model)'
+            cand init 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
+            cand monitor 'Run the health checks periodically, feeding the breakers; log transitions'
+            cand __complete 'For the shell completion scripts: print tool names, one a line'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;help;list'= {
@@ -558,8 +635,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
         }
         &'gathm;help;cache'= {
             cand stats 'Entry counts and sizes'
-            cand clear 'Remove expired entries'
-            cand purge 'Remove every entry'
+            cand clear 'Remove every entry (empty the cache)'
+            cand purge 'Remove expired entries only'
             cand invalidate 'Remove one tool''s entries'
         }
         &'gathm;help;cache;stats'= {
@@ -608,6 +685,16 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;schedule;tick'= {
         }
         &'gathm;help;serve'= {
+        }
+        &'gathm;help;new-tool'= {
+        }
+        &'gathm;help;ask'= {
+        }
+        &'gathm;help;init'= {
+        }
+        &'gathm;help;monitor'= {
+        }
+        &'gathm;help;__complete'= {
         }
         &'gathm;help;help'= {
         }

@@ -49,6 +49,10 @@ complete -c gathm -n "__fish_gathm_needs_command" -f -a "chain" -d 'Run tools on
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "pipeline" -d 'Run or check a DAG of steps described in a YAML file'
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "schedule" -d 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "serve" -d 'Serve the HTTP API (see README, "gathm serve")'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "new-tool" -d 'Create a new tool: NAME/tool.yaml and an executable script that handles --help'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "ask" -d 'Pick the tool for a plain-language request (keyword scoring; no model)'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "init" -d 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
+complete -c gathm -n "__fish_gathm_needs_command" -f -a "monitor" -d 'Run the health checks periodically, feeding the breakers; log transitions'
 complete -c gathm -n "__fish_gathm_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gathm -n "__fish_gathm_using_subcommand list" -l category -d 'Only tools of this category' -r
 complete -c gathm -n "__fish_gathm_using_subcommand list" -l role -d 'Role for policy decisions' -r
@@ -156,8 +160,8 @@ complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_s
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -s h -l help -d 'Print help'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "stats" -d 'Entry counts and sizes'
-complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "clear" -d 'Remove expired entries'
-complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "purge" -d 'Remove every entry'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "clear" -d 'Remove every entry (empty the cache)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "purge" -d 'Remove expired entries only'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "invalidate" -d 'Remove one tool\'s entries'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and not __fish_seen_subcommand_from stats clear purge invalidate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from stats" -l role -d 'Role for policy decisions' -r
@@ -189,8 +193,8 @@ complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subco
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from invalidate" -s h -l help -d 'Print help'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "stats" -d 'Entry counts and sizes'
-complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "clear" -d 'Remove expired entries'
-complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove every entry'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "clear" -d 'Remove every entry (empty the cache)'
+complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove expired entries only'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "invalidate" -d 'Remove one tool\'s entries'
 complete -c gathm -n "__fish_gathm_using_subcommand cache; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gathm -n "__fish_gathm_using_subcommand policy; and not __fish_seen_subcommand_from check show help" -l role -d 'Role for policy decisions' -r
@@ -332,29 +336,80 @@ complete -c gathm -n "__fish_gathm_using_subcommand serve" -l config -d 'Configu
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -l json -d 'Print JSON instead of text'
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "list" -d 'List the tools the role may discover'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "show" -d 'Show a tool\'s whole manifest'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "validate" -d 'Check manifests (file, line and column), the fallback graph and the policies'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "schema" -d 'Print the JSON Schema of tool.yaml or policies.yaml'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "run" -d 'Run a tool: gathm\'s options first, then TOOL and its arguments'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "status" -d 'Version, paths, tools, open breakers, cache'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "completions" -d 'Print a shell completion script'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "health" -d 'Check executables, system dependencies, API health endpoints and breakers'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "heal" -d 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "breaker" -d 'Circuit-breaker state'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "cache" -d 'The result cache'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "policy" -d 'Policy decisions and the effective policy'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "parallel" -d 'Run several tools at once; output grouped per tool, in the order given'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "chain" -d 'Run tools one after another, each step\'s stdout feeding the next step\'s stdin'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "pipeline" -d 'Run or check a DAG of steps described in a YAML file'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "schedule" -d 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "serve" -d 'Serve the HTTP API (see README, "gathm serve")'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l category -d 'Category: security, networking, data, media, utility, finance, science or productivity' -r
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l lang -d 'Script language' -r -f -a "bash\t'A bash script'
+python\t'A python3 script'"
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l dir -d 'Create it under DIR (default: the first directory of the tool search path)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l description -d 'One-line description' -r
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l config -d 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand new-tool" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -l config -d 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -l explain -d 'Show how each candidate scored'
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -l run -d 'Run the best match with the words after `--` as its arguments'
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -s y -l yes -d 'With --run: do not ask for confirmation'
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand ask" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand init" -l from -d 'Copy the tools from DIR (default: the repository\'s tools/ found beside the executable)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand init" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand init" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand init" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand init" -l config -d 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand init" -l link -d 'Symlink each tool instead of copying it'
+complete -c gathm -n "__fish_gathm_using_subcommand init" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand init" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand init" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -l interval -d 'Seconds between rounds (default: $GATHM_MONITOR_INTERVAL, else 30)' -r
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -l config -d 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -l once -d 'One round, then exit (1 if any tool is unhealthy)'
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand monitor" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand __complete" -l role -d 'Role for policy decisions' -r
+complete -c gathm -n "__fish_gathm_using_subcommand __complete" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand __complete" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand __complete" -l config -d 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)' -r -F
+complete -c gathm -n "__fish_gathm_using_subcommand __complete" -l json -d 'Print JSON instead of text'
+complete -c gathm -n "__fish_gathm_using_subcommand __complete" -s q -l quiet -d 'Print a run\'s output only if it failed (for cron)'
+complete -c gathm -n "__fish_gathm_using_subcommand __complete" -s h -l help -d 'Print help'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "list" -d 'List the tools the role may discover'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "show" -d 'Show a tool\'s whole manifest'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "validate" -d 'Check manifests (file, line and column), the fallback graph and the policies'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "schema" -d 'Print the JSON Schema of tool.yaml or policies.yaml'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "run" -d 'Run a tool: gathm\'s options first, then TOOL and its arguments'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "status" -d 'Version, paths, tools, open breakers, cache'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "completions" -d 'Print a shell completion script'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "health" -d 'Check executables, system dependencies, API health endpoints and breakers'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "heal" -d 'Re-check a tool (or `all`) and reset the breaker of each healthy one'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "breaker" -d 'Circuit-breaker state'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "cache" -d 'The result cache'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "policy" -d 'Policy decisions and the effective policy'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "parallel" -d 'Run several tools at once; output grouped per tool, in the order given'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "chain" -d 'Run tools one after another, each step\'s stdout feeding the next step\'s stdin'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "pipeline" -d 'Run or check a DAG of steps described in a YAML file'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "schedule" -d 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "serve" -d 'Serve the HTTP API (see README, "gathm serve")'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "new-tool" -d 'Create a new tool: NAME/tool.yaml and an executable script that handles --help'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "ask" -d 'Pick the tool for a plain-language request (keyword scoring; no model)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "init" -d 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "monitor" -d 'Run the health checks periodically, feeding the breakers; log transitions'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and not __fish_seen_subcommand_from list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from breaker" -f -a "status" -d 'Show breaker state (all tools with state, or one)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from breaker" -f -a "reset" -d 'Reset a tool\'s breaker to closed (`all` for every one)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "stats" -d 'Entry counts and sizes'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "clear" -d 'Remove expired entries'
-complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "purge" -d 'Remove every entry'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "clear" -d 'Remove every entry (empty the cache)'
+complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "purge" -d 'Remove expired entries only'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from cache" -f -a "invalidate" -d 'Remove one tool\'s entries'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "check" -d 'Print the decision for a role and tool, and the rule behind it'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from policy" -f -a "show" -d 'Print the effective policy and where it came from'
@@ -365,3 +420,40 @@ complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcom
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "validate" -d 'Check gathm.yaml (exit 65 on problems, each with file:line:col)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "run" -d 'Run a schedule now, by hand (with its overlap rule)'
 complete -c gathm -n "__fish_gathm_using_subcommand help; and __fish_seen_subcommand_from schedule" -f -a "tick" -d 'Run whatever is due now and exit: `* * * * * gathm schedule tick` in a crontab'
+
+# --- Tool names (dynamic): `gathm __complete tools` ---
+function __gathm_tools
+    set -l words (commandline -opc)
+    set -l dirs
+    for i in (seq 2 (count $words))
+        if test "$words[$i]" = --tools-dir; and test $i -lt (count $words)
+            set -a dirs --tools-dir $words[(math $i + 1)]
+        end
+    end
+    $words[1] $dirs __complete tools 2>/dev/null
+end
+
+function __gathm_wants_tool
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l pos
+    set -l skip 0
+    for w in $words
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        if contains -- $w --role --tools-dir --policies --timeout --category -j --jobs --lang --dir --description --interval --from
+            set skip 1
+        else if not string match -q -- '-*' $w
+            set -a pos $w
+        end
+    end
+    switch (string join ' ' -- $pos)
+        case '' run show health heal validate 'validate *' 'breaker reset' 'cache invalidate' 'policy check'
+            return 0
+    end
+    return 1
+end
+
+complete -c gathm -n __gathm_wants_tool -f -a '(__gathm_tools)' -d tool

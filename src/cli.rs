@@ -171,6 +171,53 @@ pub enum Command {
         #[arg(long, env = "GATHM_PORT", default_value_t = 8080)]
         port: u16,
     },
+    /// Create a new tool: NAME/tool.yaml and an executable script that handles --help.
+    #[command(name = "new-tool")]
+    NewTool {
+        /// Tool name (letters, digits, '-', '_', '.').
+        name: String,
+        /// Category: security, networking, data, media, utility, finance, science or productivity.
+        #[arg(long, default_value = "utility")]
+        category: String,
+        /// Script language.
+        #[arg(long, value_enum, default_value = "bash")]
+        lang: crate::newtool::Lang,
+        /// Create it under DIR (default: the first directory of the tool search path).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// One-line description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Pick the tool for a plain-language request (keyword scoring; no model).
+    #[command(after_help = ASK_HELP)]
+    Ask(AskArgs),
+    /// Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent).
+    Init {
+        /// Copy the tools from DIR (default: the repository's tools/ found beside the executable).
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// Symlink each tool instead of copying it.
+        #[arg(long)]
+        link: bool,
+    },
+    /// Run the health checks periodically, feeding the breakers; log transitions.
+    Monitor {
+        /// Seconds between rounds (default: $GATHM_MONITOR_INTERVAL, else 30).
+        #[arg(long, value_name = "S")]
+        interval: Option<f64>,
+        /// One round, then exit (1 if any tool is unhealthy).
+        #[arg(long)]
+        once: bool,
+        /// Only these tools (default: every tool, rescanned each round).
+        tools: Vec<String>,
+    },
+    /// For the shell completion scripts: print tool names, one a line.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// What to list (`tools`).
+        what: String,
+    },
     /// `gathm TOOL ARGS…` is short for `gathm run TOOL ARGS…`.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -209,6 +256,34 @@ A step without `when` runs only if every step it needs succeeded.
 Exit status: 65 invalid file (file:line:col on stderr), 130 interrupted,
 124 pipeline timeout, else the code of the first failed step (file order)
 without continue_on_error, else 0.";
+
+const ASK_HELP: &str = "\
+Examples:
+  gathm ask what is the weather in Paris
+  gathm ask --explain resolve the MX records of a domain
+  gathm ask --run resolve mx records -- example.com -t MX
+
+Words before `--` are the request; with --run, the words after `--` are
+passed to the chosen tool as its arguments (after a confirmation at a
+terminal; --yes skips it). Exit status: 0 when a tool matched, 1 when none
+did; with --run, the tool's exit status.";
+
+/// Options of `ask`.
+#[derive(Debug, Args, Clone)]
+pub struct AskArgs {
+    /// Show how each candidate scored.
+    #[arg(long)]
+    pub explain: bool,
+    /// Run the best match with the words after `--` as its arguments.
+    #[arg(long)]
+    pub run: bool,
+    /// With --run: do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// The request, then optionally `-- ARGS…` for --run.
+    #[arg(value_name = "QUERY", required = true, num_args = 1.., trailing_var_arg = true)]
+    pub query: Vec<String>,
+}
 
 /// Options of `parallel`.
 #[derive(Debug, Args, Clone)]
@@ -309,9 +384,9 @@ pub enum BreakerCmd {
 pub enum CacheCmd {
     /// Entry counts and sizes.
     Stats,
-    /// Remove expired entries.
+    /// Remove every entry (empty the cache).
     Clear,
-    /// Remove every entry.
+    /// Remove expired entries only.
     Purge,
     /// Remove one tool's entries.
     Invalidate {
@@ -339,8 +414,13 @@ pub enum PolicyCmd {
 }
 
 /// Subcommand names: anything else in command position is a tool (the shortcut).
-pub const SUBCOMMANDS: [&str; 18] = [
+pub const SUBCOMMANDS: [&str; 23] = [
     "schedule",
+    "monitor",
+    "new-tool",
+    "ask",
+    "init",
+    "__complete",
     "list",
     "show",
     "validate",

@@ -159,9 +159,23 @@ pub fn check_all(ctx: &Context, tools: &[Tool]) -> Vec<Health> {
                 ok: exe.is_some(),
                 detail: match &exe {
                     Some(p) => p.display().to_string(),
-                    None => format!("{} is missing or not executable", program.display()),
+                    None => crate::checks::start_problems(t)
+                        .first()
+                        .map(|(key, m)| format!("{m} ({})", crate::checks::at(t, key)))
+                        .unwrap_or_else(|| {
+                            format!("{} is missing or not executable", program.display())
+                        }),
                 },
             });
+            if let Some(p) = &exe
+                && let Some(problem) = crate::checks::interpreter_problem(p)
+            {
+                checks.push(Check {
+                    name: "interpreter".into(),
+                    ok: false,
+                    detail: format!("{problem} ({})", crate::checks::at(t, "name")),
+                });
+            }
             for dep in &t.manifest.dependencies.system {
                 let found = which(dep);
                 checks.push(Check {

@@ -46,6 +46,23 @@ pub fn list(
     role: &str,
     category: Option<&str>,
 ) -> Result<(ToolList, Vec<Diagnostic>)> {
+    let (tools, diagnostics) = list_tools(ctx, role, category)?;
+    let tools: Vec<ToolSummary> = tools.iter().map(summary).collect();
+    Ok((
+        ToolList {
+            count: tools.len(),
+            tools,
+        },
+        diagnostics,
+    ))
+}
+
+/// The tools of [`list`] themselves (the text table shows their arguments).
+pub fn list_tools(
+    ctx: &Context,
+    role: &str,
+    category: Option<&str>,
+) -> Result<(Vec<Tool>, Vec<Diagnostic>)> {
     let p = ctx.policies()?;
     let p = &*p;
     let d = policy::decide(p, role, "", Action::Discover, false);
@@ -54,22 +71,15 @@ pub fn list(
     }
     let scan = ctx.search.scan();
     let role_def = p.roles.get(role);
-    let tools: Vec<ToolSummary> = scan
+    let tools: Vec<Tool> = scan
         .tools
-        .iter()
+        .into_iter()
         .filter(|t| {
             role_def.is_none_or(|r| !r.blocked_tools.iter().any(|g| policy::glob(g, &t.name)))
         })
         .filter(|t| category.is_none_or(|c| t.manifest.categories().iter().any(|x| x == c)))
-        .map(summary)
         .collect();
-    Ok((
-        ToolList {
-            count: tools.len(),
-            tools,
-        },
-        scan.diagnostics,
-    ))
+    Ok((tools, scan.diagnostics))
 }
 
 /// A tool's whole manifest as JSON, plus where it lives.
@@ -162,6 +172,13 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
             Ok(m) => {
                 let name = m.name.clone().or(dir_name.clone()).unwrap_or_default();
                 if let Some(first) = seen.get(&name) {
+                    if !only.is_empty() && !only.contains(&name) {
+                        continue;
+                    }
+                    // An identical copy (`gathm init` run in a checkout) is no conflict.
+                    if graph.get(&name).is_some_and(|(_, t, _)| *t == text) {
+                        continue;
+                    }
                     diags.push(Diagnostic {
                         severity: Severity::Warning,
                         file: f.clone(),
@@ -175,6 +192,7 @@ pub fn validate(ctx: &Context, only: &[String], strict: bool) -> Result<Report> 
                 if only.is_empty() || only.contains(&name) {
                     checked += 1;
                     diags.extend(manifest::check(f, &text, &m, dir_name.as_deref()));
+                    diags.extend(crate::checks::diagnostics(f, &text, &m, &name));
                 }
                 graph.insert(name, (f.clone(), text, m.fallbacks()));
             }

@@ -12,6 +12,25 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::{self, Diagnostic, Manifest, Severity};
 use crate::state::{self, Durability};
 
+/// How to put tools on the search path (printed when none is found).
+pub const ADD_TOOLS_HINT: &str = "hint: add a directory with --tools-dir DIR or GATHM_TOOLS_PATH=DIR[:DIR...], or run `gathm init` to install the shipped tools in $GATHM_HOME/tools";
+
+/// The directories named explicitly (`--tools-dir`, else `GATHM_TOOLS_PATH`)
+/// that do not exist: a warning, an error under `validate --strict`.
+pub fn missing_explicit_dirs(cli_dirs: &[PathBuf], env_path: Option<&str>) -> Vec<PathBuf> {
+    let named: Vec<PathBuf> = if !cli_dirs.is_empty() {
+        cli_dirs.to_vec()
+    } else {
+        env_path
+            .unwrap_or("")
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    };
+    named.into_iter().filter(|d| !d.is_dir()).collect()
+}
+
 /// A discovered tool.
 #[derive(Debug, Clone)]
 pub struct Tool {
@@ -159,8 +178,30 @@ impl SearchPath {
         let mut msg = format!("tool {name:?} not found");
         if !s.is_empty() {
             msg.push_str(&format!("; did you mean {}?", s.join(", ")));
+        } else {
+            msg.push_str(&format!(
+                "; looked in {}\n{}",
+                self.describe_dirs(),
+                ADD_TOOLS_HINT
+            ));
         }
         msg
+    }
+
+    /// The search path as a person reads it: each directory, and `(missing)`
+    /// for one that does not exist.
+    pub fn describe_dirs(&self) -> String {
+        self.dirs
+            .iter()
+            .map(|d| {
+                if d.is_dir() {
+                    d.display().to_string()
+                } else {
+                    format!("{} (missing)", d.display())
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Every manifest file on the search path, in priority order.
@@ -265,13 +306,17 @@ impl SearchPath {
             }
         }
         let mut scan = Scan::default();
-        let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut seen: BTreeMap<String, (PathBuf, [u8; 32])> = BTreeMap::new();
         for ((path, _), res) in files.iter().zip(results) {
             match res {
                 None => {}
                 Some(Err(d)) => scan.diagnostics.push(d),
                 Some(Ok(tool)) => {
-                    if let Some(first) = seen.get(&tool.name) {
+                    if let Some((first, digest)) = seen.get(&tool.name) {
+                        // An identical copy (`gathm init` run in a checkout) is no conflict.
+                        if *digest == tool.digest {
+                            continue;
+                        }
                         scan.diagnostics.push(Diagnostic {
                             severity: Severity::Warning,
                             file: path.clone(),
@@ -284,7 +329,7 @@ impl SearchPath {
                             ),
                         });
                     } else {
-                        seen.insert(tool.name.clone(), path.clone());
+                        seen.insert(tool.name.clone(), (path.clone(), tool.digest));
                         scan.tools.push(tool);
                     }
                 }

@@ -665,7 +665,8 @@ fn check_policy(r: &mut Run<'_>, policies: &policy::Policies, tool: &str) -> Opt
     None
 }
 
-fn breaker_config(ctx: &Context, tool: &Tool) -> breaker::Config {
+/// The breaker settings of a tool: the manifest over the environment defaults.
+pub(crate) fn breaker_config(ctx: &Context, tool: &Tool) -> breaker::Config {
     let mut c = ctx.settings.breaker;
     if let Some(b) = tool.manifest.breaker_settings() {
         if let Some(t) = b.failure_threshold {

@@ -433,7 +433,10 @@ fn text_mode_prints_a_summary_table() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let out = stdout(&o);
-    assert!(out.starts_with("STEP"), "{out}");
+    // Each step's output under a header, then the table.
+    assert!(out.starts_with("==> a (stamp) (exit 0"), "{out}");
+    assert!(out.contains("\n==> b (fail) (exit 2"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("STEP ")), "{out}");
     assert!(
         out.lines()
             .any(|l| l.starts_with("a ") && l.contains("success")),

@@ -303,3 +303,48 @@ fn approval_prompt_at_a_terminal() {
         }
     }
 }
+
+#[test]
+fn parallel_asks_for_approval_at_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let s = sandbox();
+    for (answer, want) in [("y\n", 0), ("n\n", 77)] {
+        let cmdline = format!(
+            "{} --role user parallel 'primary one, ok two'",
+            bin().display()
+        );
+        let c = s.cmd();
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &cmdline, "/dev/null"])
+            .envs(
+                c.get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .current_dir(s.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = script.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            all.contains("primary requires approval for role user. Run it? [y/N]"),
+            "{all}"
+        );
+        assert_eq!(o.status.code(), Some(want), "{answer:?}: {all}");
+    }
+}

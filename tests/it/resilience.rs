@@ -356,7 +356,7 @@ fn cache_hits_keys_and_commands() {
     assert_eq!(r["removed"], 2);
     run(&["run", "ok", "a b"]);
     assert_eq!(count_lines(&c), 6);
-    // TTL: expired entries miss and `clear` removes them.
+    // TTL: expired entries miss and `purge` removes them; `clear` empties the cache.
     let o = s
         .cmd()
         .args(["run", "ok", "ttl"])
@@ -366,10 +366,12 @@ fn cache_hits_keys_and_commands() {
         .unwrap();
     assert!(o.status.success());
     std::thread::sleep(Duration::from_millis(2100));
-    let (_, r) = s.json(&["cache", "clear", "--json"]);
-    assert_eq!(r["removed"], 1);
     let (_, r) = s.json(&["cache", "purge", "--json"]);
     assert_eq!(r["removed"], 1);
+    let (_, r) = s.json(&["cache", "clear", "--json"]);
+    assert_eq!(r["removed"], 1);
+    let (_, st) = s.json(&["cache", "stats", "--json"]);
+    assert_eq!(st["total_entries"], 0);
 }
 
 #[test]
