@@ -336,7 +336,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Serve { host, port } => {
-            crate::server::serve(ctx, crate::server::Options::new(host, port))
+            crate::serve::serve(ctx, crate::serve::Options::new(host, port))
         }
         Command::Completions { .. } | Command::Schema { .. } => Ok(0),
     }

@@ -10,6 +10,12 @@
 //! same envelope as `gathm run --json`. SIGTERM/SIGINT drain: `/readyz`
 //! turns 503, no new executions or jobs, running jobs get a grace period.
 
+pub mod auth;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod sse;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
@@ -23,29 +29,27 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tiny_http::{Header, Method, Request, Response};
 
+use self::auth::{Keys, Principal};
+use self::http::{Reply, error, error_with};
+use self::metrics::{Gauge, Metrics};
 use crate::api::{Envelope, Reason};
-use crate::auth::{self, Keys, Principal};
 use crate::chain;
 use crate::clock;
 use crate::config::Context;
 use crate::error::{Error, Result, code};
 use crate::health;
-use crate::http::{self, Reply, error, error_with};
 use crate::jobs::{
     self, ApproveError, Cancelled, Config as JobConfig, JobKind, JobStatus, Jobs, Submission,
     SubmitError,
 };
 use crate::logs::Level;
 use crate::manifest;
-use crate::metrics::{Gauge, Metrics};
-use crate::openapi;
 use crate::ops;
 use crate::parallel;
 use crate::policy::{self, Action, Verdict};
 use crate::ratelimit::{self, Limit};
 use crate::run::{self, RunRequest};
 use crate::runner::Cancel;
-use crate::sse;
 
 /// Server settings from the command line and the environment.
 #[derive(Debug, Clone)]
