@@ -1,14 +1,22 @@
-//! `gathm serve`: the HTTP API (PRODUCT.md §7) over tiny_http.
+//! `gathm serve`: the HTTP API (PRODUCT.md §7) on tokio + hyper through axum.
 //!
-//! A bounded pool of worker threads takes requests from tiny_http; SSE
-//! streams move to their own threads, bounded separately (503 when full).
-//! Each request is checked in this order: cross-origin refusal, route
-//! (public routes skip auth), authentication (bearer keys, or loopback-only
-//! without keys), the principal's rate limit, then the route's permission
-//! from the policies. Every answer is JSON (`{"error": …}` for errors) with
-//! the security headers; executions go through `run::run` and return the
-//! same envelope as `gathm run --json`. SIGTERM/SIGINT drain: `/readyz`
-//! turns 503, no new executions or jobs, running jobs get a grace period.
+//! A small multi-thread tokio runtime accepts connections (at most
+//! `GATHM_MAX_CONNECTIONS`) and serves HTTP/1.1 through hyper with limits on
+//! the request head (431), URL (414), body (413), header read and keep-alive
+//! idle time (`GATHM_HEADER_TIMEOUT`). One axum fallback handler routes by
+//! path template (`route`), so 404/405 and auth keep one order. Each request
+//! is checked in this order: cross-origin refusal, route (public routes skip
+//! auth and answer on the async side at once), authentication (bearer keys,
+//! or loopback-only without keys), the principal's rate limit, then the
+//! route's permission from the policies. Everything else runs on tokio's
+//! blocking pool; tool runs (execute, parallel, chain, health probes) also
+//! take one of `GATHM_MAX_EXECUTIONS` slots (429 beyond). Every answer is
+//! JSON (`{"error": …}` for errors) with the security headers; a panic in a
+//! handler becomes a 500 JSON error. Executions go through `run::run` and
+//! return the same envelope as `gathm run --json`. SSE streams are tokio
+//! tasks (`sse.rs`), bounded per principal and in total. SIGTERM/SIGINT
+//! drain: `/readyz` turns 503, no new executions or jobs, running jobs get a
+//! grace period.
 
 pub mod auth;
 pub mod http;
@@ -16,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod sse;
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
@@ -26,11 +35,20 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response, Sse};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
-use tiny_http::{Header, Method, Request, Response};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use self::auth::{Keys, Principal};
-use self::http::{Reply, error, error_with};
+use self::http::{Reply, Req, error, error_with};
 use self::metrics::{Gauge, Metrics};
 use crate::api::{Envelope, Reason};
 use crate::chain;
@@ -42,7 +60,7 @@ use crate::jobs::{
     self, ApproveError, Cancelled, Config as JobConfig, JobKind, JobStatus, Jobs, Submission,
     SubmitError,
 };
-use crate::logs::Level;
+use crate::logs::{Level, Logger};
 use crate::manifest;
 use crate::ops;
 use crate::parallel;
@@ -51,6 +69,13 @@ use crate::ratelimit::{self, Limit};
 use crate::run::{self, RunRequest};
 use crate::runner::Cancel;
 
+/// Largest request head (request line and headers): 431 beyond.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Longest request target (path and query): 414 beyond.
+pub const MAX_URL: usize = 8 * 1024;
+/// Longest time to receive a request body once its head is in: 408 beyond.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Server settings from the command line and the environment.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -58,10 +83,20 @@ pub struct Options {
     pub host: String,
     /// Port (0: any free port).
     pub port: u16,
-    /// `GATHM_HTTP_WORKERS` (default 16).
+    /// `GATHM_HTTP_WORKERS` async worker threads (default 2).
     pub workers: usize,
-    /// `GATHM_MAX_STREAMS` concurrent SSE streams (default 32).
+    /// `GATHM_MAX_STREAMS` concurrent SSE streams in total (default 1024).
     pub max_streams: usize,
+    /// `GATHM_MAX_STREAMS_PER_CLIENT` concurrent SSE streams per principal
+    /// (default 16).
+    pub max_streams_per_client: usize,
+    /// `GATHM_MAX_CONNECTIONS` open connections (default 1024).
+    pub max_connections: usize,
+    /// `GATHM_MAX_EXECUTIONS` tool runs at once from requests (default 32).
+    pub max_executions: usize,
+    /// `GATHM_HEADER_TIMEOUT` seconds to send a request head, and to start
+    /// the next one on a kept-alive connection (default 10).
+    pub header_timeout: Duration,
     /// `GATHM_SHUTDOWN_GRACE` seconds (default 30).
     pub grace: f64,
 }
@@ -70,20 +105,31 @@ fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+fn env_count(name: &str, default: usize, max: usize) -> usize {
+    env_num(name)
+        .filter(|n| (1..=max).contains(n))
+        .unwrap_or(default)
+}
+
 impl Options {
-    /// Options for a host and port, the rest from the environment.
+    /// Options for a host and port, the rest from the environment (values
+    /// out of range fall back to the default).
     pub fn new(host: String, port: u16) -> Options {
         Options {
             host,
             port,
-            workers: env_num("GATHM_HTTP_WORKERS")
-                .filter(|n| *n > 0)
-                .unwrap_or(16),
-            max_streams: env_num("GATHM_MAX_STREAMS")
-                .filter(|n| *n > 0)
-                .unwrap_or(32),
+            workers: env_count("GATHM_HTTP_WORKERS", 2, 64),
+            max_streams: env_count("GATHM_MAX_STREAMS", 1024, 1 << 20),
+            max_streams_per_client: env_count("GATHM_MAX_STREAMS_PER_CLIENT", 16, 1 << 20),
+            max_connections: env_count("GATHM_MAX_CONNECTIONS", 1024, 1 << 20),
+            max_executions: env_count("GATHM_MAX_EXECUTIONS", 32, 4096),
+            header_timeout: Duration::from_secs_f64(
+                env_num("GATHM_HEADER_TIMEOUT")
+                    .filter(|n: &f64| (0.1..=3600.0).contains(n))
+                    .unwrap_or(10.0),
+            ),
             grace: env_num("GATHM_SHUTDOWN_GRACE")
-                .filter(|n: &f64| *n >= 0.0)
+                .filter(|n: &f64| (0.0..=86_400.0).contains(n))
                 .unwrap_or(30.0),
         }
     }
@@ -192,8 +238,9 @@ struct App {
     jobs: Jobs,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
-    stop: AtomicBool,
     streams: AtomicUsize,
+    streams_by: Mutex<HashMap<String, usize>>,
+    executions: Semaphore,
     opts: Options,
     sync_runs: Mutex<HashMap<u64, Cancel>>,
     next_run: AtomicU64,
@@ -224,16 +271,29 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     )
     .map_err(|m| Error::Usage(format!("refusing to start: {m}")))?;
     ctx.policies()?;
-    let server = tiny_http::Server::http((opts.host.as_str(), opts.port)).map_err(|e| {
-        Error::Usage(format!(
-            "cannot listen on {}:{}: {e} (use another --port, or --port 0 for any free one)",
-            opts.host, opts.port
-        ))
-    })?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Error::Internal("the server has no IP address".into()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.workers)
+        // Tool runs are bounded by `executions`; the rest is quick work.
+        .max_blocking_threads(opts.max_executions + 64)
+        .thread_name("gathm-http")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind((
+            opts.host.as_str(),
+            opts.port,
+        )))
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen on {}:{}: {e} (use another --port, or --port 0 for any free one)",
+                opts.host, opts.port
+            ))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("the server has no address: {e}")))?;
     let ctx = Arc::new(ctx);
     let metrics = Arc::new(Metrics::default());
     let jobs = Jobs::start(
@@ -253,8 +313,9 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         jobs,
         metrics,
         ready: AtomicBool::new(true),
-        stop: AtomicBool::new(false),
         streams: AtomicUsize::new(0),
+        streams_by: Mutex::new(HashMap::new()),
+        executions: Semaphore::new(opts.max_executions),
         opts: opts.clone(),
         sync_runs: Mutex::new(HashMap::new()),
         next_run: AtomicU64::new(0),
@@ -279,17 +340,7 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
             })
             .map_err(|e| Error::Internal(format!("cannot start the access log: {e}")))?;
     }
-    let server = Arc::new(server);
-    let mut workers = Vec::new();
-    for i in 0..opts.workers {
-        let (app, server) = (Arc::clone(&app), Arc::clone(&server));
-        workers.push(
-            thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || worker(&app, &server))
-                .map_err(|e| Error::Internal(format!("cannot start an HTTP worker: {e}")))?,
-        );
-    }
+    rt.spawn(accept_loop(listener, Arc::clone(&app)));
     let mut extra = Map::new();
     extra.insert("address".into(), addr.to_string().into());
     extra.insert("auth".into(), app.keys.enabled().into());
@@ -334,11 +385,7 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     while !app.sync_runs.lock().map(|m| m.is_empty()).unwrap_or(true) && Instant::now() < settle {
         thread::sleep(Duration::from_millis(20));
     }
-    app.stop.store(true, Ordering::SeqCst);
-    server.unblock();
-    for w in workers {
-        let _ = w.join();
-    }
+    rt.shutdown_timeout(Duration::from_secs(1));
     ctx.logger
         .app(Level::Info, "http", "stopped; job state saved", Map::new());
     Ok(0)
@@ -358,14 +405,324 @@ fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
     (Level::Info, "http", msg, extra)
 }
 
-fn worker(app: &Arc<App>, server: &tiny_http::Server) {
-    while !app.stop.load(Ordering::SeqCst) {
-        match server.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(req)) => handle(app, req),
-            Ok(None) => {}
-            Err(_) => break,
+/// Accept connections (at most `max_connections` open) and serve each with
+/// hyper's HTTP/1.1 under the head-size and header-timeout limits.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
+    let conns = Arc::new(Semaphore::new(app.opts.max_connections));
+    let logger = app.ctx.logger.clone();
+    let router = Router::new()
+        .fallback(entry)
+        .layer(CatchPanicLayer::custom(move |p: Box<dyn Any + Send>| {
+            panic_reply(&logger, p.as_ref())
+        }))
+        .with_state(Arc::clone(&app));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(app.opts.header_timeout)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(true);
+    loop {
+        let Ok(permit) = Arc::clone(&conns).acquire_owned().await else {
+            return;
+        };
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(_) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let router = router.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(peer);
+            router.clone().oneshot(req)
+        });
+        let conn = http.serve_connection(TokioIo::new(sock), svc);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+}
+
+/// A panic in a handler: logged with its message, answered with a 500.
+fn panic_reply(logger: &Logger, p: &(dyn Any + Send)) -> Response {
+    let msg = p
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| p.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    let mut extra = Map::new();
+    extra.insert("panic".into(), msg.into());
+    logger.app(Level::Error, "http", "a request handler panicked", extra);
+    respond(error_with(
+        500,
+        "internal error",
+        json!({"reason": "internal_error"}),
+    ))
+}
+
+/// Whether a request is answered on the async side (no file or process work).
+fn quick(routed: &Routed) -> bool {
+    match routed {
+        Routed::Found(r, _) => r.public(),
+        Routed::NotFound | Routed::Method(..) => true,
+    }
+}
+
+/// Headers a request must not repeat (a proxy and gathm could read
+/// different values).
+const SINGLE_HEADERS: [&str; 4] = ["host", "content-length", "sec-fetch-site", "origin"];
+
+/// Checks on the request head before routing: URL length, repeated headers.
+fn head_checks(parts: &axum::http::request::Parts) -> std::result::Result<(), Reply> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
+    if target > MAX_URL {
+        return Err(error_with(
+            414,
+            "URI too long",
+            json!({"max_bytes": MAX_URL}),
+        ));
+    }
+    for h in SINGLE_HEADERS {
+        if parts.headers.get_all(h).iter().nth(1).is_some() {
+            return Err(error(400, &format!("duplicate {h} header")).header("Connection", "close"));
         }
     }
+    Ok(())
+}
+
+/// Read the body: at most [`http::MAX_BODY`] bytes (413 beyond, whatever
+/// the framing), within [`BODY_TIMEOUT`] (408 beyond).
+async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> std::result::Result<Vec<u8>, Reply> {
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > http::MAX_BODY as u64) {
+        return Err(http::too_large());
+    }
+    let limited = http_body_util::Limited::new(body, http::MAX_BODY);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => {
+            Err(error(408, "timed out reading the request body").header("Connection", "close"))
+        }
+        Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(http::too_large()),
+        Ok(Err(e)) => Err(error(400, &format!("could not read the request body: {e}"))
+            .header("Connection", "close")),
+    }
+}
+
+/// The method as a metrics label: a known method, else `other`.
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// The one handler: route, read the body, dispatch (on the blocking pool
+/// unless quick), answer, count and log.
+async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+    let t0 = Instant::now();
+    let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<SocketAddr>()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let path = parts.uri.path().to_string();
+    let routed = route(&parts.method, &path);
+    let tpl = match &routed {
+        Routed::Found(_, t) | Routed::Method(_, t) => *t,
+        Routed::NotFound => "unmatched",
+    };
+    let mut role = None;
+    let outcome = match head_checks(&parts) {
+        Err(r) => Outcome::Reply(r),
+        Ok(()) => {
+            let body = read_body(&parts.headers, body).await;
+            let mut req = Req {
+                method: parts.method.clone(),
+                path: path.clone(),
+                query: parts.uri.query().unwrap_or("").to_string(),
+                headers: parts.headers,
+                peer,
+                body,
+            };
+            if quick(&routed) {
+                dispatch(&app, &mut req, routed, &mut role)
+            } else {
+                let app2 = Arc::clone(&app);
+                let work = tokio::task::spawn_blocking(move || {
+                    let mut role = None;
+                    let out = dispatch(&app2, &mut req, routed, &mut role);
+                    (out, role)
+                });
+                match work.await {
+                    Ok((out, r)) => {
+                        role = r;
+                        out
+                    }
+                    Err(e) => match e.try_into_panic() {
+                        Ok(p) => {
+                            return finish(
+                                &app,
+                                t0,
+                                &parts.method,
+                                path,
+                                tpl,
+                                None,
+                                panic_reply(&app.ctx.logger, p.as_ref()),
+                            );
+                        }
+                        Err(_) => Outcome::Reply(error(500, "the request was cancelled")),
+                    },
+                }
+            }
+        }
+    };
+    let resp = match outcome {
+        Outcome::Reply(r) => respond(r),
+        Outcome::Stream(src) => start_stream(&app, *src),
+    };
+    finish(&app, t0, &parts.method, path, tpl, role, resp)
+}
+
+/// Count and log an answered request.
+fn finish(
+    app: &App,
+    t0: Instant,
+    method: &Method,
+    path: String,
+    tpl: &'static str,
+    role: Option<String>,
+    resp: Response,
+) -> Response {
+    let status = resp.status().as_u16();
+    let secs = t0.elapsed().as_secs_f64();
+    app.metrics.request(method_label(method), tpl, status, secs);
+    let rec = Access {
+        method: method.as_str().chars().take(32).collect(),
+        path: path.chars().take(512).collect(),
+        route: tpl,
+        status,
+        ms: secs * 1000.0,
+        role,
+    };
+    if app.access.try_send(rec).is_err() {
+        app.metrics
+            .access_log_dropped
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    resp
+}
+
+fn respond(r: Reply) -> Response {
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    let mut add = |k: &str, v: &str| {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.append(k, v);
+        }
+    };
+    add("Content-Type", r.content_type);
+    for (k, v) in http::SECURITY_HEADERS {
+        add(k, v);
+    }
+    for (k, v) in &r.headers {
+        add(k, v);
+    }
+    resp
+}
+
+/// Holds one stream slot (in total and for its principal) until dropped.
+struct StreamSlot {
+    app: Arc<App>,
+    owner: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.app.streams.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut m) = self.app.streams_by.lock()
+            && let Some(n) = m.get_mut(&self.owner)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.owner);
+            }
+        }
+    }
+}
+
+/// Take a stream slot: 503 when every slot is taken, 429 when the
+/// principal holds its share.
+fn stream_slot(app: &Arc<App>, owner: &str) -> std::result::Result<StreamSlot, Reply> {
+    let mut m = app
+        .streams_by
+        .lock()
+        .map_err(|_| error(500, "stream accounting failed"))?;
+    let mine = m.get(owner).copied().unwrap_or(0);
+    if mine >= app.opts.max_streams_per_client {
+        return Err(error_with(
+            429,
+            "too many open streams for this client; close one first",
+            json!({"max_streams_per_client": app.opts.max_streams_per_client}),
+        )
+        .header("Retry-After", "5"));
+    }
+    if app.streams.fetch_add(1, Ordering::SeqCst) >= app.opts.max_streams {
+        app.streams.fetch_sub(1, Ordering::SeqCst);
+        return Err(error(503, "too many open streams; try again later").header("Retry-After", "5"));
+    }
+    m.insert(owner.to_string(), mine + 1);
+    Ok(StreamSlot {
+        app: Arc::clone(app),
+        owner: owner.to_string(),
+    })
+}
+
+fn start_stream(app: &Arc<App>, src: sse::Source) -> Response {
+    let slot = match stream_slot(app, &src.owner) {
+        Ok(s) => s,
+        Err(r) => return respond(r),
+    };
+    let events = jobs::events_path(&app.ctx, &src.job.id);
+    let mut resp = Sse::new(sse::start(app.jobs.clone(), events, src, slot)).into_response();
+    let h = resp.headers_mut();
+    for (k, v) in http::SECURITY_HEADERS {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert("X-Accel-Buffering", HeaderValue::from_static("no"));
+    resp
 }
 
 fn is_admin(ctx: &Context, role: &str) -> bool {
@@ -465,112 +822,14 @@ fn tool_limit(ctx: &Context, role: &str, tool: &str) -> std::result::Result<(), 
     }
 }
 
-fn peer_is_loopback(req: &Request) -> bool {
-    req.remote_addr()
-        .is_some_and(|a: &SocketAddr| a.ip().is_loopback())
-}
-
-fn handle(app: &Arc<App>, mut req: Request) {
-    let t0 = Instant::now();
-    let method = req.method().as_str().to_string();
-    let url = req.url().to_string();
-    let (path, query) = match url.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (url.clone(), String::new()),
-    };
-    let routed = route(req.method(), &path);
-    let tpl = match &routed {
-        Routed::Found(_, t) | Routed::Method(_, t) => *t,
-        Routed::NotFound => "unmatched",
-    };
-    let mut role = None;
-    let outcome = dispatch(app, &mut req, routed, &query, &mut role);
-    let status = match outcome {
-        Outcome::Reply(r) => {
-            let status = r.status;
-            respond(req, r);
-            status
-        }
-        Outcome::Stream(src) => start_stream(app, req, *src),
-    };
-    let secs = t0.elapsed().as_secs_f64();
-    app.metrics.request(&method, tpl, status, secs);
-    let rec = Access {
-        method,
-        path,
-        route: tpl,
-        status,
-        ms: secs * 1000.0,
-        role,
-    };
-    if app.access.try_send(rec).is_err() {
-        app.metrics
-            .access_log_dropped
-            .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn respond(req: Request, r: Reply) {
-    let mut resp = Response::from_data(r.body).with_status_code(r.status);
-    let mut add = |k: &str, v: &str| {
-        if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            resp.add_header(h);
-        }
-    };
-    add("Content-Type", r.content_type);
-    for (k, v) in http::SECURITY_HEADERS {
-        add(k, v);
-    }
-    for (k, v) in &r.headers {
-        add(k, v);
-    }
-    let _ = req.respond(resp);
-}
-
-struct StreamSlot<'a>(&'a AtomicUsize);
-
-impl Drop for StreamSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn start_stream(app: &Arc<App>, req: Request, src: sse::Source) -> u16 {
-    if app.streams.fetch_add(1, Ordering::SeqCst) >= app.opts.max_streams {
-        app.streams.fetch_sub(1, Ordering::SeqCst);
-        respond(
-            req,
-            error(503, "too many open streams; try again later").header("Retry-After", "5"),
-        );
-        return 503;
-    }
-    let app2 = Arc::clone(app);
-    let spawned = thread::Builder::new().name("sse".into()).spawn(move || {
-        let _slot = StreamSlot(&app2.streams);
-        let extra: Vec<(String, String)> = http::SECURITY_HEADERS
-            .iter()
-            .filter(|(k, _)| *k != "Cache-Control")
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let mut w = req.into_writer();
-        if w.write_all(sse::head(&extra).as_bytes()).is_err() {
-            return;
-        }
-        let events = jobs::events_path(&app2.ctx, &src.job.id);
-        let _ = sse::stream(w, &app2.jobs, events, src);
-    });
-    if spawned.is_err() {
-        app.streams.fetch_sub(1, Ordering::SeqCst);
-        return 500;
-    }
-    200
+fn peer_is_loopback(req: &Req) -> bool {
+    req.peer.ip().is_loopback()
 }
 
 fn dispatch(
     app: &Arc<App>,
-    req: &mut Request,
+    req: &mut Req,
     routed: Routed,
-    query: &str,
     role_out: &mut Option<String>,
 ) -> Outcome {
     let host = http::header(req, "Host").map(str::to_string);
@@ -638,7 +897,7 @@ fn dispatch(
         Ok(a) => a,
         Err(r) => return r.into(),
     };
-    let out = match handle_route(app, req, route, query, &principal) {
+    let out = match handle_route(app, req, route, &principal) {
         Ok(o) => o,
         Err(r) => Outcome::Reply(r),
     };
@@ -648,7 +907,7 @@ fn dispatch(
     }
 }
 
-fn local_ok(req: &Request, host: &Option<String>) -> bool {
+fn local_ok(req: &Req, host: &Option<String>) -> bool {
     peer_is_loopback(req) && host.as_deref().is_some_and(auth::is_loopback_host)
 }
 
@@ -725,14 +984,10 @@ fn to_json<T: serde::Serialize>(v: &T) -> Reply {
     Reply::json(200, v)
 }
 
-fn handle_route(
-    app: &Arc<App>,
-    req: &mut Request,
-    route: Route,
-    query: &str,
-    p: &Principal,
-) -> HResult {
+fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
+    let query = req.query.clone();
+    let query = query.as_str();
     match route {
         Route::Ping | Route::Healthz | Route::Readyz => Ok(error(404, "Not found").into()),
         Route::OpenApi => Ok(to_json(&openapi::spec()).into()),
@@ -759,6 +1014,7 @@ fn handle_route(
         Route::Execute(name) => execute(app, req, &name, p),
         Route::Health => {
             permit(ctx, p, Action::Healthcheck)?;
+            let _slot = execution_slot(app)?;
             let tools = ctx.search.scan().tools;
             Ok(to_json(&health::check_all(ctx, &tools)).into())
         }
@@ -766,6 +1022,7 @@ fn handle_route(
             permit(ctx, p, Action::Healthcheck)?;
             valid_tool(&name)?;
             let t = ops::find(ctx, &name).map_err(op_error)?;
+            let _slot = execution_slot(app)?;
             let h = health::check_all(ctx, &[t]);
             match h.first() {
                 Some(h) => Ok(to_json(h).into()),
@@ -853,6 +1110,19 @@ fn handle_route(
     }
 }
 
+/// One of the `GATHM_MAX_EXECUTIONS` slots for a tool run from a request
+/// (429 with `Retry-After` when all are taken).
+fn execution_slot(app: &App) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, Reply> {
+    app.executions.try_acquire().map_err(|_| {
+        error_with(
+            429,
+            "too many executions running; try again shortly",
+            json!({"max_executions": app.opts.max_executions}),
+        )
+        .header("Retry-After", "1")
+    })
+}
+
 fn job_not_found() -> Reply {
     error(404, "Job not found")
 }
@@ -916,7 +1186,7 @@ fn metrics_text(app: &App) -> String {
     app.metrics.render(&gauges)
 }
 
-fn execute(app: &Arc<App>, req: &mut Request, name: &str, p: &Principal) -> HResult {
+fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     valid_tool(name)?;
     let body = http::read_body(req)?;
@@ -941,6 +1211,7 @@ fn execute(app: &Arc<App>, req: &mut Request, name: &str, p: &Principal) -> HRes
     rr.timeout = timeout;
     rr.rate_limit = false;
     rr.actor = "http".into();
+    let _slot = execution_slot(app)?;
     let n = app.next_run.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut m) = app.sync_runs.lock() {
         m.insert(n, rr.cancel.clone());
@@ -1012,6 +1283,7 @@ fn with_sync_cancel<T>(
     if !app.ready.load(Ordering::SeqCst) {
         return Err(error(503, "shutting down").header("Retry-After", "5"));
     }
+    let _slot = execution_slot(app)?;
     let n = app.next_run.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut m) = app.sync_runs.lock() {
         m.insert(n, cancel.clone());
@@ -1023,7 +1295,7 @@ fn with_sync_cancel<T>(
     Ok(out)
 }
 
-fn agent_parallel(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+fn agent_parallel(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
     let body = http::read_body(req)?;
@@ -1065,7 +1337,7 @@ fn agent_parallel(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     .into())
 }
 
-fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+fn agent_chain(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
     let body = http::read_body(req)?;
@@ -1103,7 +1375,7 @@ fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     Ok(to_json(&result).into())
 }
 
-fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+fn submit(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
     let body = http::read_body(req)?;
@@ -1294,17 +1566,17 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(r(Method::Get, "/api/v1/ping"), "Ping /api/v1/ping");
-        assert_eq!(r(Method::Get, "/api/v1/ping/"), "Ping /api/v1/ping");
-        assert_eq!(r(Method::Post, "/api/v1/ping"), "405 GET");
+        assert_eq!(r(Method::GET, "/api/v1/ping"), "Ping /api/v1/ping");
+        assert_eq!(r(Method::GET, "/api/v1/ping/"), "Ping /api/v1/ping");
+        assert_eq!(r(Method::POST, "/api/v1/ping"), "405 GET");
         assert_eq!(
-            r(Method::Post, "/api/v1/tools/dns/execute"),
+            r(Method::POST, "/api/v1/tools/dns/execute"),
             "Execute(\"dns\") /api/v1/tools/{name}/execute"
         );
-        assert_eq!(r(Method::Put, "/api/v1/jobs/x"), "405 GET, DELETE");
-        assert_eq!(r(Method::Get, "/nope"), "404");
+        assert_eq!(r(Method::PUT, "/api/v1/jobs/x"), "405 GET, DELETE");
+        assert_eq!(r(Method::GET, "/nope"), "404");
         assert_eq!(
-            r(Method::Get, "/api/v1/jobs/abc/stream"),
+            r(Method::GET, "/api/v1/jobs/abc/stream"),
             "JobStream(\"abc\") /api/v1/jobs/{id}/stream"
         );
     }

@@ -1,45 +1,38 @@
 //! Server-sent events for `GET /api/v1/jobs/{id}/stream`.
 //!
-//! The stream reads the job's `events` file (one numbered line per output
-//! line, appended under the job's output lock) from the start and, while the
-//! job runs, waits on the job's condition variable for more. Replay and live
-//! follow are therefore one continuous read of one file: no line is lost or
-//! repeated between them. Every event carries `id: <line number>`, so a
-//! client's `Last-Event-ID` resumes after that line. A `: keepalive` comment
+//! One tokio task per stream reads the job's `events` file (one numbered
+//! line per output line, appended under the job's output lock) from the
+//! start, in bounded chunks, and while the job runs looks for more every
+//! [`POLL`] (the job store's progress check, never a blocking wait). Replay
+//! and live follow are therefore one continuous read of one file: no line is
+//! lost or repeated between them. Every event carries `id: <line number>`, so
+//! a client's `Last-Event-ID` resumes after that line. A keep-alive comment
 //! goes out every 15 s; the last event is `event: done` with the status and
-//! exit code. The response is written as a chunked body, each event flushed.
+//! exit code. The task ends (and frees its slot) as soon as the client is
+//! gone, or when a client stops reading for [`WRITE_TIMEOUT`].
 
+use std::convert::Infallible;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::response::sse::Event;
+use futures_util::Stream;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::jobs::{Job, JobStatus, Jobs, Live, Progress};
 
-/// Seconds between keep-alive comments.
+/// Time between keep-alive comments.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
-
-/// Writes SSE events as HTTP/1.1 chunks.
-struct Out<W: Write> {
-    w: W,
-}
-
-impl<W: Write> Out<W> {
-    fn chunk(&mut self, data: &str) -> std::io::Result<()> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        write!(self.w, "{:x}\r\n{data}\r\n", data.len())?;
-        self.w.flush()
-    }
-    fn end(&mut self) -> std::io::Result<()> {
-        self.w.write_all(b"0\r\n\r\n")?;
-        self.w.flush()
-    }
-}
+/// How often a stream looks for new output of a running job.
+pub const POLL: Duration = Duration::from_millis(100);
+/// A client that takes no event for this long is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest read of the events file at once (replay is chunked).
+const CHUNK: u64 = 64 * 1024;
 
 /// Reads complete lines appended to the events file.
 struct Tail {
@@ -51,15 +44,16 @@ struct Tail {
 }
 
 impl Tail {
-    /// Read what is new; returns complete `(n, json)` lines.
-    fn poll(&mut self) -> Vec<(u64, String)> {
+    /// Read what is new (at most [`CHUNK`] bytes); returns complete
+    /// `(n, json)` lines and whether the read was cut at the chunk size.
+    fn poll(&mut self) -> (Vec<(u64, String)>, bool) {
         if self.file.is_none() {
             self.file = File::open(&self.path).ok();
         }
         let Some(f) = self.file.as_mut() else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
-        let _ = f.read_to_end(&mut self.buf);
+        let got = f.take(CHUNK).read_to_end(&mut self.buf).unwrap_or(0);
         let mut out = Vec::new();
         let mut start = 0;
         while let Some(pos) = self.buf[start..].iter().position(|b| *b == b'\n') {
@@ -74,45 +68,8 @@ impl Tail {
             }
         }
         self.buf.drain(..start);
-        out
+        (out, got as u64 == CHUNK)
     }
-}
-
-/// Headers of the stream response (before the caller's security headers).
-pub fn head(extra: &[(String, String)]) -> String {
-    let mut h = String::from(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n",
-    );
-    for (k, v) in extra {
-        h.push_str(&format!("{k}: {v}\r\n"));
-    }
-    h.push_str("\r\n");
-    h
-}
-
-fn emit_lines<W: Write>(
-    out: &mut Out<W>,
-    lines: Vec<(u64, String)>,
-    after: u64,
-) -> std::io::Result<()> {
-    let mut s = String::new();
-    for (n, data) in lines {
-        if n > after {
-            s.push_str(&format!("id: {n}\ndata: {data}\n\n"));
-        }
-    }
-    out.chunk(&s)
-}
-
-fn done<W: Write>(
-    out: &mut Out<W>,
-    n: u64,
-    status: JobStatus,
-    code: Option<i32>,
-) -> std::io::Result<()> {
-    let data = json!({"event": "done", "status": status.as_str(), "exit_code": code});
-    out.chunk(&format!("id: {}\nevent: done\ndata: {data}\n\n", n + 1))?;
-    out.end()
 }
 
 /// What a stream is about and for whom.
@@ -129,9 +86,89 @@ pub struct Source {
     pub last_id: u64,
 }
 
-/// Stream a job's output to `w` (the raw connection, headers already
-/// written) until it ends or the client leaves.
-pub fn stream<W: Write>(w: W, jobs: &Jobs, events: PathBuf, src: Source) -> std::io::Result<()> {
+/// The client left or stopped reading.
+struct Gone;
+
+struct Out {
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+    last_sent: Instant,
+}
+
+impl Out {
+    async fn send(&mut self, e: Event) -> Result<(), Gone> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.tx.send(Ok(e))).await {
+            Ok(Ok(())) => {
+                self.last_sent = Instant::now();
+                Ok(())
+            }
+            _ => Err(Gone),
+        }
+    }
+
+    /// A keep-alive comment when nothing went out for [`KEEPALIVE`]; `Gone`
+    /// as soon as the client has closed the stream.
+    async fn idle(&mut self) -> Result<(), Gone> {
+        if self.tx.is_closed() {
+            return Err(Gone);
+        }
+        if self.last_sent.elapsed() >= KEEPALIVE {
+            self.send(Event::default().comment("keepalive")).await?;
+        }
+        tokio::time::sleep(POLL).await;
+        Ok(())
+    }
+
+    /// Send every line after `after`; whether the read was cut short.
+    async fn lines(&mut self, tail: &mut Tail, after: u64) -> Result<bool, Gone> {
+        let (lines, more) = tail.poll();
+        for (n, data) in lines {
+            if n > after {
+                self.send(Event::default().id(n.to_string()).data(data))
+                    .await?;
+            }
+        }
+        Ok(more)
+    }
+
+    /// Send everything written so far, chunk by chunk.
+    async fn drain(&mut self, tail: &mut Tail, after: u64) -> Result<(), Gone> {
+        while self.lines(tail, after).await? {}
+        Ok(())
+    }
+
+    async fn done(&mut self, n: u64, status: JobStatus, code: Option<i32>) -> Result<(), Gone> {
+        let data = json!({"event": "done", "status": status.as_str(), "exit_code": code});
+        self.send(
+            Event::default()
+                .id((n + 1).to_string())
+                .event("done")
+                .data(data.to_string()),
+        )
+        .await
+    }
+}
+
+/// Start the stream's task; `slot` is held until the task ends. The
+/// returned stream is the response body.
+pub fn start<S: Send + 'static>(
+    jobs: Jobs,
+    events: PathBuf,
+    src: Source,
+    slot: S,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let (tx, mut rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let mut out = Out {
+            tx,
+            last_sent: Instant::now(),
+        };
+        let _ = follow(&mut out, &jobs, events, src).await;
+    });
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn follow(out: &mut Out, jobs: &Jobs, events: PathBuf, src: Source) -> Result<(), Gone> {
     let Source {
         job,
         live,
@@ -139,51 +176,51 @@ pub fn stream<W: Write>(w: W, jobs: &Jobs, events: PathBuf, src: Source) -> std:
         admin,
         last_id,
     } = src;
-    let owner = owner.as_str();
-    let mut out = Out { w };
     let mut tail = Tail {
         path: events,
         file: None,
         buf: Vec::new(),
         read: 0,
     };
-    out.chunk(&format!(": job {}\n\n", job.id))?;
+    out.send(Event::default().comment(format!("job {}", job.id)))
+        .await?;
     let (mut job, mut live) = (job, live);
     // Not started yet: wait (with keep-alives) until it runs or ends.
     while live.is_none() && !job.status.terminal() {
-        match jobs.wait_started(&job.id, KEEPALIVE) {
+        match jobs.wait_started(&job.id, Duration::ZERO) {
             Some((j, l)) => {
-                let unchanged =
-                    l.is_none() && !j.status.terminal() && j.status != JobStatus::Running;
                 job = j;
                 live = l;
                 if job.status == JobStatus::Running && live.is_none() {
                     // It ended between the two looks: re-read the record.
-                    if let Some((j, l)) = jobs.stream_source(&job.id, owner, admin) {
+                    if let Some((j, l)) = jobs.stream_source(&job.id, &owner, admin) {
                         job = j;
                         live = l;
                     }
                 }
-                if unchanged {
-                    out.chunk(": keepalive\n\n")?;
+                if live.is_none() && !job.status.terminal() {
+                    out.idle().await?;
                 }
             }
-            None => return out.end(),
+            None => return Ok(()),
         }
     }
     if let Some(live) = live {
         loop {
-            emit_lines(&mut out, tail.poll(), last_id)?;
-            match live.wait(tail.read, KEEPALIVE) {
-                Progress::More(_) => continue,
-                Progress::Idle => out.chunk(": keepalive\n\n")?,
+            let before = tail.read;
+            if out.lines(&mut tail, last_id).await? {
+                continue;
+            }
+            match live.wait(tail.read, Duration::ZERO) {
+                Progress::More(_) if tail.read != before => continue,
+                Progress::More(_) | Progress::Idle => out.idle().await?,
                 Progress::Done(status, code) => {
-                    emit_lines(&mut out, tail.poll(), last_id)?;
-                    return done(&mut out, tail.read, status, code);
+                    out.drain(&mut tail, last_id).await?;
+                    return out.done(tail.read, status, code).await;
                 }
             }
         }
     }
-    emit_lines(&mut out, tail.poll(), last_id)?;
-    done(&mut out, tail.read, job.status, job.exit_code)
+    out.drain(&mut tail, last_id).await?;
+    out.done(tail.read, job.status, job.exit_code).await
 }
