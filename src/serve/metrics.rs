@@ -93,10 +93,16 @@ impl Metrics {
         }
     }
 
-    /// Count one execution (sync or job).
+    /// Count one execution (sync or job). A tool that does not exist gets
+    /// an empty tool label, so invented names add no series.
     pub fn execution(&self, env: &Envelope) {
+        let tool = if env.reason == Some(crate::api::Reason::NotFound) {
+            String::new()
+        } else {
+            env.tool.clone()
+        };
         if let Ok(mut m) = self.executions.lock() {
-            *m.entry((env.tool.clone(), outcome(env))).or_insert(0) += 1;
+            *m.entry((tool, outcome(env))).or_insert(0) += 1;
         }
     }
 

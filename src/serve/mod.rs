@@ -1154,6 +1154,14 @@ fn metrics_text(app: &App) -> String {
             samples: vec![(vec![], app.streams.load(Ordering::SeqCst) as f64)],
         },
         Gauge {
+            name: "gathm_executions_running",
+            help: "Tool runs from requests holding an execution slot now.",
+            samples: vec![(
+                vec![],
+                (app.opts.max_executions - app.executions.available_permits()) as f64,
+            )],
+        },
+        Gauge {
             name: "gathm_ready",
             help: "1 while accepting work, 0 while shutting down.",
             samples: vec![(

@@ -11,4 +11,5 @@ mod policy;
 mod resilience;
 mod run;
 mod serve;
+mod serve_limits;
 mod validate;

@@ -11,18 +11,18 @@ use serde_json::{Value, json};
 
 use crate::harness::{Sandbox, alive, wait_until};
 
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A running server, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) port: u16,
     _out: BufReader<ChildStdout>,
 }
 
 impl Server {
-    fn start(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
         let mut c = sb.cmd();
         c.args(["serve", "--port", "0"])
             .env("GATHM_SHUTDOWN_GRACE", "0")
@@ -59,17 +59,17 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn signal(&self, sig: rustix::process::Signal) {
+    pub(crate) fn signal(&self, sig: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, sig).unwrap();
     }
 
     /// Wait for the process to exit (bounded) and return its code.
-    fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<i32> {
         let end = Instant::now() + within;
         while Instant::now() < end {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -100,18 +100,18 @@ impl Drop for Server {
     }
 }
 
-fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     // gathm's own client: reqwest over rustls with the ring provider.
     gathm::client::build(Duration::from_secs(60)).unwrap()
 }
 
-struct Resp {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
 }
 
-fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
+pub(crate) fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
     let r = rb.send().unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -124,7 +124,7 @@ fn send(rb: reqwest::blocking::RequestBuilder) -> Resp {
     }
 }
 
-fn get(s: &Server, path: &str, token: Option<&str>) -> Resp {
+pub(crate) fn get(s: &Server, path: &str, token: Option<&str>) -> Resp {
     let mut rb = client().get(s.url(path));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -132,7 +132,7 @@ fn get(s: &Server, path: &str, token: Option<&str>) -> Resp {
     send(rb)
 }
 
-fn post(s: &Server, path: &str, token: Option<&str>, body: &Value) -> Resp {
+pub(crate) fn post(s: &Server, path: &str, token: Option<&str>, body: &Value) -> Resp {
     let mut rb = client().post(s.url(path)).json(body);
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -140,7 +140,7 @@ fn post(s: &Server, path: &str, token: Option<&str>, body: &Value) -> Resp {
     send(rb)
 }
 
-fn delete(s: &Server, path: &str, token: Option<&str>) -> Resp {
+pub(crate) fn delete(s: &Server, path: &str, token: Option<&str>) -> Resp {
     let mut rb = client().delete(s.url(path));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -149,7 +149,7 @@ fn delete(s: &Server, path: &str, token: Option<&str>) -> Resp {
 }
 
 /// A raw HTTP/1.1 exchange (for Host headers and odd bodies).
-fn raw(s: &Server, request: &[u8]) -> (u16, String) {
+pub(crate) fn raw(s: &Server, request: &[u8]) -> (u16, String) {
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let _ = c.write_all(request);
@@ -186,11 +186,11 @@ fn raw(s: &Server, request: &[u8]) -> (u16, String) {
     (status, text)
 }
 
-fn job_status(s: &Server, id: &str, token: Option<&str>) -> Value {
+pub(crate) fn job_status(s: &Server, id: &str, token: Option<&str>) -> Value {
     get(s, &format!("/api/v1/jobs/{id}"), token).body
 }
 
-fn wait_job(s: &Server, id: &str, token: Option<&str>, want: &[&str]) -> Value {
+pub(crate) fn wait_job(s: &Server, id: &str, token: Option<&str>, want: &[&str]) -> Value {
     let mut last = Value::Null;
     wait_until(&format!("job {id} to reach {want:?}"), WAIT, || {
         last = job_status(s, id, token);
@@ -199,7 +199,7 @@ fn wait_job(s: &Server, id: &str, token: Option<&str>, want: &[&str]) -> Value {
     last
 }
 
-fn submit(s: &Server, token: Option<&str>, body: Value) -> Value {
+pub(crate) fn submit(s: &Server, token: Option<&str>, body: Value) -> Value {
     let r = post(s, "/api/v1/jobs", token, &body);
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(
@@ -209,7 +209,7 @@ fn submit(s: &Server, token: Option<&str>, body: Value) -> Value {
     r.body
 }
 
-const KEYS: &str = "adm:admin,usr:user,ro:readonly,ag:agent,usr2:user";
+pub(crate) const KEYS: &str = "adm:admin,usr:user,ro:readonly,ag:agent,usr2:user";
 
 #[test]
 fn serve_ping_is_public_and_headers_are_set() {
@@ -748,7 +748,7 @@ fn serve_crash_recovery_loses_no_job() {
 }
 
 /// Read an SSE stream to its end: (id, data) of every event, and the done event.
-fn read_sse(base: &str, id: &str, last_id: Option<u64>) -> (Vec<(u64, Value)>, Value) {
+pub(crate) fn read_sse(base: &str, id: &str, last_id: Option<u64>) -> (Vec<(u64, Value)>, Value) {
     let mut rb = client().get(format!("{base}/api/v1/jobs/{id}/stream"));
     if let Some(l) = last_id {
         rb = rb.header("Last-Event-ID", l.to_string());
