@@ -452,7 +452,60 @@ pub fn parse(file: &Path, text: &str) -> Result<Manifest, Diagnostic> {
             message: "empty manifest: the YAML root must be a mapping".into(),
         });
     }
-    serde_saphyr::from_str::<Manifest>(text).map_err(|e| yaml_error(file, &e))
+    let m = serde_saphyr::from_str::<Manifest>(text).map_err(|e| yaml_error(file, &e))?;
+    numbers(file, text, &m)?;
+    Ok(m)
+}
+
+/// The longest duration any manifest, pipeline or request may ask for
+/// (one year): larger values are refused where they are parsed.
+pub const MAX_SECONDS: f64 = 31_536_000.0;
+
+/// Whether `x` is a usable number of seconds (finite, in `min..=MAX_SECONDS`).
+pub fn seconds_ok(x: f64, min: f64) -> bool {
+    x.is_finite() && x >= min && x <= MAX_SECONDS
+}
+
+/// Range-check the durations a run turns into `Duration`s, so a bad value
+/// is a located error and never a panic.
+fn numbers(file: &Path, text: &str, m: &Manifest) -> Result<(), Diagnostic> {
+    let bad = |key: &str, message: String| {
+        let (line, column) = locate(text, key);
+        Err(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        })
+    };
+    if let Some(t) = m.timeout
+        && !(t > 0.0 && seconds_ok(t, 0.0))
+    {
+        return bad(
+            "timeout",
+            format!("timeout must be a positive number of seconds up to {MAX_SECONDS}, not {t}"),
+        );
+    }
+    if let Some(r) = &m.retry
+        && !(seconds_ok(r.delay, 0.0) && seconds_ok(r.max_delay, 0.0) && seconds_ok(r.backoff, 1.0))
+    {
+        return bad(
+            "retry",
+            format!(
+                "retry needs delay >= 0, backoff >= 1, max_delay >= 0 (seconds up to {MAX_SECONDS})"
+            ),
+        );
+    }
+    if let Some(t) = m.breaker.as_ref().and_then(|b| b.recovery_timeout)
+        && !seconds_ok(t, 0.0)
+    {
+        return bad(
+            "recovery_timeout",
+            format!("breaker.recovery_timeout must be from 0 to {MAX_SECONDS} seconds, not {t}"),
+        );
+    }
+    Ok(())
 }
 
 /// A tool name that is safe as a path component and a cache or state key.

@@ -368,7 +368,7 @@ pub fn order(p: &Pipeline) -> Vec<usize> {
 }
 
 fn finite_pos(x: f64) -> bool {
-    x.is_finite() && x > 0.0
+    x > 0.0 && crate::manifest::seconds_ok(x, 0.0)
 }
 
 /// The most steps a pipeline may have. The dependency checks are quadratic and
@@ -401,7 +401,10 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
         out.push(diag(
             file,
             p.source.timeout,
-            format!("timeout must be a positive number of seconds, not {t}"),
+            format!(
+                "timeout must be a positive number of seconds up to {}, not {t}",
+                crate::manifest::MAX_SECONDS
+            ),
         ));
     }
     let mut first: HashMap<&str, usize> = HashMap::new();
@@ -516,14 +519,14 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
                     "retry.attempts must be 1 to 100, not {}",
                     r.attempts
                 ))
-            } else if !(r.delay.is_finite() && r.delay >= 0.0) {
+            } else if !crate::manifest::seconds_ok(r.delay, 0.0) {
                 Some(format!(
                     "retry.delay must be a number of seconds >= 0, not {}",
                     r.delay
                 ))
-            } else if !(r.backoff.is_finite() && r.backoff >= 1.0) {
+            } else if !crate::manifest::seconds_ok(r.backoff, 1.0) {
                 Some(format!("retry.backoff must be >= 1, not {}", r.backoff))
-            } else if !(r.max_delay.is_finite() && r.max_delay >= 0.0) {
+            } else if !crate::manifest::seconds_ok(r.max_delay, 0.0) {
                 Some(format!("retry.max_delay must be >= 0, not {}", r.max_delay))
             } else {
                 None
@@ -543,8 +546,9 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
                 file,
                 sp.timeout.or(sp.at),
                 format!(
-                    "step {:?}: timeout must be a positive number of seconds, not {t}",
-                    s.id
+                    "step {:?}: timeout must be a positive number of seconds up to {}, not {t}",
+                    s.id,
+                    crate::manifest::MAX_SECONDS
                 ),
             ));
         }

@@ -1314,6 +1314,7 @@ fn agent_parallel(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     }
     for it in &items {
         valid_tool(&it.tool)?;
+        http::no_nul(it.args.clone())?;
     }
     let jobs = match o.get("jobs") {
         None | Some(Value::Null) => 4,
@@ -1368,6 +1369,7 @@ fn agent_chain(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     };
     for s in &steps {
         valid_tool(&s.tool)?;
+        http::no_nul(s.args.clone())?;
     }
     chain::check(&steps).map_err(|e| error(400, &e.to_string()))?;
     let opts = chain::Options {
@@ -1471,6 +1473,9 @@ fn submit_pipeline(
     let def = o.get("pipeline").cloned().unwrap_or(Value::Null);
     let pl: crate::pipeline::Pipeline =
         serde_json::from_value(def.clone()).map_err(|e| error(400, &format!("pipeline: {e}")))?;
+    for step in &pl.steps {
+        http::no_nul(step.args.clone())?;
+    }
     let diags = crate::pipeline::validate(ctx, &pl);
     if diags
         .iter()

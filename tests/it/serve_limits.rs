@@ -328,3 +328,123 @@ fn serve_streams_are_bounded_per_client_and_freed_on_close() {
     let v: Value = get(&s, &format!("/api/v1/jobs/{id}"), Some("a1")).body;
     assert_eq!(v["status"], "running");
 }
+
+#[test]
+fn serve_bad_numbers_are_clear_errors_and_the_server_stays_up() {
+    let sb = Sandbox::new(&["ok"]);
+    sb.manifest(
+        "neg",
+        "name: neg\nversion: \"1.0.0\"\ndescription: negative timeout\ncategory: utility\ntimeout: -5\n",
+        Some("#!/bin/sh\necho hi\n"),
+    );
+    let s = Server::start(&sb, &[]);
+    for _ in 0..3 {
+        let r = post(&s, "/api/v1/tools/neg/execute", None, &json!({}));
+        assert_eq!(r.status, 500, "{}", r.body);
+        assert_eq!(r.body["error"], "invalid_configuration");
+        let msg = r.body["message"].as_str().unwrap();
+        assert!(msg.contains("timeout must be a positive number"), "{msg}");
+        assert!(msg.contains("tool.yaml:5:"), "{msg}");
+        assert_eq!(
+            post(&s, "/api/v1/tools/ok/execute", None, &json!({})).status,
+            200
+        );
+    }
+    // The CLI: exit 65 with file:line:col.
+    let out = sb.run(&["run", "neg"]);
+    assert_eq!(out.status.code(), Some(65));
+    assert!(crate::harness::stderr(&out).contains("tool.yaml:5:"));
+    // Pipeline jobs: 1e300 anywhere a duration goes is a 400.
+    for pipeline in [
+        json!({"name": "p", "timeout": 1e300, "steps": [{"id": "a", "tool": "ok"}]}),
+        json!({"name": "p", "steps": [{"id": "a", "tool": "ok", "timeout": 1e300}]}),
+        json!({"name": "p", "steps": [{"id": "a", "tool": "ok",
+            "retry": {"attempts": 2, "delay": 1e300, "max_delay": 1e300}}]}),
+    ] {
+        let r = post(&s, "/api/v1/jobs", None, &json!({ "pipeline": pipeline }));
+        assert_eq!(r.status, 400, "{pipeline}: {}", r.body);
+        assert!(r.body.to_string().contains("seconds"), "{}", r.body);
+    }
+    assert_eq!(
+        post(
+            &s,
+            "/api/v1/jobs",
+            None,
+            &json!({"tool": "ok", "timeout": 1e300})
+        )
+        .status,
+        400
+    );
+    assert_eq!(get(&s, "/api/v1/ping", None).status, 200);
+}
+
+#[test]
+fn serve_nul_arguments_are_refused_before_anything_runs() {
+    let sb = Sandbox::new(&["ok"]);
+    let s = Server::start(&sb, &[("GATHM_API_KEYS", "adm:admin,usr:user")]);
+    for body in [
+        json!({"args": ["a\u{0}b"]}),
+        json!({"args": "a\u{0}b"}),
+        json!({"args": ["x", "\u{0}"]}),
+        json!({"args": ["a\u{0}b"]}),
+    ] {
+        let r = post(&s, "/api/v1/tools/ok/execute", Some("usr"), &body);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body["error"].as_str().unwrap().contains("NUL"));
+    }
+    for body in [
+        json!({"tool": "ok", "args": ["a\u{0}b"]}),
+        json!({"pipeline": {"name": "p", "steps": [{"id": "a", "tool": "ok", "args": ["a\u{0}"]}]}}),
+    ] {
+        assert_eq!(post(&s, "/api/v1/jobs", Some("usr"), &body).status, 400);
+    }
+    let r = post(
+        &s,
+        "/api/v1/agent/parallel",
+        Some("usr"),
+        &json!({"items": [{"tool": "ok", "args": ["\u{0}"]}]}),
+    );
+    assert_eq!(r.status, 400);
+    // Nothing counted against the breaker: the tool still runs for anyone.
+    let r = post(
+        &s,
+        "/api/v1/tools/ok/execute",
+        Some("adm"),
+        &json!({"args": ["fine"]}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "success", "{}", r.body);
+    let b = get(&s, "/api/v1/agent/status", Some("adm")).body;
+    assert!(!b.to_string().contains("\"open\""), "{b}");
+    // The CLI: a NUL from a pipeline file is a usage error (exit 2).
+    let p = sb.write(
+        "p.yaml",
+        "name: p\nsteps:\n  - {id: a, tool: ok, args: [\"a\\0b\"]}\n",
+    );
+    let out = sb.run(&["pipeline", "run", p.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::harness::stderr(&out)
+    );
+}
+
+#[test]
+fn serve_refuses_api_keys_without_an_entry() {
+    let sb = Sandbox::new(&[]);
+    for bad in [",", " ", " , "] {
+        let out = sb
+            .cmd()
+            .args(["serve", "--port", "0"])
+            .env("GATHM_API_KEYS", bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = crate::harness::stderr(&out);
+        assert!(
+            err.contains("GATHM_API_KEYS") && err.contains("no token:role"),
+            "{err}"
+        );
+    }
+}
