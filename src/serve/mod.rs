@@ -49,7 +49,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use self::auth::{Keys, Principal};
 use self::http::{Reply, Req, error, error_with};
-use self::metrics::{Gauge, Metrics};
+use self::metrics::Metrics;
 use crate::api::{Envelope, Reason};
 use crate::chain;
 use crate::clock;
@@ -523,22 +523,6 @@ async fn read_body(
     }
 }
 
-/// The method as a metrics label: a known method, else `other`.
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "other",
-    }
-}
-
 /// The one handler: route, read the body, dispatch (on the blocking pool
 /// unless quick), answer, count and log.
 async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
@@ -619,7 +603,7 @@ fn finish(
 ) -> Response {
     let status = resp.status().as_u16();
     let secs = t0.elapsed().as_secs_f64();
-    app.metrics.request(method_label(method), tpl, status, secs);
+    app.metrics.request(method, tpl, status, secs);
     let rec = Access {
         method: method.as_str().chars().take(32).collect(),
         path: path.chars().take(512).collect(),
@@ -629,9 +613,7 @@ fn finish(
         role,
     };
     if app.access.try_send(rec).is_err() {
-        app.metrics
-            .access_log_dropped
-            .fetch_add(1, Ordering::Relaxed);
+        app.metrics.access_log_dropped.inc();
     }
     resp
 }
@@ -1128,70 +1110,23 @@ fn job_not_found() -> Reply {
 }
 
 fn metrics_text(app: &App) -> String {
-    let (queued, running, by) = app.jobs.counts();
-    let mut gauges = vec![
-        Gauge {
-            name: "gathm_jobs_queue_depth",
-            help: "Jobs waiting to run.",
-            samples: vec![(vec![], queued as f64)],
-        },
-        Gauge {
-            name: "gathm_jobs_running",
-            help: "Jobs running now.",
-            samples: vec![(vec![], running as f64)],
-        },
-        Gauge {
-            name: "gathm_jobs",
-            help: "Stored jobs by status.",
-            samples: by
-                .into_iter()
-                .map(|(s, n)| (vec![("status", s.to_string())], n as f64))
-                .collect(),
-        },
-        Gauge {
-            name: "gathm_sse_streams",
-            help: "Open SSE streams.",
-            samples: vec![(vec![], app.streams.load(Ordering::SeqCst) as f64)],
-        },
-        Gauge {
-            name: "gathm_executions_running",
-            help: "Tool runs from requests holding an execution slot now.",
-            samples: vec![(
-                vec![],
-                (app.opts.max_executions - app.executions.available_permits()) as f64,
-            )],
-        },
-        Gauge {
-            name: "gathm_ready",
-            help: "1 while accepting work, 0 while shutting down.",
-            samples: vec![(
-                vec![],
-                if app.ready.load(Ordering::SeqCst) {
-                    1.0
-                } else {
-                    0.0
-                },
-            )],
-        },
-    ];
-    if let Ok(b) = ops::breaker_status(&app.ctx, None) {
-        gauges.push(Gauge {
-            name: "gathm_breaker_state",
-            help: "Circuit-breaker state per tool (1 for the current state).",
-            samples: b
-                .into_iter()
-                .flat_map(|b| {
-                    ["closed", "half_open", "open"].into_iter().map(move |s| {
-                        (
-                            vec![("tool", b.tool.clone()), ("state", s.to_string())],
-                            if b.state == s { 1.0 } else { 0.0 },
-                        )
-                    })
-                })
-                .collect(),
-        });
-    }
-    app.metrics.render(&gauges)
+    let (queued, running, by_status) = app.jobs.counts();
+    let breakers = ops::breaker_status(&app.ctx, None)
+        .map(|b| {
+            b.into_iter()
+                .map(|b| (b.tool, b.state.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    app.metrics.render(&metrics::Snapshot {
+        queued,
+        running,
+        by_status,
+        streams: app.streams.load(Ordering::SeqCst),
+        executions_running: app.opts.max_executions - app.executions.available_permits(),
+        ready: app.ready.load(Ordering::SeqCst),
+        breakers,
+    })
 }
 
 fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult {

@@ -448,3 +448,60 @@ fn serve_refuses_api_keys_without_an_entry() {
         );
     }
 }
+
+#[test]
+fn serve_metrics_pass_promtool() {
+    let sb = Sandbox::new(&["ok", "fail"]);
+    let s = Server::start(&sb, &[]);
+    let host = format!("127.0.0.1:{}", s.port);
+    post(&s, "/api/v1/tools/ok/execute", None, &json!({}));
+    post(
+        &s,
+        "/api/v1/tools/fail/execute",
+        None,
+        &json!({"args": ["2"]}),
+    );
+    post(&s, "/api/v1/tools/ghost/execute", None, &json!({}));
+    submit(&s, None, json!({"tool": "ok"}));
+    get(&s, "/nope", None);
+    raw(
+        &s,
+        format!("BREW /api/v1/ping HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    let text = get(&s, "/metrics", None).body;
+    let text = text.as_str().unwrap();
+    let promtool = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
+    });
+    let Some(promtool) = promtool else {
+        assert!(
+            std::env::var_os("GATHM_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required (apt-get install prometheus)"
+        );
+        eprintln!("promtool not installed: skipping `promtool check metrics`");
+        return;
+    };
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
