@@ -476,7 +476,8 @@ fn quick(routed: &Routed) -> bool {
 /// different values).
 const SINGLE_HEADERS: [&str; 4] = ["host", "content-length", "sec-fetch-site", "origin"];
 
-/// Checks on the request head before routing: URL length, repeated headers.
+/// Checks on the request head before routing: URL length, head size,
+/// repeated headers.
 fn head_checks(parts: &axum::http::request::Parts) -> std::result::Result<(), Reply> {
     let target = parts
         .uri
@@ -489,6 +490,22 @@ fn head_checks(parts: &axum::http::request::Parts) -> std::result::Result<(), Re
             "URI too long",
             json!({"max_bytes": MAX_URL}),
         ));
+    }
+    // hyper bounds what it buffers (about `MAX_HEAD`, headers at most 100);
+    // this makes the documented limit exact.
+    let head: usize = target
+        + parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEAD {
+        return Err(error_with(
+            431,
+            "request header fields too large",
+            json!({"max_bytes": MAX_HEAD}),
+        )
+        .header("Connection", "close"));
     }
     for h in SINGLE_HEADERS {
         if parts.headers.get_all(h).iter().nth(1).is_some() {

@@ -86,6 +86,16 @@ fn serve_limits_head_url_body_and_framing() {
             "{text}"
         );
     }
+    // Just over the limit, in one write: the exact 431 with a JSON body.
+    let text = exchange(
+        &s,
+        format!(
+            "GET /api/v1/ping HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(70 * 1024)
+        )
+        .as_bytes(),
+    );
+    assert!(text.starts_with("HTTP/1.1 431"), "{text}");
     let rss = proc_status(pid, "VmRSS:");
     assert!(rss < 64 * 1024, "RSS {rss} kB after a 64 MiB header");
     // A long URL: 414.
