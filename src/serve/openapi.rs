@@ -31,8 +31,22 @@ fn common(mut responses: Value) -> Value {
         );
         o.insert(
             "429".into(),
-            err("Rate limited (Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining)"),
+            err("Rate limited (Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining), or every execution slot is taken (GATHM_MAX_EXECUTIONS; Retry-After)"),
         );
+        o.entry("400").or_insert_with(|| {
+            err("A malformed request: a repeated Host, Content-Length, Sec-Fetch-Site or Origin header")
+        });
+        o.insert("408".into(), err("The body was not received within 30 s"));
+        o.insert(
+            "413".into(),
+            err("Body over 1 MiB (declared, chunked or lying)"),
+        );
+        o.insert("414".into(), err("URL over 8 KiB"));
+        o.insert(
+            "431".into(),
+            err("Request head over 64 KiB (hyper answers far larger heads with an empty body)"),
+        );
+        o.insert("500".into(), err("Invalid configuration (policies, manifest), or an internal error (a handler panicked)"));
     }
     responses
 }
@@ -50,7 +64,7 @@ pub fn spec() -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "rule": {"type": "string"}}},
+                "Error": {"type": "object", "required": ["error"], "description": "Every error. Some carry more: detail, rule, step, allowed, diagnostics, limit, retry_after, scope, max_queue_depth, max_executions, max_streams_per_client, max_bytes; refused runs carry the whole envelope.", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "rule": {"type": "string"}}},
                 "Args": {"oneOf": [
                     {"type": "array", "items": {"type": "string"}},
                     {"type": "string", "description": "Split like a shell would: quotes and backslashes, no expansion"}
@@ -59,12 +73,12 @@ pub fn spec() -> Value {
                     "args": r("Args"),
                     "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Seconds; default: the tool's"}
                 }},
-                "Attempt": {"type": "object", "properties": {
+                "Attempt": {"type": "object", "additionalProperties": false, "required": ["tool", "exit_code", "duration_ms", "outcome", "try_number"], "properties": {
                     "tool": {"type": "string"}, "exit_code": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"},
                     "outcome": {"type": "string", "enum": ["success", "failed", "timeout", "spawn_failed", "interrupted", "circuit_open", "denied", "approval_required", "not_found", "cached"]},
                     "try_number": {"type": "integer"}, "rule": {"type": "string"}
                 }},
-                "Envelope": {"type": "object", "required": ["tool", "run_id", "status", "reason", "exit_code", "output", "error", "duration_ms", "cached", "attempts", "timestamp"], "properties": {
+                "Envelope": {"type": "object", "additionalProperties": false, "required": ["tool", "run_id", "status", "reason", "exit_code", "output", "error", "duration_ms", "cached", "attempts", "timestamp"], "properties": {
                     "tool": {"type": "string"}, "run_id": {"type": "string"},
                     "status": {"type": "string", "enum": ["success", "error"]},
                     "reason": {"type": ["string", "null"], "enum": [null, "timeout", "circuit_open", "rate_limited", "denied", "approval_required", "not_found", "fallback_exhausted", "interrupted", "not_executable"]},
@@ -80,14 +94,32 @@ pub fn spec() -> Value {
                     "requires_internet": {"type": "boolean"}, "fallback_tool": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}
                 }},
                 "ToolList": {"type": "object", "properties": {"tools": {"type": "array", "items": r("ToolSummary")}, "count": {"type": "integer"}}},
-                "JobRequest": {"type": "object", "required": ["tool"], "properties": {
-                    "kind": {"type": "string", "enum": ["tool"], "default": "tool"},
+                "JobRequest": {"type": "object", "description": "A tool job needs `tool`; a pipeline job (`kind: pipeline`, or any body with `pipeline`) needs `pipeline`", "properties": {
+                    "kind": {"type": "string", "enum": ["tool", "pipeline"], "default": "tool"},
+                    "pipeline": r("Pipeline"),
                     "tool": {"type": "string"}, "args": r("Args"),
                     "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Execution seconds (time in the queue does not count)"},
                     "callback_url": {"type": "string", "description": "The final record is POSTed here with X-Gathm-Signature: sha256=<HMAC-SHA256 of the body>; needs GATHM_CALLBACK_SECRET"}
                 }},
-                "Job": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "kind": {"type": "string"}, "tool": {"type": "string"},
+                "Pipeline": {"type": "object", "required": ["steps"], "description": "A DAG as in `gathm pipeline` (its JSON form); validated before it is queued", "properties": {
+                    "name": {"type": "string"},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 31536000},
+                    "steps": {"type": "array", "items": {"type": "object", "required": ["id", "tool"], "properties": {
+                        "id": {"type": "string"}, "tool": {"type": "string"},
+                        "args": {"type": "array", "items": {"type": "string"}},
+                        "needs": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                        "when": {"type": "string"},
+                        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 31536000},
+                        "continue_on_error": {"type": "boolean"},
+                        "retry": {"type": "object", "properties": {"attempts": {"type": "integer", "minimum": 1, "maximum": 100}, "delay": {"type": "number"}, "backoff": {"type": "number"}, "max_delay": {"type": "number"}}}
+                    }}}
+                }},
+                "Job": {"type": "object", "additionalProperties": false,
+                    "required": ["id", "kind", "tool", "args", "status", "reason", "exit_code", "created_at", "started_at", "finished_at", "timeout", "stdout_lines", "stderr_lines", "line_count", "approved", "envelope"],
+                    "properties": {
+                    "id": {"type": "string"}, "kind": {"type": "string", "enum": ["tool", "pipeline"]}, "tool": {"type": "string", "description": "`pipeline` for pipeline jobs"},
+                    "pipeline": r("Pipeline"),
+                    "result": {"type": "object", "description": "A pipeline job's result once it ended: every step's status, exit code and output"},
                     "args": {"type": "array", "items": {"type": "string"}},
                     "status": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]},
                     "reason": {"type": ["string", "null"]}, "exit_code": {"type": ["integer", "null"]},
@@ -166,7 +198,7 @@ pub fn spec() -> Value {
             },
             "/api/v1/jobs/{id}/stream": {"get": {"summary": "Server-sent events: every output line (id: line number; Last-Event-ID resumes), keep-alives every 15 s, then event: done",
                 "parameters": [path_param("id", "job id"), {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer"}}],
-                "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...}; last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "503": err("too many open streams")}))}},
+                "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...} (pipeline jobs: step_started, step_retrying, step_finished events); last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "429": err("this client already holds GATHM_MAX_STREAMS_PER_CLIENT streams, or rate limited"), "503": err("too many open streams (GATHM_MAX_STREAMS)")}))}},
             "/api/v1/jobs/{id}/approve": {"post": {"summary": "Approve a job awaiting approval (admin, permission *)", "parameters": [path_param("id", "job id")],
                 "responses": common(json!({"200": ok("the job, now pending", r("Job")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
         }

@@ -12,4 +12,5 @@ mod resilience;
 mod run;
 mod serve;
 mod serve_limits;
+mod serve_openapi;
 mod validate;

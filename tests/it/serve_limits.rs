@@ -488,7 +488,7 @@ fn serve_metrics_pass_promtool() {
     });
     let Some(promtool) = promtool else {
         assert!(
-            std::env::var_os("GATHM_REQUIRE_PROMTOOL").is_none(),
+            std::env::var_os("GATHM_REQUIRE_TEST_TOOLS").is_none(),
             "promtool is required (apt-get install prometheus)"
         );
         eprintln!("promtool not installed: skipping `promtool check metrics`");
