@@ -100,6 +100,8 @@ pub struct Snapshot {
     pub streams: usize,
     /// Tool runs from requests holding an execution slot.
     pub executions_running: usize,
+    /// Open HTTP connections.
+    pub connections_open: usize,
     /// Accepting work.
     pub ready: bool,
     /// Breaker state per tool (`closed`, `half_open`, `open`).
@@ -113,6 +115,7 @@ struct StateGauges {
     jobs: Family<StatusLabels, Gauge>,
     streams: Gauge,
     executions_running: Gauge,
+    connections_open: Gauge,
     ready: Gauge,
     breakers: Family<BreakerLabels, Gauge>,
 }
@@ -125,6 +128,8 @@ pub struct Metrics {
     executions: Family<ExecutionLabels, Counter>,
     /// Access-log lines dropped because the log writer fell behind.
     pub access_log_dropped: Counter,
+    /// Connections refused at `GATHM_MAX_CONNECTIONS`.
+    pub connections_refused: Counter,
     state: StateGauges,
     /// Rendering sets the state gauges: one render at a time.
     render: Mutex<()>,
@@ -148,6 +153,7 @@ impl Default for Metrics {
             Family::new_with_constructor(latency_histogram);
         let executions = Family::<ExecutionLabels, Counter>::default();
         let access_log_dropped = Counter::default();
+        let connections_refused = Counter::default();
         let state = StateGauges::default();
         registry.register(
             "gathm_http_requests",
@@ -169,7 +175,12 @@ impl Default for Metrics {
             "Access-log lines dropped under load.",
             access_log_dropped.clone(),
         );
-        let gauges: [(&str, &str, &Gauge); 5] = [
+        registry.register(
+            "gathm_http_connections_refused",
+            "Connections refused with a 503 at GATHM_MAX_CONNECTIONS.",
+            connections_refused.clone(),
+        );
+        let gauges: [(&str, &str, &Gauge); 6] = [
             (
                 "gathm_jobs_queue_depth",
                 "Jobs waiting to run.",
@@ -181,6 +192,11 @@ impl Default for Metrics {
                 "gathm_executions_running",
                 "Tool runs from requests holding an execution slot now.",
                 &state.executions_running,
+            ),
+            (
+                "gathm_http_connections_open",
+                "Open HTTP connections.",
+                &state.connections_open,
             ),
             (
                 "gathm_ready",
@@ -203,6 +219,7 @@ impl Default for Metrics {
             latency,
             executions,
             access_log_dropped,
+            connections_refused,
             state,
             render: Mutex::new(()),
         }
@@ -276,6 +293,7 @@ impl Metrics {
         s.running.set(count(snap.running));
         s.streams.set(count(snap.streams));
         s.executions_running.set(count(snap.executions_running));
+        s.connections_open.set(count(snap.connections_open));
         s.ready.set(i64::from(snap.ready));
         s.jobs.clear();
         for (status, n) in &snap.by_status {

@@ -241,6 +241,8 @@ struct App {
     streams: AtomicUsize,
     streams_by: Mutex<HashMap<String, usize>>,
     executions: Semaphore,
+    connections: Arc<Semaphore>,
+    conn_notes: Notes,
     opts: Options,
     sync_runs: Mutex<HashMap<u64, Cancel>>,
     next_run: AtomicU64,
@@ -316,6 +318,8 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         streams: AtomicUsize::new(0),
         streams_by: Mutex::new(HashMap::new()),
         executions: Semaphore::new(opts.max_executions),
+        connections: Arc::new(Semaphore::new(opts.max_connections)),
+        conn_notes: Notes::new(),
         opts: opts.clone(),
         sync_runs: Mutex::new(HashMap::new()),
         next_run: AtomicU64::new(0),
@@ -408,7 +412,7 @@ fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
 /// Accept connections (at most `max_connections` open) and serve each with
 /// hyper's HTTP/1.1 under the head-size and header-timeout limits.
 async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
-    let conns = Arc::new(Semaphore::new(app.opts.max_connections));
+    let conns = Arc::clone(&app.connections);
     let logger = app.ctx.logger.clone();
     let router = Router::new()
         .fallback(entry)
@@ -422,9 +426,6 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
         .max_buf_size(MAX_HEAD)
         .keep_alive(true);
     loop {
-        let Ok(permit) = Arc::clone(&conns).acquire_owned().await else {
-            return;
-        };
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(_) => {
@@ -433,6 +434,18 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
                 continue;
             }
         };
+        let Ok(permit) = Arc::clone(&conns).try_acquire_owned() else {
+            app.metrics.connections_refused.inc();
+            app.conn_notes.note(
+                &app.ctx.logger,
+                &format!(
+                    "refused a connection from {peer}: {} open (GATHM_MAX_CONNECTIONS)",
+                    app.opts.max_connections
+                ),
+            );
+            tokio::spawn(refuse(sock));
+            continue;
+        };
         let _ = sock.set_nodelay(true);
         let router = router.clone();
         let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
@@ -440,10 +453,68 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
             router.clone().oneshot(req)
         });
         let conn = http.serve_connection(TokioIo::new(sock), svc);
+        let app = Arc::clone(&app);
         tokio::spawn(async move {
-            let _ = conn.await;
+            if let Err(e) = conn.await
+                && (e.is_timeout() || e.is_parse() || e.is_parse_too_large())
+            {
+                app.conn_notes.note(
+                    &app.ctx.logger,
+                    &format!("closed the connection from {peer}: {e}"),
+                );
+            }
             drop(permit);
         });
+    }
+}
+
+/// Answer a connection over `GATHM_MAX_CONNECTIONS` with a 503 and close it.
+async fn refuse(mut sock: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":"too many open connections; try again later"}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = sock.write_all(head.as_bytes()).await;
+        let _ = sock.shutdown().await;
+    })
+    .await;
+}
+
+/// Connection-level events (refusals, header timeouts, malformed heads) go
+/// to the app log at most once a second, with a count of the rest, so a
+/// flood cannot flood the log.
+struct Notes {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl Notes {
+    fn new() -> Notes {
+        Notes {
+            last: Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    fn note(&self, logger: &Logger, msg: &str) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        let mut extra = Map::new();
+        extra.insert(
+            "suppressed".into(),
+            self.suppressed.swap(0, Ordering::Relaxed).into(),
+        );
+        logger.app(Level::Warn, "http", msg, extra);
     }
 }
 
@@ -1141,6 +1212,7 @@ fn metrics_text(app: &App) -> String {
         by_status,
         streams: app.streams.load(Ordering::SeqCst),
         executions_running: app.opts.max_executions - app.executions.available_permits(),
+        connections_open: app.opts.max_connections - app.connections.available_permits(),
         ready: app.ready.load(Ordering::SeqCst),
         breakers,
     })

@@ -515,3 +515,45 @@ fn serve_metrics_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn serve_connections_over_the_cap_get_503_and_are_logged() {
+    let sb = Sandbox::new(&["ok"]);
+    let s = Server::start(
+        &sb,
+        &[
+            ("GATHM_MAX_CONNECTIONS", "8"),
+            ("GATHM_HEADER_TIMEOUT", "2"),
+        ],
+    );
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(("127.0.0.1", s.port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let text = exchange(&s, b"GET /api/v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("too many open connections"), "{text}");
+    // The idle ones are closed at the header timeout; then all is well.
+    wait_until("the idle connections to be closed", WAIT, || {
+        client()
+            .get(s.url("/api/v1/ping"))
+            .send()
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    });
+    drop(held);
+    let m = get(&s, "/metrics", None).body;
+    assert!(
+        m.as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("gathm_http_connections_refused_total ") && !l.ends_with(" 0")),
+        "{m}"
+    );
+    wait_until("the refusal in the app log", WAIT, || {
+        sb.log("gathm.log").iter().any(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("GATHM_MAX_CONNECTIONS"))
+        })
+    });
+}
