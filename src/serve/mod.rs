@@ -599,6 +599,9 @@ async fn read_body(
     if declared.is_some_and(|n| n > http::MAX_BODY as u64) {
         return Err(http::too_large());
     }
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return Ok(Vec::new());
+    }
     let limited = http_body_util::Limited::new(body, http::MAX_BODY);
     match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Err(_) => {

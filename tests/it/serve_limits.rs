@@ -154,6 +154,13 @@ fn serve_idle_and_slow_clients_are_dropped_and_do_not_block() {
     let pid = s.child.id();
     let connect = || TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     let idle: Vec<TcpStream> = (0..200).map(|_| connect()).collect();
+    // A kept-alive connection that answered a request and then idles.
+    let mut kept = connect();
+    kept.write_all(b"GET /api/v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    kept.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
     let mut slow: Vec<TcpStream> = (0..50)
         .map(|_| {
             let mut c = connect();
@@ -185,6 +192,7 @@ fn serve_idle_and_slow_clients_are_dropped_and_do_not_block() {
     let open = idle
         .iter()
         .chain(slow.iter())
+        .chain([&kept])
         .filter(|c| !closed(c))
         .count();
     assert_eq!(open, 0, "connections still open after the header timeout");
