@@ -905,6 +905,12 @@ fn dispatch(
     routed: Routed,
     role_out: &mut Option<String>,
 ) -> Outcome {
+    // Debug builds only: the tests make a handler panic on purpose, on the
+    // async side (a public route) and on the blocking pool (any other).
+    #[cfg(debug_assertions)]
+    if std::env::var("GATHM_DEBUG_PANIC").is_ok_and(|v| v.split(',').any(|p| p == req.path)) {
+        panic!("GATHM_DEBUG_PANIC at {}", req.path);
+    }
     let host = http::header(req, "Host").map(str::to_string);
     if let Some(why) = auth::cross_origin(
         http::header(req, "Origin"),

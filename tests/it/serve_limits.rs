@@ -565,3 +565,30 @@ fn serve_connections_over_the_cap_get_503_and_are_logged() {
         })
     });
 }
+
+#[test]
+fn serve_handler_panics_are_500_and_the_server_goes_on() {
+    let sb = Sandbox::new(&["ok"]);
+    // A debug-build hook: these paths panic in their handler.
+    let s = Server::start(&sb, &[("GATHM_DEBUG_PANIC", "/healthz,/api/v1/tools")]);
+    for _ in 0..3 {
+        for path in ["/healthz", "/api/v1/tools"] {
+            let r = get(&s, path, None);
+            assert_eq!(r.status, 500, "{path}");
+            assert_eq!(r.body["error"], "internal error", "{path}");
+            assert_eq!(r.body["reason"], "internal_error", "{path}");
+        }
+        assert_eq!(get(&s, "/api/v1/ping", None).status, 200);
+        assert_eq!(
+            post(&s, "/api/v1/tools/ok/execute", None, &json!({})).status,
+            200
+        );
+    }
+    wait_until("the panic in the app log", WAIT, || {
+        sb.log("gathm.log").iter().any(|l| {
+            l["panic"]
+                .as_str()
+                .is_some_and(|m| m.contains("GATHM_DEBUG_PANIC at /api/v1/tools"))
+        })
+    });
+}
