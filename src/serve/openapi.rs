@@ -1,7 +1,49 @@
 //! The OpenAPI 3.1 description of `gathm serve`, served at
 //! `GET /api/openapi.json`: every route, its request body and its answers.
+//!
+//! The schemas of the types the CLI and the server share (`api.rs`: the run
+//! envelope, attempts, reasons, tool lists) are derived from those serde
+//! types with `utoipa`, so they cannot drift; they allow no property the
+//! type does not have. The routes and the remaining bodies (jobs, pipelines,
+//! errors, built as JSON by the handlers) are described here by hand.
+//! `tests/it/serve_openapi.rs` checks every route's real responses against
+//! the whole document.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+
+use crate::api::{Attempt, AttemptOutcome, Envelope, Reason, RunStatus, ToolList, ToolSummary};
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(
+    Envelope,
+    Attempt,
+    AttemptOutcome,
+    Reason,
+    RunStatus,
+    ToolSummary,
+    ToolList
+)))]
+struct Derived;
+
+/// The schemas derived from the `api.rs` types; each serialises exactly its
+/// fields, so extra properties are refused.
+fn derived_schemas() -> Map<String, Value> {
+    let doc = serde_json::to_value(Derived::openapi()).unwrap_or(Value::Null);
+    let mut schemas = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for s in schemas.values_mut() {
+        if let Value::Object(o) = s
+            && o.get("type") == Some(&json!("object"))
+        {
+            o.insert("additionalProperties".into(), false.into());
+        }
+    }
+    schemas
+}
 
 fn err(desc: &str) -> Value {
     json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -53,6 +95,14 @@ fn common(mut responses: Value) -> Value {
 
 /// The whole document.
 pub fn spec() -> Value {
+    let mut doc = described();
+    if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
+        schemas.extend(derived_schemas());
+    }
+    doc
+}
+
+fn described() -> Value {
     let any = json!({});
     json!({
         "openapi": "3.1.0",
@@ -73,27 +123,6 @@ pub fn spec() -> Value {
                     "args": r("Args"),
                     "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Seconds; default: the tool's"}
                 }},
-                "Attempt": {"type": "object", "additionalProperties": false, "required": ["tool", "exit_code", "duration_ms", "outcome", "try_number"], "properties": {
-                    "tool": {"type": "string"}, "exit_code": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"},
-                    "outcome": {"type": "string", "enum": ["success", "failed", "timeout", "spawn_failed", "interrupted", "circuit_open", "denied", "approval_required", "not_found", "cached"]},
-                    "try_number": {"type": "integer"}, "rule": {"type": "string"}
-                }},
-                "Envelope": {"type": "object", "additionalProperties": false, "required": ["tool", "run_id", "status", "reason", "exit_code", "output", "error", "duration_ms", "cached", "attempts", "timestamp"], "properties": {
-                    "tool": {"type": "string"}, "run_id": {"type": "string"},
-                    "status": {"type": "string", "enum": ["success", "error"]},
-                    "reason": {"type": ["string", "null"], "enum": [null, "timeout", "circuit_open", "rate_limited", "denied", "approval_required", "not_found", "fallback_exhausted", "interrupted", "not_executable"]},
-                    "exit_code": {"type": "integer"}, "output": {"type": "string"}, "error": {"type": "string"},
-                    "duration_ms": {"type": "integer"}, "cached": {"type": "boolean"},
-                    "attempts": {"type": "array", "items": r("Attempt")},
-                    "timestamp": {"type": "string", "format": "date-time"},
-                    "served_by": {"type": "string"}, "message": {"type": "string"}, "rule": {"type": "string"}, "retry_after": {"type": "number"}
-                }},
-                "ToolSummary": {"type": "object", "properties": {
-                    "name": {"type": "string"}, "description": {"type": "string"}, "version": {"type": "string"},
-                    "category": {"type": "array", "items": {"type": "string"}}, "tags": {"type": "array", "items": {"type": "string"}},
-                    "requires_internet": {"type": "boolean"}, "fallback_tool": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}
-                }},
-                "ToolList": {"type": "object", "properties": {"tools": {"type": "array", "items": r("ToolSummary")}, "count": {"type": "integer"}}},
                 "JobRequest": {"type": "object", "description": "A tool job needs `tool`; a pipeline job (`kind: pipeline`, or any body with `pipeline`) needs `pipeline`", "properties": {
                     "kind": {"type": "string", "enum": ["tool", "pipeline"], "default": "tool"},
                     "pipeline": r("Pipeline"),
