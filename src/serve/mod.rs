@@ -30,7 +30,6 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -246,7 +245,7 @@ struct App {
     opts: Options,
     sync_runs: Mutex<HashMap<u64, Cancel>>,
     next_run: AtomicU64,
-    access: SyncSender<Access>,
+    access: AccessLog,
 }
 
 /// What a handler produced.
@@ -308,7 +307,6 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         signal_hook::consts::SIGINT,
     ])
     .map_err(|e| Error::Internal(format!("cannot install signal handlers: {e}")))?;
-    let (access_tx, access_rx) = mpsc::sync_channel::<Access>(8192);
     let app = Arc::new(App {
         ctx: Arc::clone(&ctx),
         keys,
@@ -323,23 +321,16 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         opts: opts.clone(),
         sync_runs: Mutex::new(HashMap::new()),
         next_run: AtomicU64::new(0),
-        access: access_tx,
+        access: AccessLog::default(),
     });
     {
-        let logger = ctx.logger.clone();
+        let (app, logger) = (Arc::clone(&app), ctx.logger.clone());
         thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                // One write per batch: under load, lines queue up and go out together.
-                while let Ok(first) = access_rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < 1024 {
-                        match access_rx.try_recv() {
-                            Ok(a) => batch.push(a),
-                            Err(_) => break,
-                        }
-                    }
-                    logger.app_batch(batch.into_iter().map(access_line).collect());
+                loop {
+                    thread::sleep(ACCESS_FLUSH);
+                    app.access.flush(&logger);
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the access log: {e}")))?;
@@ -390,9 +381,42 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         thread::sleep(Duration::from_millis(20));
     }
     rt.shutdown_timeout(Duration::from_secs(1));
+    app.access.flush(&ctx.logger);
     ctx.logger
         .app(Level::Info, "http", "stopped; job state saved", Map::new());
     Ok(0)
+}
+
+/// How often buffered access-log lines are written.
+const ACCESS_FLUSH: Duration = Duration::from_millis(50);
+/// Most access-log lines buffered; beyond, lines are dropped and counted.
+const ACCESS_MAX: usize = 8192;
+
+/// Access-log lines waiting for the writer thread, which takes them every
+/// [`ACCESS_FLUSH`] and writes each batch at once: a request only appends
+/// under a short lock and never wakes a thread.
+#[derive(Default)]
+struct AccessLog {
+    lines: Mutex<Vec<Access>>,
+}
+
+impl AccessLog {
+    /// Buffer a line; false when the buffer is full.
+    fn push(&self, a: Access) -> bool {
+        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if l.len() >= ACCESS_MAX {
+            return false;
+        }
+        l.push(a);
+        true
+    }
+
+    fn flush(&self, logger: &Logger) {
+        let batch = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
+        if !batch.is_empty() {
+            logger.app_batch(batch.into_iter().map(access_line).collect());
+        }
+    }
 }
 
 fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
@@ -703,7 +727,7 @@ fn finish(
         ms: secs * 1000.0,
         role,
     };
-    if app.access.try_send(rec).is_err() {
+    if !app.access.push(rec) {
         app.metrics.access_log_dropped.inc();
     }
     resp
