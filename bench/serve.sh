@@ -6,9 +6,10 @@
 #      and returning its output
 #   3. 10,000 no-op jobs submitted and finished (rate of the first and last 1,000)
 #   4. idle RSS of the server (from /proc)
+#   5. RSS with STREAMS (1,000) open SSE streams on a running job
 # The machine may be shared, so gathm and webhook runs alternate (ROUNDS
 # times each) and the medians are compared.
-# Usage: bench/serve.sh   (env: DURATION=10s CONNS=32 THREADS=2 JOBS=10000 ROUNDS=3)
+# Usage: bench/serve.sh   (env: DURATION=10s CONNS=32 THREADS=2 JOBS=10000 ROUNDS=3 STREAMS=1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -17,6 +18,9 @@ CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 JOBS=${JOBS:-10000}
 ROUNDS=${ROUNDS:-3}
+STREAMS=${STREAMS:-1000}
+# Streams and their connections need descriptors on both sides.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need webhook; then
@@ -36,13 +40,14 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$WORK/home" "$WORK/tools"
-cp -r tests/fixtures/tools/noop "$WORK/tools/"
+cp -r tests/fixtures/tools/noop tests/fixtures/tools/slow "$WORK/tools/"
 NOOP=$WORK/tools/noop/noop
 
 # gathm: no keys (loopback, admin role: no rate limit), a queue big enough for the job run.
 start_gathm() {
   rm -f "$WORK/gathm.out"
   GATHM_HOME=$WORK/home GATHM_TOOLS_PATH=$WORK/tools GATHM_MAX_QUEUE_DEPTH=$((JOBS + 100)) \
+    GATHM_MAX_STREAMS=$((STREAMS + 100)) GATHM_MAX_STREAMS_PER_CLIENT=$((STREAMS + 100)) \
     GATHM_LOG_LEVEL=${GATHM_LOG_LEVEL:-INFO} \
     "$BIN" serve --port 0 >"$WORK/gathm.out" 2>"$WORK/gathm.err" &
   GPID=$!
@@ -135,5 +140,40 @@ RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/"$GPID"/status)
 echo "== 4. memory"
 echo "idle RSS: ${RSS_IDLE} kB; after $JOBS jobs: ${RSS_AFTER} kB"
 
+echo "== 5. $STREAMS open SSE streams on one running job (fresh server)"
+kill "$GPID"; wait "$GPID" 2>/dev/null || true
+rm -rf "$WORK/home"; mkdir -p "$WORK/home"
+start_gathm
+JOB=$(curl -sf -XPOST -H 'Content-Type: application/json' -d '{"tool": "slow", "args": ["120"]}' \
+  "http://$GADDR/api/v1/jobs" | sed 's/.*"id":"\([^"]*\)".*/\1/')
+STREAMLINE=$(python3 - "$GADDR" "$JOB" "$STREAMS" "$GPID" <<'EOF'
+import socket, sys, time
+addr, job, n, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+host, port = addr.rsplit(":", 1)
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+socks = []
+for _ in range(n):
+    s = socket.create_connection((host, int(port)))
+    s.sendall(f"GET /api/v1/jobs/{job}/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n".encode())
+    socks.append(s)
+ok = 0
+for s in socks:
+    s.settimeout(10)
+    if s.recv(4096).startswith(b"HTTP/1.1 200"):
+        ok += 1
+time.sleep(1)
+t = time.time()
+probe = socket.create_connection((host, int(port)))
+probe.sendall(f"GET /api/v1/ping HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n".encode())
+probe.recv(4096)
+ping_ms = (time.time() - t) * 1000
+print(f"streams_open={ok} rss_kb={rss()} ping_ms={ping_ms:.1f}")
+EOF
+)
+echo "$STREAMLINE"
+
 echo
-echo "SUMMARY ping_ratio=$(echo "scale=2; $G_PING / $W_EMPTY" | bc) exec_ratio=$(echo "scale=2; $G_EXEC / $W_EXEC" | bc) exec_cpu_us gathm=$G_SELF webhook=$W_SELF children=$G_CHILD/$W_CHILD idle_rss_kb=$RSS_IDLE $JOBLINE"
+echo "SUMMARY ping_ratio=$(echo "scale=2; $G_PING / $W_EMPTY" | bc) exec_ratio=$(echo "scale=2; $G_EXEC / $W_EXEC" | bc) exec_cpu_us gathm=$G_SELF webhook=$W_SELF children=$G_CHILD/$W_CHILD idle_rss_kb=$RSS_IDLE $JOBLINE $STREAMLINE"

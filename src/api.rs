@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Why a run ended without the tool deciding (PRODUCT.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The process group was killed at the timeout.
@@ -56,7 +56,7 @@ impl Reason {
 }
 
 /// What happened to one attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
     /// Exit 0.
@@ -84,7 +84,7 @@ pub enum AttemptOutcome {
 }
 
 /// One attempt in a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
     /// Tool name.
     pub tool: String,
@@ -110,7 +110,7 @@ fn one() -> u32 {
 }
 
 /// `"success"` or `"error"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// The tool or a fallback succeeded.
@@ -120,7 +120,7 @@ pub enum RunStatus {
 }
 
 /// The envelope of one run, the same for `--json` and HTTP.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The tool asked for.
     pub tool: String,
@@ -164,7 +164,7 @@ pub struct Envelope {
 }
 
 /// A tool in `list`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSummary {
     /// Name.
     pub name: String,
@@ -185,7 +185,7 @@ pub struct ToolSummary {
 }
 
 /// `list --json` and `GET /api/v1/tools`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolList {
     /// Tools.
     pub tools: Vec<ToolSummary>,

@@ -563,7 +563,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Schedule(cmd) => crate::schedule::commands::command(&ctx, &g, cmd),
         Command::Serve { host, port } => {
-            crate::server::serve(ctx, crate::server::Options::new(host, port))
+            crate::serve::serve(ctx, crate::serve::Options::new(host, port))
         }
         Command::Completions { .. } | Command::Schema { .. } => Ok(0),
     }

@@ -229,6 +229,28 @@ fn run_pipeline(
     (env, result)
 }
 
+/// The envelope of a job whose run panicked.
+fn internal_error(job: &Job, msg: String) -> Envelope {
+    Envelope {
+        tool: job.tool.clone(),
+        run_id: job.id.clone(),
+        status: RunStatus::Error,
+        reason: None,
+        exit_code: i32::from(crate::error::code::INTERNAL),
+        output: String::new(),
+        error: format!("gathm: internal error: {msg}\n"),
+        duration_ms: 0,
+        cached: false,
+        attempts: Vec::new(),
+        timestamp: clock::rfc3339(clock::now()),
+        served_by: None,
+        message: Some(format!("internal error: {msg}")),
+        rule: None,
+        retry_after: None,
+        warnings: Vec::new(),
+    }
+}
+
 impl Live {
     /// A structured event (pipeline step events) in the event stream.
     fn event(&self, data: Value) {
@@ -1041,7 +1063,9 @@ impl Jobs {
         let mut next = self.next();
         while let Some((mut job, token, cancel, live)) = next {
             let ctx = &self.inner.ctx;
-            let env = match job.kind {
+            // A panic in a run fails this job (`internal_error`) and the
+            // worker goes on with the queue.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job.kind {
                 JobKind::Tool => {
                     let mut req = RunRequest::new(
                         &job.tool,
@@ -1064,6 +1088,21 @@ impl Jobs {
                     job.result = result;
                     env
                 }
+            }));
+            let (env, panicked) = match ran {
+                Ok(env) => (env, false),
+                Err(p) => {
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    self.log_error(
+                        &job.id,
+                        &Error::Internal(format!("the job panicked: {msg}")),
+                    );
+                    (internal_error(&job, msg), true)
+                }
             };
             self.inner.metrics.execution(&env);
             let lines = live.flush();
@@ -1071,7 +1110,9 @@ impl Jobs {
                 .running
                 .get(&job.id)
                 .is_some_and(|r| r.shutdown_cancel);
-            let (status, reason) = if cancel.is_cancelled() {
+            let (status, reason) = if panicked {
+                (JobStatus::Failed, Some("internal_error".into()))
+            } else if cancel.is_cancelled() {
                 (
                     JobStatus::Cancelled,
                     Some(if shutdown { "shutdown" } else { "cancelled" }.into()),

@@ -49,7 +49,7 @@ pub const KNOWN_KEYS: [&str; 22] = [
 const VALUE_TYPES: [&str; 6] = ["string", "integer", "number", "boolean", "array", "object"];
 
 /// A value that may be written as one item or as a list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum OneOrMany<T> {
     /// `key: value`
@@ -549,6 +549,7 @@ pub fn parse_all(file: &Path, text: &str) -> Result<Manifest, Vec<Diagnostic>> {
             {
                 m.version = Some(raw.to_string());
             }
+            numbers(file, text, &m).map_err(|d| vec![d])?;
             Ok(m)
         }
         Err(e) => {
@@ -565,6 +566,57 @@ pub fn parse_all(file: &Path, text: &str) -> Result<Manifest, Vec<Diagnostic>> {
 fn tool_schema() -> &'static serde_json::Value {
     static S: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
     S.get_or_init(crate::schema::tool)
+}
+
+/// The longest duration any manifest, pipeline or request may ask for
+/// (one year): larger values are refused where they are parsed.
+pub const MAX_SECONDS: f64 = 31_536_000.0;
+
+/// Whether `x` is a usable number of seconds (finite, in `min..=MAX_SECONDS`).
+pub fn seconds_ok(x: f64, min: f64) -> bool {
+    x.is_finite() && x >= min && x <= MAX_SECONDS
+}
+
+/// Range-check the durations a run turns into `Duration`s, so a bad value
+/// is a located error and never a panic.
+fn numbers(file: &Path, text: &str, m: &Manifest) -> Result<(), Diagnostic> {
+    let bad = |key: &str, message: String| {
+        let (line, column) = locate(text, key);
+        Err(Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        })
+    };
+    if let Some(t) = m.timeout
+        && !(t > 0.0 && seconds_ok(t, 0.0))
+    {
+        return bad(
+            "timeout",
+            format!("timeout must be a positive number of seconds up to {MAX_SECONDS}, not {t}"),
+        );
+    }
+    if let Some(r) = &m.retry
+        && !(seconds_ok(r.delay, 0.0) && seconds_ok(r.max_delay, 0.0) && seconds_ok(r.backoff, 1.0))
+    {
+        return bad(
+            "retry",
+            format!(
+                "retry needs delay >= 0, backoff >= 1, max_delay >= 0 (seconds up to {MAX_SECONDS})"
+            ),
+        );
+    }
+    if let Some(t) = m.breaker_settings().and_then(|b| b.recovery_timeout)
+        && !seconds_ok(t, 0.0)
+    {
+        return bad(
+            "recovery_timeout",
+            format!("breaker.recovery_timeout must be from 0 to {MAX_SECONDS} seconds, not {t}"),
+        );
+    }
+    Ok(())
 }
 
 /// A tool name that is safe as a path component and a cache or state key.

@@ -391,7 +391,7 @@ pub fn order(p: &Pipeline) -> Vec<usize> {
 }
 
 fn finite_pos(x: f64) -> bool {
-    x.is_finite() && x > 0.0
+    x > 0.0 && crate::manifest::seconds_ok(x, 0.0)
 }
 
 /// The most steps a pipeline may have. The dependency checks are quadratic and
@@ -424,7 +424,10 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
         out.push(diag(
             file,
             p.source.timeout,
-            format!("timeout must be a positive number of seconds, not {t}"),
+            format!(
+                "timeout must be a positive number of seconds up to {}, not {t}",
+                crate::manifest::MAX_SECONDS
+            ),
         ));
     }
     let mut first: HashMap<&str, usize> = HashMap::new();
@@ -550,8 +553,9 @@ pub fn check(p: &Pipeline) -> Vec<Diagnostic> {
                 file,
                 sp.timeout.or(sp.at),
                 format!(
-                    "step {:?}: timeout must be a positive number of seconds, not {t}",
-                    s.id
+                    "step {:?}: timeout must be a positive number of seconds up to {}, not {t}",
+                    s.id,
+                    crate::manifest::MAX_SECONDS
                 ),
             ));
         }

@@ -319,6 +319,15 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         policies: None,
         warnings: Vec::new(),
     };
+    // 0. Arguments the OS cannot pass (a NUL byte) are a usage error before
+    // anything runs; the breaker never counts them.
+    if req.args.iter().any(|a| a.as_encoded_bytes().contains(&0)) {
+        let mut e = r.envelope(RunStatus::Error, None, i32::from(code::USAGE));
+        let msg = "an argument contains a NUL byte, which cannot be passed to a program";
+        e.error = format!("gathm: {msg}\n");
+        e.message = Some(msg.into());
+        return r.finish(e);
+    }
     // 1. Resolve.
     let tool = match ctx.search.find(&req.tool) {
         Ok(Some(t)) => t,
@@ -680,9 +689,12 @@ pub(crate) fn breaker_config(ctx: &Context, tool: &Tool) -> breaker::Config {
 }
 
 fn timeout_of(ctx: &Context, req: &RunRequest, tool: &Tool) -> f64 {
+    // Every source is checked where it is parsed; the clamp keeps a value
+    // that slipped through from panicking in `Duration::from_secs_f64`.
     req.timeout
         .or(tool.manifest.timeout)
         .unwrap_or(ctx.settings.default_timeout)
+        .clamp(0.001, crate::manifest::MAX_SECONDS)
 }
 
 fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {

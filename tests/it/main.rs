@@ -17,4 +17,6 @@ mod run;
 mod safe;
 mod schedule;
 mod serve;
+mod serve_limits;
+mod serve_openapi;
 mod validate;

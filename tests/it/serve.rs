@@ -140,7 +140,7 @@ pub(crate) fn post(s: &Server, path: &str, token: Option<&str>, body: &Value) ->
     send(rb)
 }
 
-fn delete(s: &Server, path: &str, token: Option<&str>) -> Resp {
+pub(crate) fn delete(s: &Server, path: &str, token: Option<&str>) -> Resp {
     let mut rb = client().delete(s.url(path));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);
@@ -149,7 +149,7 @@ fn delete(s: &Server, path: &str, token: Option<&str>) -> Resp {
 }
 
 /// A raw HTTP/1.1 exchange (for Host headers and odd bodies).
-fn raw(s: &Server, request: &[u8]) -> (u16, String) {
+pub(crate) fn raw(s: &Server, request: &[u8]) -> (u16, String) {
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let _ = c.write_all(request);
@@ -209,7 +209,7 @@ pub(crate) fn submit(s: &Server, token: Option<&str>, body: Value) -> Value {
     r.body
 }
 
-const KEYS: &str = "adm:admin,usr:user,ro:readonly,ag:agent,usr2:user";
+pub(crate) const KEYS: &str = "adm:admin,usr:user,ro:readonly,ag:agent,usr2:user";
 
 #[test]
 fn serve_ping_is_public_and_headers_are_set() {
@@ -742,7 +742,7 @@ fn serve_crash_recovery_loses_no_job() {
 }
 
 /// Read an SSE stream to its end: (id, data) of every event, and the done event.
-fn read_sse(base: &str, id: &str, last_id: Option<u64>) -> (Vec<(u64, Value)>, Value) {
+pub(crate) fn read_sse(base: &str, id: &str, last_id: Option<u64>) -> (Vec<(u64, Value)>, Value) {
     let mut rb = client().get(format!("{base}/api/v1/jobs/{id}/stream"));
     if let Some(l) = last_id {
         rb = rb.header("Last-Event-ID", l.to_string());
@@ -1435,4 +1435,37 @@ fn serve_refuses_deeply_nested_bodies_and_stays_up() {
     assert_eq!(resp.status().as_u16(), 400);
     let ping = client().get(s.url("/api/v1/ping")).send().unwrap();
     assert_eq!(ping.status().as_u16(), 200, "the server is still up");
+}
+
+#[test]
+fn serve_rate_limits_fail_closed_when_their_state_cannot_be_written() {
+    let sb = Sandbox::new(&["ok"]);
+    let pol = sb.write(
+        "policies.yaml",
+        "roles:\n  user:\n    permissions: [\"tool:discover\", \"tool:execute\"]\n    rate_limit: 50\nrate_limiting:\n  enabled: true\n  window_seconds: 60\n",
+    );
+    // The rate-limit directory is a file: no window can be read or written.
+    std::fs::write(sb.home().join("ratelimit"), "not a directory").unwrap();
+    let env = [
+        ("GATHM_API_KEYS", "u:user"),
+        ("GATHM_POLICIES", pol.to_str().unwrap()),
+    ];
+    let s = Server::start(&sb, &env);
+    let r = get(&s, "/api/v1/tools", Some("u"));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body["error"], "state_unavailable", "{}", r.body);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("refused"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &s,
+        "/api/v1/tools/ok/execute",
+        Some("u"),
+        &json!({"args": []}),
+    );
+    assert_eq!(r.status, 503, "never a success: {}", r.body);
+    // Probes still answer.
+    assert_eq!(get(&s, "/healthz", None).status, 200);
 }

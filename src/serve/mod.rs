@@ -1,51 +1,79 @@
-//! `gathm serve`: the HTTP API (PRODUCT.md §7) over tiny_http.
+//! `gathm serve`: the HTTP API (PRODUCT.md §7) on tokio + hyper through axum.
 //!
-//! A bounded pool of worker threads takes requests from tiny_http; SSE
-//! streams move to their own threads, bounded separately (503 when full).
-//! Each request is checked in this order: cross-origin refusal, route
-//! (public routes skip auth), authentication (bearer keys, or loopback-only
-//! without keys), the principal's rate limit, then the route's permission
-//! from the policies. Every answer is JSON (`{"error": …}` for errors) with
-//! the security headers; executions go through `run::run` and return the
-//! same envelope as `gathm run --json`. SIGTERM/SIGINT drain: `/readyz`
-//! turns 503, no new executions or jobs, running jobs get a grace period.
+//! A small multi-thread tokio runtime accepts connections (at most
+//! `GATHM_MAX_CONNECTIONS`) and serves HTTP/1.1 through hyper with limits on
+//! the request head (431), URL (414), body (413), header read and keep-alive
+//! idle time (`GATHM_HEADER_TIMEOUT`). One axum fallback handler routes by
+//! path template (`route`), so 404/405 and auth keep one order. Each request
+//! is checked in this order: cross-origin refusal, route (public routes skip
+//! auth and answer on the async side at once), authentication (bearer keys,
+//! or loopback-only without keys), the principal's rate limit, then the
+//! route's permission from the policies. Everything else runs on tokio's
+//! blocking pool; tool runs (execute, parallel, chain, health probes) also
+//! take one of `GATHM_MAX_EXECUTIONS` slots (429 beyond). Every answer is
+//! JSON (`{"error": …}` for errors) with the security headers; a panic in a
+//! handler becomes a 500 JSON error. Executions go through `run::run` and
+//! return the same envelope as `gathm run --json`. SSE streams are tokio
+//! tasks (`sse.rs`), bounded per principal and in total. SIGTERM/SIGINT
+//! drain: `/readyz` turns 503, no new executions or jobs, running jobs get a
+//! grace period.
 
+pub mod auth;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod sse;
+
+use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response, Sse};
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
-use tiny_http::{Header, Method, Request, Response};
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
 
+use self::auth::{Keys, Principal};
+use self::http::{Reply, Req, error, error_with};
+use self::metrics::Metrics;
 use crate::api::{Envelope, Reason};
-use crate::auth::{self, Keys, Principal};
 use crate::chain;
 use crate::clock;
 use crate::config::Context;
 use crate::error::{Error, Result, code};
 use crate::health;
-use crate::http::{self, Reply, error, error_with};
 use crate::jobs::{
     self, ApproveError, Cancelled, Config as JobConfig, JobKind, JobStatus, Jobs, Submission,
     SubmitError,
 };
-use crate::logs::Level;
+use crate::logs::{Level, Logger};
 use crate::manifest;
-use crate::metrics::{Gauge, Metrics};
-use crate::openapi;
 use crate::ops;
 use crate::parallel;
 use crate::policy::{self, Action, Verdict};
 use crate::ratelimit::{self, Limit};
 use crate::run::{self, RunRequest};
 use crate::runner::Cancel;
-use crate::sse;
+
+/// Largest request head (request line and headers): 431 beyond.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Longest request target (path and query): 414 beyond.
+pub const MAX_URL: usize = 8 * 1024;
+/// Longest time to receive a request body once its head is in: 408 beyond.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Server settings from the command line and the environment.
 #[derive(Debug, Clone)]
@@ -54,10 +82,20 @@ pub struct Options {
     pub host: String,
     /// Port (0: any free port).
     pub port: u16,
-    /// `GATHM_HTTP_WORKERS` (default 16).
+    /// `GATHM_HTTP_WORKERS` async worker threads (default 2).
     pub workers: usize,
-    /// `GATHM_MAX_STREAMS` concurrent SSE streams (default 32).
+    /// `GATHM_MAX_STREAMS` concurrent SSE streams in total (default 1024).
     pub max_streams: usize,
+    /// `GATHM_MAX_STREAMS_PER_CLIENT` concurrent SSE streams per principal
+    /// (default 16).
+    pub max_streams_per_client: usize,
+    /// `GATHM_MAX_CONNECTIONS` open connections (default 1024).
+    pub max_connections: usize,
+    /// `GATHM_MAX_EXECUTIONS` tool runs at once from requests (default 32).
+    pub max_executions: usize,
+    /// `GATHM_HEADER_TIMEOUT` seconds to send a request head, and to start
+    /// the next one on a kept-alive connection (default 10).
+    pub header_timeout: Duration,
     /// `GATHM_SHUTDOWN_GRACE` seconds (default 30).
     pub grace: f64,
 }
@@ -66,20 +104,31 @@ fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+fn env_count(name: &str, default: usize, max: usize) -> usize {
+    env_num(name)
+        .filter(|n| (1..=max).contains(n))
+        .unwrap_or(default)
+}
+
 impl Options {
-    /// Options for a host and port, the rest from the environment.
+    /// Options for a host and port, the rest from the environment (values
+    /// out of range fall back to the default).
     pub fn new(host: String, port: u16) -> Options {
         Options {
             host,
             port,
-            workers: env_num("GATHM_HTTP_WORKERS")
-                .filter(|n| *n > 0)
-                .unwrap_or(16),
-            max_streams: env_num("GATHM_MAX_STREAMS")
-                .filter(|n| *n > 0)
-                .unwrap_or(32),
+            workers: env_count("GATHM_HTTP_WORKERS", 2, 64),
+            max_streams: env_count("GATHM_MAX_STREAMS", 1024, 1 << 20),
+            max_streams_per_client: env_count("GATHM_MAX_STREAMS_PER_CLIENT", 16, 1 << 20),
+            max_connections: env_count("GATHM_MAX_CONNECTIONS", 1024, 1 << 20),
+            max_executions: env_count("GATHM_MAX_EXECUTIONS", 32, 4096),
+            header_timeout: Duration::from_secs_f64(
+                env_num("GATHM_HEADER_TIMEOUT")
+                    .filter(|n: &f64| (0.1..=3600.0).contains(n))
+                    .unwrap_or(10.0),
+            ),
             grace: env_num("GATHM_SHUTDOWN_GRACE")
-                .filter(|n: &f64| *n >= 0.0)
+                .filter(|n: &f64| (0.0..=86_400.0).contains(n))
                 .unwrap_or(30.0),
         }
     }
@@ -188,12 +237,15 @@ struct App {
     jobs: Jobs,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
-    stop: AtomicBool,
     streams: AtomicUsize,
+    streams_by: Mutex<HashMap<String, usize>>,
+    executions: Semaphore,
+    connections: Arc<Semaphore>,
+    conn_notes: Notes,
     opts: Options,
     sync_runs: Mutex<HashMap<u64, Cancel>>,
     next_run: AtomicU64,
-    access: SyncSender<Access>,
+    access: AccessLog,
 }
 
 /// What a handler produced.
@@ -220,16 +272,29 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     )
     .map_err(|m| Error::Usage(format!("refusing to start: {m}")))?;
     ctx.policies()?;
-    let server = tiny_http::Server::http((opts.host.as_str(), opts.port)).map_err(|e| {
-        Error::Usage(format!(
-            "cannot listen on {}:{}: {e} (use another --port, or --port 0 for any free one)",
-            opts.host, opts.port
-        ))
-    })?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Error::Internal("the server has no IP address".into()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.workers)
+        // Tool runs are bounded by `executions`; the rest is quick work.
+        .max_blocking_threads(opts.max_executions + 64)
+        .thread_name("gathm-http")
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind((
+            opts.host.as_str(),
+            opts.port,
+        )))
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot listen on {}:{}: {e} (use another --port, or --port 0 for any free one)",
+                opts.host, opts.port
+            ))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("the server has no address: {e}")))?;
     let ctx = Arc::new(ctx);
     let metrics = Arc::new(Metrics::default());
     let jobs = Jobs::start(
@@ -242,50 +307,35 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         signal_hook::consts::SIGINT,
     ])
     .map_err(|e| Error::Internal(format!("cannot install signal handlers: {e}")))?;
-    let (access_tx, access_rx) = mpsc::sync_channel::<Access>(8192);
     let app = Arc::new(App {
         ctx: Arc::clone(&ctx),
         keys,
         jobs,
         metrics,
         ready: AtomicBool::new(true),
-        stop: AtomicBool::new(false),
         streams: AtomicUsize::new(0),
+        streams_by: Mutex::new(HashMap::new()),
+        executions: Semaphore::new(opts.max_executions),
+        connections: Arc::new(Semaphore::new(opts.max_connections)),
+        conn_notes: Notes::new(),
         opts: opts.clone(),
         sync_runs: Mutex::new(HashMap::new()),
         next_run: AtomicU64::new(0),
-        access: access_tx,
+        access: AccessLog::default(),
     });
     {
-        let logger = ctx.logger.clone();
+        let (app, logger) = (Arc::clone(&app), ctx.logger.clone());
         thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                // One write per batch: under load, lines queue up and go out together.
-                while let Ok(first) = access_rx.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < 1024 {
-                        match access_rx.try_recv() {
-                            Ok(a) => batch.push(a),
-                            Err(_) => break,
-                        }
-                    }
-                    logger.app_batch(batch.into_iter().map(access_line).collect());
+                loop {
+                    thread::sleep(ACCESS_FLUSH);
+                    app.access.flush(&logger);
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the access log: {e}")))?;
     }
-    let server = Arc::new(server);
-    let mut workers = Vec::new();
-    for i in 0..opts.workers {
-        let (app, server) = (Arc::clone(&app), Arc::clone(&server));
-        workers.push(
-            thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || worker(&app, &server))
-                .map_err(|e| Error::Internal(format!("cannot start an HTTP worker: {e}")))?,
-        );
-    }
+    rt.spawn(accept_loop(listener, Arc::clone(&app)));
     let mut extra = Map::new();
     extra.insert("address".into(), addr.to_string().into());
     extra.insert("auth".into(), app.keys.enabled().into());
@@ -330,14 +380,43 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     while !app.sync_runs.lock().map(|m| m.is_empty()).unwrap_or(true) && Instant::now() < settle {
         thread::sleep(Duration::from_millis(20));
     }
-    app.stop.store(true, Ordering::SeqCst);
-    server.unblock();
-    for w in workers {
-        let _ = w.join();
-    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    app.access.flush(&ctx.logger);
     ctx.logger
         .app(Level::Info, "http", "stopped; job state saved", Map::new());
     Ok(0)
+}
+
+/// How often buffered access-log lines are written.
+const ACCESS_FLUSH: Duration = Duration::from_millis(50);
+/// Most access-log lines buffered; beyond, lines are dropped and counted.
+const ACCESS_MAX: usize = 8192;
+
+/// Access-log lines waiting for the writer thread, which takes them every
+/// [`ACCESS_FLUSH`] and writes each batch at once: a request only appends
+/// under a short lock and never wakes a thread.
+#[derive(Default)]
+struct AccessLog {
+    lines: Mutex<Vec<Access>>,
+}
+
+impl AccessLog {
+    /// Buffer a line; false when the buffer is full.
+    fn push(&self, a: Access) -> bool {
+        let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if l.len() >= ACCESS_MAX {
+            return false;
+        }
+        l.push(a);
+        true
+    }
+
+    fn flush(&self, logger: &Logger) {
+        let batch = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
+        if !batch.is_empty() {
+            logger.app_batch(batch.into_iter().map(access_line).collect());
+        }
+    }
 }
 
 fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
@@ -354,14 +433,393 @@ fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
     (Level::Info, "http", msg, extra)
 }
 
-fn worker(app: &Arc<App>, server: &tiny_http::Server) {
-    while !app.stop.load(Ordering::SeqCst) {
-        match server.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(req)) => handle(app, req),
-            Ok(None) => {}
-            Err(_) => break,
+/// Accept connections (at most `max_connections` open) and serve each with
+/// hyper's HTTP/1.1 under the head-size and header-timeout limits.
+async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
+    let conns = Arc::clone(&app.connections);
+    let logger = app.ctx.logger.clone();
+    let router = Router::new()
+        .fallback(entry)
+        .layer(CatchPanicLayer::custom(move |p: Box<dyn Any + Send>| {
+            panic_reply(&logger, p.as_ref())
+        }))
+        .with_state(Arc::clone(&app));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(app.opts.header_timeout)
+        .max_buf_size(MAX_HEAD)
+        .keep_alive(true);
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(_) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&conns).try_acquire_owned() else {
+            app.metrics.connections_refused.inc();
+            app.conn_notes.note(
+                &app.ctx.logger,
+                &format!(
+                    "refused a connection from {peer}: {} open (GATHM_MAX_CONNECTIONS)",
+                    app.opts.max_connections
+                ),
+            );
+            tokio::spawn(refuse(sock));
+            continue;
+        };
+        let _ = sock.set_nodelay(true);
+        let router = router.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(peer);
+            router.clone().oneshot(req)
+        });
+        let conn = http.serve_connection(TokioIo::new(sock), svc);
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await
+                && (e.is_timeout() || e.is_parse() || e.is_parse_too_large())
+            {
+                app.conn_notes.note(
+                    &app.ctx.logger,
+                    &format!("closed the connection from {peer}: {e}"),
+                );
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Answer a connection over `GATHM_MAX_CONNECTIONS` with a 503 and close it.
+async fn refuse(mut sock: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"error":"too many open connections; try again later"}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = sock.write_all(head.as_bytes()).await;
+        let _ = sock.shutdown().await;
+    })
+    .await;
+}
+
+/// Connection-level events (refusals, header timeouts, malformed heads) go
+/// to the app log at most once a second, with a count of the rest, so a
+/// flood cannot flood the log.
+struct Notes {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+}
+
+impl Notes {
+    fn new() -> Notes {
+        Notes {
+            last: Mutex::new(None),
+            suppressed: AtomicU64::new(0),
         }
     }
+
+    fn note(&self, logger: &Logger, msg: &str) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        let mut extra = Map::new();
+        extra.insert(
+            "suppressed".into(),
+            self.suppressed.swap(0, Ordering::Relaxed).into(),
+        );
+        logger.app(Level::Warn, "http", msg, extra);
+    }
+}
+
+/// A panic in a handler: logged with its message, answered with a 500.
+fn panic_reply(logger: &Logger, p: &(dyn Any + Send)) -> Response {
+    let msg = p
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| p.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    let mut extra = Map::new();
+    extra.insert("panic".into(), msg.into());
+    logger.app(Level::Error, "http", "a request handler panicked", extra);
+    respond(error_with(
+        500,
+        "internal error",
+        json!({"reason": "internal_error"}),
+    ))
+}
+
+/// Whether a request is answered on the async side (no file or process work).
+fn quick(routed: &Routed) -> bool {
+    match routed {
+        Routed::Found(r, _) => r.public(),
+        Routed::NotFound | Routed::Method(..) => true,
+    }
+}
+
+/// Headers a request must not repeat (a proxy and gathm could read
+/// different values).
+const SINGLE_HEADERS: [&str; 4] = ["host", "content-length", "sec-fetch-site", "origin"];
+
+/// Checks on the request head before routing: URL length, head size,
+/// repeated headers.
+fn head_checks(parts: &axum::http::request::Parts) -> std::result::Result<(), Reply> {
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().len())
+        .unwrap_or(0);
+    if target > MAX_URL {
+        return Err(error_with(
+            414,
+            "URI too long",
+            json!({"max_bytes": MAX_URL}),
+        ));
+    }
+    // hyper bounds what it buffers (about `MAX_HEAD`, headers at most 100);
+    // this makes the documented limit exact.
+    let head: usize = target
+        + parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if head > MAX_HEAD {
+        return Err(error_with(
+            431,
+            "request header fields too large",
+            json!({"max_bytes": MAX_HEAD}),
+        )
+        .header("Connection", "close"));
+    }
+    for h in SINGLE_HEADERS {
+        if parts.headers.get_all(h).iter().nth(1).is_some() {
+            return Err(error(400, &format!("duplicate {h} header")).header("Connection", "close"));
+        }
+    }
+    Ok(())
+}
+
+/// Read the body: at most [`http::MAX_BODY`] bytes (413 beyond, whatever
+/// the framing), within [`BODY_TIMEOUT`] (408 beyond).
+async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> std::result::Result<Vec<u8>, Reply> {
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > http::MAX_BODY as u64) {
+        return Err(http::too_large());
+    }
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return Ok(Vec::new());
+    }
+    let limited = http_body_util::Limited::new(body, http::MAX_BODY);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => {
+            Err(error(408, "timed out reading the request body").header("Connection", "close"))
+        }
+        Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(http::too_large()),
+        Ok(Err(e)) => Err(error(400, &format!("could not read the request body: {e}"))
+            .header("Connection", "close")),
+    }
+}
+
+/// The one handler: route, read the body, dispatch (on the blocking pool
+/// unless quick), answer, count and log.
+async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+    let t0 = Instant::now();
+    let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<SocketAddr>()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let path = parts.uri.path().to_string();
+    let routed = route(&parts.method, &path);
+    let tpl = match &routed {
+        Routed::Found(_, t) | Routed::Method(_, t) => *t,
+        Routed::NotFound => "unmatched",
+    };
+    let mut role = None;
+    let outcome = match head_checks(&parts) {
+        Err(r) => Outcome::Reply(r),
+        Ok(()) => {
+            let body = read_body(&parts.headers, body).await;
+            let mut req = Req {
+                method: parts.method.clone(),
+                path: path.clone(),
+                query: parts.uri.query().unwrap_or("").to_string(),
+                headers: parts.headers,
+                peer,
+                body,
+            };
+            if quick(&routed) {
+                dispatch(&app, &mut req, routed, &mut role)
+            } else {
+                let app2 = Arc::clone(&app);
+                let work = tokio::task::spawn_blocking(move || {
+                    let mut role = None;
+                    let out = dispatch(&app2, &mut req, routed, &mut role);
+                    (out, role)
+                });
+                match work.await {
+                    Ok((out, r)) => {
+                        role = r;
+                        out
+                    }
+                    Err(e) => match e.try_into_panic() {
+                        Ok(p) => {
+                            return finish(
+                                &app,
+                                t0,
+                                &parts.method,
+                                path,
+                                tpl,
+                                None,
+                                panic_reply(&app.ctx.logger, p.as_ref()),
+                            );
+                        }
+                        Err(_) => Outcome::Reply(error(500, "the request was cancelled")),
+                    },
+                }
+            }
+        }
+    };
+    let resp = match outcome {
+        Outcome::Reply(r) => respond(r),
+        Outcome::Stream(src) => start_stream(&app, *src),
+    };
+    finish(&app, t0, &parts.method, path, tpl, role, resp)
+}
+
+/// Count and log an answered request.
+fn finish(
+    app: &App,
+    t0: Instant,
+    method: &Method,
+    path: String,
+    tpl: &'static str,
+    role: Option<String>,
+    resp: Response,
+) -> Response {
+    let status = resp.status().as_u16();
+    let secs = t0.elapsed().as_secs_f64();
+    app.metrics.request(method, tpl, status, secs);
+    let rec = Access {
+        method: method.as_str().chars().take(32).collect(),
+        path: path.chars().take(512).collect(),
+        route: tpl,
+        status,
+        ms: secs * 1000.0,
+        role,
+    };
+    if !app.access.push(rec) {
+        app.metrics.access_log_dropped.inc();
+    }
+    resp
+}
+
+fn respond(r: Reply) -> Response {
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    let mut add = |k: &str, v: &str| {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.append(k, v);
+        }
+    };
+    add("Content-Type", r.content_type);
+    for (k, v) in http::SECURITY_HEADERS {
+        add(k, v);
+    }
+    for (k, v) in &r.headers {
+        add(k, v);
+    }
+    resp
+}
+
+/// Holds one stream slot (in total and for its principal) until dropped.
+struct StreamSlot {
+    app: Arc<App>,
+    owner: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.app.streams.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut m) = self.app.streams_by.lock()
+            && let Some(n) = m.get_mut(&self.owner)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.owner);
+            }
+        }
+    }
+}
+
+/// Take a stream slot: 503 when every slot is taken, 429 when the
+/// principal holds its share.
+fn stream_slot(app: &Arc<App>, owner: &str) -> std::result::Result<StreamSlot, Reply> {
+    let mut m = app
+        .streams_by
+        .lock()
+        .map_err(|_| error(500, "stream accounting failed"))?;
+    let mine = m.get(owner).copied().unwrap_or(0);
+    if mine >= app.opts.max_streams_per_client {
+        return Err(error_with(
+            429,
+            "too many open streams for this client; close one first",
+            json!({"max_streams_per_client": app.opts.max_streams_per_client}),
+        )
+        .header("Retry-After", "5"));
+    }
+    if app.streams.fetch_add(1, Ordering::SeqCst) >= app.opts.max_streams {
+        app.streams.fetch_sub(1, Ordering::SeqCst);
+        return Err(error(503, "too many open streams; try again later").header("Retry-After", "5"));
+    }
+    m.insert(owner.to_string(), mine + 1);
+    Ok(StreamSlot {
+        app: Arc::clone(app),
+        owner: owner.to_string(),
+    })
+}
+
+fn start_stream(app: &Arc<App>, src: sse::Source) -> Response {
+    let slot = match stream_slot(app, &src.owner) {
+        Ok(s) => s,
+        Err(r) => return respond(r),
+    };
+    let events = jobs::events_path(&app.ctx, &src.job.id);
+    let mut resp = Sse::new(sse::start(app.jobs.clone(), events, src, slot)).into_response();
+    let h = resp.headers_mut();
+    for (k, v) in http::SECURITY_HEADERS {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h.insert(
+        "Content-Type",
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert("X-Accel-Buffering", HeaderValue::from_static("no"));
+    resp
 }
 
 fn is_admin(ctx: &Context, role: &str) -> bool {
@@ -412,9 +870,7 @@ fn principal_limit(
     ctx: &Context,
     p: &Principal,
 ) -> std::result::Result<Option<ratelimit::Admission>, Reply> {
-    let Ok(pol) = ctx.policies() else {
-        return Ok(None);
-    };
+    let pol = ctx.policies().map_err(|e| policies_unavailable(&e))?;
     let pol = &*pol;
     let Some((_, limit, capacity)) = policy::limits_for(pol, &p.role, "")
         .into_iter()
@@ -432,15 +888,38 @@ fn principal_limit(
     match ratelimit::admit(&[l], window, clock::now()) {
         Ok(adm) if !adm.allowed => Err(too_many(&adm, json!("principal"))),
         Ok(adm) => Ok(Some(adm)),
-        Err(_) => Ok(None),
+        Err(e) => Err(limit_unavailable(&e)),
     }
+}
+
+/// A rate-limit window that cannot be read or written refuses the request
+/// (fail closed): 507 on a full disk, else 503, with the cause.
+fn limit_unavailable(e: &crate::error::Error) -> Reply {
+    let (status, code) = if e.is_storage_full() {
+        (507, "storage_full")
+    } else {
+        (503, "state_unavailable")
+    };
+    error_with(
+        status,
+        code,
+        json!({"message": format!("the rate limit cannot be enforced, so the request is refused: {e}")}),
+    )
+    .header("Retry-After", "5")
+}
+
+/// Policies that cannot be loaded refuse the request (fail closed).
+fn policies_unavailable(e: &crate::error::Error) -> Reply {
+    error_with(
+        500,
+        "invalid_configuration",
+        json!({"message": format!("the policies cannot be loaded, so the request is refused: {e}")}),
+    )
 }
 
 /// The per-tool window (`tool-<name>`, shared with the CLI).
 fn tool_limit(ctx: &Context, role: &str, tool: &str) -> std::result::Result<(), Reply> {
-    let Ok(pol) = ctx.policies() else {
-        return Ok(());
-    };
+    let pol = ctx.policies().map_err(|e| policies_unavailable(&e))?;
     let pol = &*pol;
     let limits: Vec<Limit> = policy::limits_for(pol, role, tool)
         .into_iter()
@@ -457,118 +936,27 @@ fn tool_limit(ctx: &Context, role: &str, tool: &str) -> std::result::Result<(), 
     let window = pol.rate_limiting.window_seconds.max(1) as f64;
     match ratelimit::admit(&limits, window, clock::now()) {
         Ok(adm) if !adm.allowed => Err(too_many(&adm, json!({"tool": tool}))),
-        _ => Ok(()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(limit_unavailable(&e)),
     }
 }
 
-fn peer_is_loopback(req: &Request) -> bool {
-    req.remote_addr()
-        .is_some_and(|a: &SocketAddr| a.ip().is_loopback())
-}
-
-fn handle(app: &Arc<App>, mut req: Request) {
-    let t0 = Instant::now();
-    let method = req.method().as_str().to_string();
-    let url = req.url().to_string();
-    let (path, query) = match url.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (url.clone(), String::new()),
-    };
-    let routed = route(req.method(), &path);
-    let tpl = match &routed {
-        Routed::Found(_, t) | Routed::Method(_, t) => *t,
-        Routed::NotFound => "unmatched",
-    };
-    let mut role = None;
-    let outcome = dispatch(app, &mut req, routed, &query, &mut role);
-    let status = match outcome {
-        Outcome::Reply(r) => {
-            let status = r.status;
-            respond(req, r);
-            status
-        }
-        Outcome::Stream(src) => start_stream(app, req, *src),
-    };
-    let secs = t0.elapsed().as_secs_f64();
-    app.metrics.request(&method, tpl, status, secs);
-    let rec = Access {
-        method,
-        path,
-        route: tpl,
-        status,
-        ms: secs * 1000.0,
-        role,
-    };
-    if app.access.try_send(rec).is_err() {
-        app.metrics
-            .access_log_dropped
-            .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-fn respond(req: Request, r: Reply) {
-    let mut resp = Response::from_data(r.body).with_status_code(r.status);
-    let mut add = |k: &str, v: &str| {
-        if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            resp.add_header(h);
-        }
-    };
-    add("Content-Type", r.content_type);
-    for (k, v) in http::SECURITY_HEADERS {
-        add(k, v);
-    }
-    for (k, v) in &r.headers {
-        add(k, v);
-    }
-    let _ = req.respond(resp);
-}
-
-struct StreamSlot<'a>(&'a AtomicUsize);
-
-impl Drop for StreamSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn start_stream(app: &Arc<App>, req: Request, src: sse::Source) -> u16 {
-    if app.streams.fetch_add(1, Ordering::SeqCst) >= app.opts.max_streams {
-        app.streams.fetch_sub(1, Ordering::SeqCst);
-        respond(
-            req,
-            error(503, "too many open streams; try again later").header("Retry-After", "5"),
-        );
-        return 503;
-    }
-    let app2 = Arc::clone(app);
-    let spawned = thread::Builder::new().name("sse".into()).spawn(move || {
-        let _slot = StreamSlot(&app2.streams);
-        let extra: Vec<(String, String)> = http::SECURITY_HEADERS
-            .iter()
-            .filter(|(k, _)| *k != "Cache-Control")
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let mut w = req.into_writer();
-        if w.write_all(sse::head(&extra).as_bytes()).is_err() {
-            return;
-        }
-        let events = jobs::events_path(&app2.ctx, &src.job.id);
-        let _ = sse::stream(w, &app2.jobs, events, src);
-    });
-    if spawned.is_err() {
-        app.streams.fetch_sub(1, Ordering::SeqCst);
-        return 500;
-    }
-    200
+fn peer_is_loopback(req: &Req) -> bool {
+    req.peer.ip().is_loopback()
 }
 
 fn dispatch(
     app: &Arc<App>,
-    req: &mut Request,
+    req: &mut Req,
     routed: Routed,
-    query: &str,
     role_out: &mut Option<String>,
 ) -> Outcome {
+    // Debug builds only: the tests make a handler panic on purpose, on the
+    // async side (a public route) and on the blocking pool (any other).
+    #[cfg(debug_assertions)]
+    if std::env::var("GATHM_DEBUG_PANIC").is_ok_and(|v| v.split(',').any(|p| p == req.path)) {
+        panic!("GATHM_DEBUG_PANIC at {}", req.path);
+    }
     let host = http::header(req, "Host").map(str::to_string);
     if let Some(why) = auth::cross_origin(
         http::header(req, "Origin"),
@@ -634,7 +1022,7 @@ fn dispatch(
         Ok(a) => a,
         Err(r) => return r.into(),
     };
-    let out = match handle_route(app, req, route, query, &principal) {
+    let out = match handle_route(app, req, route, &principal) {
         Ok(o) => o,
         Err(r) => Outcome::Reply(r),
     };
@@ -644,7 +1032,7 @@ fn dispatch(
     }
 }
 
-fn local_ok(req: &Request, host: &Option<String>) -> bool {
+fn local_ok(req: &Req, host: &Option<String>) -> bool {
     peer_is_loopback(req) && host.as_deref().is_some_and(auth::is_loopback_host)
 }
 
@@ -721,14 +1109,10 @@ fn to_json<T: serde::Serialize>(v: &T) -> Reply {
     Reply::json(200, v)
 }
 
-fn handle_route(
-    app: &Arc<App>,
-    req: &mut Request,
-    route: Route,
-    query: &str,
-    p: &Principal,
-) -> HResult {
+fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
+    let query = req.query.clone();
+    let query = query.as_str();
     match route {
         Route::Ping | Route::Healthz | Route::Readyz => Ok(error(404, "Not found").into()),
         Route::OpenApi => Ok(to_json(&openapi::spec()).into()),
@@ -755,6 +1139,7 @@ fn handle_route(
         Route::Execute(name) => execute(app, req, &name, p),
         Route::Health => {
             permit(ctx, p, Action::Healthcheck)?;
+            let _slot = execution_slot(app)?;
             let tools = ctx.search.scan().tools;
             Ok(to_json(&health::check_all(ctx, &tools)).into())
         }
@@ -762,6 +1147,7 @@ fn handle_route(
             permit(ctx, p, Action::Healthcheck)?;
             valid_tool(&name)?;
             let t = ops::find(ctx, &name).map_err(op_error)?;
+            let _slot = execution_slot(app)?;
             let h = health::check_all(ctx, &[t]);
             match h.first() {
                 Some(h) => Ok(to_json(h).into()),
@@ -854,70 +1240,45 @@ fn handle_route(
     }
 }
 
+/// One of the `GATHM_MAX_EXECUTIONS` slots for a tool run from a request
+/// (429 with `Retry-After` when all are taken).
+fn execution_slot(app: &App) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, Reply> {
+    app.executions.try_acquire().map_err(|_| {
+        error_with(
+            429,
+            "too many executions running; try again shortly",
+            json!({"max_executions": app.opts.max_executions}),
+        )
+        .header("Retry-After", "1")
+    })
+}
+
 fn job_not_found() -> Reply {
     error(404, "Job not found")
 }
 
 fn metrics_text(app: &App) -> String {
-    let (queued, running, by) = app.jobs.counts();
-    let mut gauges = vec![
-        Gauge {
-            name: "gathm_jobs_queue_depth",
-            help: "Jobs waiting to run.",
-            samples: vec![(vec![], queued as f64)],
-        },
-        Gauge {
-            name: "gathm_jobs_running",
-            help: "Jobs running now.",
-            samples: vec![(vec![], running as f64)],
-        },
-        Gauge {
-            name: "gathm_jobs",
-            help: "Stored jobs by status.",
-            samples: by
-                .into_iter()
-                .map(|(s, n)| (vec![("status", s.to_string())], n as f64))
-                .collect(),
-        },
-        Gauge {
-            name: "gathm_sse_streams",
-            help: "Open SSE streams.",
-            samples: vec![(vec![], app.streams.load(Ordering::SeqCst) as f64)],
-        },
-        Gauge {
-            name: "gathm_ready",
-            help: "1 while accepting work, 0 while shutting down.",
-            samples: vec![(
-                vec![],
-                if app.ready.load(Ordering::SeqCst) {
-                    1.0
-                } else {
-                    0.0
-                },
-            )],
-        },
-    ];
-    if let Ok(b) = ops::breaker_status(&app.ctx, None) {
-        gauges.push(Gauge {
-            name: "gathm_breaker_state",
-            help: "Circuit-breaker state per tool (1 for the current state).",
-            samples: b
-                .into_iter()
-                .flat_map(|b| {
-                    ["closed", "half_open", "open"].into_iter().map(move |s| {
-                        (
-                            vec![("tool", b.tool.clone()), ("state", s.to_string())],
-                            if b.state == s { 1.0 } else { 0.0 },
-                        )
-                    })
-                })
-                .collect(),
-        });
-    }
-    app.metrics.render(&gauges)
+    let (queued, running, by_status) = app.jobs.counts();
+    let breakers = ops::breaker_status(&app.ctx, None)
+        .map(|b| {
+            b.into_iter()
+                .map(|b| (b.tool, b.state.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    app.metrics.render(&metrics::Snapshot {
+        queued,
+        running,
+        by_status,
+        streams: app.streams.load(Ordering::SeqCst),
+        executions_running: app.opts.max_executions - app.executions.available_permits(),
+        connections_open: app.opts.max_connections - app.connections.available_permits(),
+        ready: app.ready.load(Ordering::SeqCst),
+        breakers,
+    })
 }
 
-fn execute(app: &Arc<App>, req: &mut Request, name: &str, p: &Principal) -> HResult {
+fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     valid_tool(name)?;
     let body = http::read_body(req)?;
@@ -942,6 +1303,7 @@ fn execute(app: &Arc<App>, req: &mut Request, name: &str, p: &Principal) -> HRes
     rr.timeout = timeout;
     rr.rate_limit = false;
     rr.actor = "http".into();
+    let _slot = execution_slot(app)?;
     let n = app.next_run.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut m) = app.sync_runs.lock() {
         m.insert(n, rr.cancel.clone());
@@ -957,15 +1319,18 @@ fn execute(app: &Arc<App>, req: &mut Request, name: &str, p: &Principal) -> HRes
 /// The HTTP status of a run: refusals map to 403/404/429, a configuration
 /// problem to 500, everything else (a tool that ran and failed included) 200.
 fn envelope_reply(env: &Envelope) -> Reply {
-    let (status, err) = match env.reason {
-        Some(Reason::Denied) => (403, Some("denied")),
-        Some(Reason::ApprovalRequired) => (403, Some("approval_required")),
-        Some(Reason::RateLimited) => (429, Some("rate_limited")),
-        Some(Reason::NotFound) => (404, Some("not_found")),
-        None if env.exit_code == i32::from(code::DATA_ERR) && env.attempts.is_empty() => {
+    // The one mapping of refusals to statuses (`Reason::http_refusal`): a
+    // control whose state is unavailable is a 503 (507 on a full disk),
+    // never a success.
+    let (status, err) = match env.reason.and_then(Reason::http_refusal) {
+        Some((status, code)) => (status, Some(code)),
+        None if env.reason.is_none()
+            && env.exit_code == i32::from(code::DATA_ERR)
+            && env.attempts.is_empty() =>
+        {
             (500, Some("invalid_configuration"))
         }
-        _ => (200, None),
+        None => (200, None),
     };
     let Some(err) = err else {
         return Reply::json(200, env);
@@ -975,7 +1340,7 @@ fn envelope_reply(env: &Envelope) -> Reply {
         o.insert("error".into(), err.into());
     }
     let mut r = Reply::json(status, &v);
-    if let Some(wait) = env.retry_after.filter(|_| status == 429) {
+    if let Some(wait) = env.retry_after.filter(|_| status == 429 || status == 503) {
         r = r.header("Retry-After", format!("{:.0}", wait.ceil().max(1.0)));
     }
     r
@@ -1013,6 +1378,7 @@ fn with_sync_cancel<T>(
     if !app.ready.load(Ordering::SeqCst) {
         return Err(error(503, "shutting down").header("Retry-After", "5"));
     }
+    let _slot = execution_slot(app)?;
     let n = app.next_run.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut m) = app.sync_runs.lock() {
         m.insert(n, cancel.clone());
@@ -1024,7 +1390,7 @@ fn with_sync_cancel<T>(
     Ok(out)
 }
 
-fn agent_parallel(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+fn agent_parallel(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
     let body = http::read_body(req)?;
@@ -1035,6 +1401,7 @@ fn agent_parallel(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     }
     for it in &items {
         valid_tool(&it.tool)?;
+        http::no_nul(it.args.clone())?;
     }
     let jobs = match o.get("jobs") {
         None | Some(Value::Null) => 4,
@@ -1068,7 +1435,7 @@ fn agent_parallel(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     .into())
 }
 
-fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+fn agent_chain(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
     let body = http::read_body(req)?;
@@ -1091,6 +1458,7 @@ fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     };
     for s in &steps {
         valid_tool(&s.tool)?;
+        http::no_nul(s.args.clone())?;
     }
     chain::check(&steps).map_err(|e| error(400, &e.to_string()))?;
     let opts = chain::Options {
@@ -1108,7 +1476,7 @@ fn agent_chain(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
     Ok(to_json(&result).into())
 }
 
-fn submit(app: &Arc<App>, req: &mut Request, p: &Principal) -> HResult {
+fn submit(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
     let ctx = &*app.ctx;
     permit(ctx, p, Action::Execute)?;
     let key =
@@ -1200,6 +1568,9 @@ fn submit_pipeline(
     let def = o.get("pipeline").cloned().unwrap_or(Value::Null);
     let pl: crate::pipeline::Pipeline =
         serde_json::from_value(def.clone()).map_err(|e| error(400, &format!("pipeline: {e}")))?;
+    for step in &pl.steps {
+        http::no_nul(step.args.clone())?;
+    }
     let diags = crate::pipeline::validate(ctx, &pl);
     if diags
         .iter()
@@ -1308,17 +1679,17 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(r(Method::Get, "/api/v1/ping"), "Ping /api/v1/ping");
-        assert_eq!(r(Method::Get, "/api/v1/ping/"), "Ping /api/v1/ping");
-        assert_eq!(r(Method::Post, "/api/v1/ping"), "405 GET");
+        assert_eq!(r(Method::GET, "/api/v1/ping"), "Ping /api/v1/ping");
+        assert_eq!(r(Method::GET, "/api/v1/ping/"), "Ping /api/v1/ping");
+        assert_eq!(r(Method::POST, "/api/v1/ping"), "405 GET");
         assert_eq!(
-            r(Method::Post, "/api/v1/tools/dns/execute"),
+            r(Method::POST, "/api/v1/tools/dns/execute"),
             "Execute(\"dns\") /api/v1/tools/{name}/execute"
         );
-        assert_eq!(r(Method::Put, "/api/v1/jobs/x"), "405 GET, DELETE");
-        assert_eq!(r(Method::Get, "/nope"), "404");
+        assert_eq!(r(Method::PUT, "/api/v1/jobs/x"), "405 GET, DELETE");
+        assert_eq!(r(Method::GET, "/nope"), "404");
         assert_eq!(
-            r(Method::Get, "/api/v1/jobs/abc/stream"),
+            r(Method::GET, "/api/v1/jobs/abc/stream"),
             "JobStream(\"abc\") /api/v1/jobs/{id}/stream"
         );
     }

@@ -1,7 +1,49 @@
 //! The OpenAPI 3.1 description of `gathm serve`, served at
 //! `GET /api/openapi.json`: every route, its request body and its answers.
+//!
+//! The schemas of the types the CLI and the server share (`api.rs`: the run
+//! envelope, attempts, reasons, tool lists) are derived from those serde
+//! types with `utoipa`, so they cannot drift; they allow no property the
+//! type does not have. The routes and the remaining bodies (jobs, pipelines,
+//! errors, built as JSON by the handlers) are described here by hand.
+//! `tests/it/serve_openapi.rs` checks every route's real responses against
+//! the whole document.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+
+use crate::api::{Attempt, AttemptOutcome, Envelope, Reason, RunStatus, ToolList, ToolSummary};
+
+#[derive(OpenApi)]
+#[openapi(components(schemas(
+    Envelope,
+    Attempt,
+    AttemptOutcome,
+    Reason,
+    RunStatus,
+    ToolSummary,
+    ToolList
+)))]
+struct Derived;
+
+/// The schemas derived from the `api.rs` types; each serialises exactly its
+/// fields, so extra properties are refused.
+fn derived_schemas() -> Map<String, Value> {
+    let doc = serde_json::to_value(Derived::openapi()).unwrap_or(Value::Null);
+    let mut schemas = doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for s in schemas.values_mut() {
+        if let Value::Object(o) = s
+            && o.get("type") == Some(&json!("object"))
+        {
+            o.insert("additionalProperties".into(), false.into());
+        }
+    }
+    schemas
+}
 
 fn err(desc: &str) -> Value {
     json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -31,14 +73,36 @@ fn common(mut responses: Value) -> Value {
         );
         o.insert(
             "429".into(),
-            err("Rate limited (Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining)"),
+            err("Rate limited (Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining), or every execution slot is taken (GATHM_MAX_EXECUTIONS; Retry-After)"),
         );
+        o.entry("400").or_insert_with(|| {
+            err("A malformed request: a repeated Host, Content-Length, Sec-Fetch-Site or Origin header")
+        });
+        o.insert("408".into(), err("The body was not received within 30 s"));
+        o.insert(
+            "413".into(),
+            err("Body over 1 MiB (declared, chunked or lying)"),
+        );
+        o.insert("414".into(), err("URL over 8 KiB"));
+        o.insert(
+            "431".into(),
+            err("Request head over 64 KiB (hyper answers far larger heads with an empty body)"),
+        );
+        o.insert("500".into(), err("Invalid configuration (policies, manifest), or an internal error (a handler panicked)"));
     }
     responses
 }
 
 /// The whole document.
 pub fn spec() -> Value {
+    let mut doc = described();
+    if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
+        schemas.extend(derived_schemas());
+    }
+    doc
+}
+
+fn described() -> Value {
     let any = json!({});
     json!({
         "openapi": "3.1.0",
@@ -50,7 +114,7 @@ pub fn spec() -> Value {
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "rule": {"type": "string"}}},
+                "Error": {"type": "object", "required": ["error"], "description": "Every error. Some carry more: detail, rule, step, allowed, diagnostics, limit, retry_after, scope, max_queue_depth, max_executions, max_streams_per_client, max_bytes; refused runs carry the whole envelope.", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "rule": {"type": "string"}}},
                 "Args": {"oneOf": [
                     {"type": "array", "items": {"type": "string"}},
                     {"type": "string", "description": "Split like a shell would: quotes and backslashes, no expansion"}
@@ -59,48 +123,47 @@ pub fn spec() -> Value {
                     "args": r("Args"),
                     "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Seconds; default: the tool's"}
                 }},
-                "Attempt": {"type": "object", "properties": {
-                    "tool": {"type": "string"}, "exit_code": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"},
-                    "outcome": {"type": "string", "enum": ["success", "failed", "timeout", "spawn_failed", "interrupted", "circuit_open", "denied", "approval_required", "not_found", "cached"]},
-                    "try_number": {"type": "integer"}, "rule": {"type": "string"}
-                }},
-                "Envelope": {"type": "object", "required": ["tool", "run_id", "status", "reason", "exit_code", "output", "error", "duration_ms", "cached", "attempts", "timestamp"], "properties": {
-                    "tool": {"type": "string"}, "run_id": {"type": "string"},
-                    "status": {"type": "string", "enum": ["success", "error"]},
-                    "reason": {"type": ["string", "null"], "enum": [null, "timeout", "circuit_open", "rate_limited", "denied", "approval_required", "not_found", "fallback_exhausted", "interrupted", "not_executable"]},
-                    "exit_code": {"type": "integer"}, "output": {"type": "string"}, "error": {"type": "string"},
-                    "duration_ms": {"type": "integer"}, "cached": {"type": "boolean"},
-                    "attempts": {"type": "array", "items": r("Attempt")},
-                    "timestamp": {"type": "string", "format": "date-time"},
-                    "served_by": {"type": "string"}, "message": {"type": "string"}, "rule": {"type": "string"}, "retry_after": {"type": "number"},
-                    "warnings": {"type": "array", "items": {"type": "string"}}
-                }},
-                "ToolSummary": {"type": "object", "properties": {
-                    "name": {"type": "string"}, "description": {"type": "string"}, "version": {"type": "string"},
-                    "category": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}, "tags": {"type": "array", "items": {"type": "string"}},
-                    "requires_internet": {"type": "boolean"}, "fallback_tool": {"type": "array", "items": {"type": "string"}}, "path": {"type": "string"}
-                }},
-                "ToolList": {"type": "object", "properties": {"tools": {"type": "array", "items": r("ToolSummary")}, "count": {"type": "integer"}}},
-                "JobRequest": {"type": "object", "required": ["tool"], "properties": {
-                    "kind": {"type": "string", "enum": ["tool"], "default": "tool"},
+                "JobRequest": {"type": "object", "description": "A tool job needs `tool`; a pipeline job (`kind: pipeline`, or any body with `pipeline`) needs `pipeline`", "properties": {
+                    "kind": {"type": "string", "enum": ["tool", "pipeline"], "default": "tool"},
+                    "pipeline": r("Pipeline"),
                     "tool": {"type": "string"}, "args": r("Args"),
                     "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Execution seconds (time in the queue does not count)"},
                     "callback_url": {"type": "string", "description": "The final record is POSTed here with X-Gathm-Signature: sha256=<HMAC-SHA256 of the body>; needs GATHM_CALLBACK_SECRET"}
                 }},
-                "Job": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "kind": {"type": "string"}, "tool": {"type": "string"},
+                "Pipeline": {"type": "object", "required": ["steps"], "description": "A DAG as in `gathm pipeline` (its JSON form); validated before it is queued", "properties": {
+                    "name": {"type": "string"},
+                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 31536000},
+                    "steps": {"type": "array", "items": {"type": "object", "required": ["id", "tool"], "properties": {
+                        "id": {"type": "string"}, "tool": {"type": "string"},
+                        "args": {"type": "array", "items": {"type": "string"}},
+                        "needs": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                        "when": {"type": "string"},
+                        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 31536000},
+                        "continue_on_error": {"type": "boolean"},
+                        "retry": {"type": "object", "properties": {"attempts": {"type": "integer", "minimum": 1, "maximum": 100}, "delay": {"type": "number"}, "backoff": {"type": "number"}, "max_delay": {"type": "number"}}}
+                    }}}
+                }},
+                "Job": {"type": "object", "additionalProperties": false,
+                    "required": ["id", "kind", "tool", "args", "status", "reason", "exit_code", "created_at", "started_at", "finished_at", "timeout", "stdout_lines", "stderr_lines", "line_count", "approved", "envelope"],
+                    "properties": {
+                    "id": {"type": "string"}, "kind": {"type": "string", "enum": ["tool", "pipeline"]}, "tool": {"type": "string", "description": "`pipeline` for pipeline jobs"},
+                    "pipeline": r("Pipeline"),
+                    "result": {"type": "object", "description": "A pipeline job's result once it ended: every step's status, exit code and output"},
                     "args": {"type": "array", "items": {"type": "string"}},
                     "status": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]},
                     "reason": {"type": ["string", "null"]}, "exit_code": {"type": ["integer", "null"]},
                     "created_at": {"type": "number", "description": "epoch seconds"},
                     "started_at": {"type": ["number", "null"]}, "finished_at": {"type": ["number", "null"]},
+                    "completed_at": {"type": ["number", "null"], "description": "the reference's name for `finished_at`"},
+                    "output": {"type": "string", "description": "stdout so far (lines joined with \\n), bounded by the capture limit"},
+                    "error": {"type": ["string", "null"], "description": "stderr of a failed job"},
                     "timeout": {"type": ["number", "null"]}, "callback_url": {"type": "string"},
                     "stdout_lines": {"type": "integer"}, "stderr_lines": {"type": "integer"}, "line_count": {"type": "integer"},
                     "approved": {"type": "boolean"},
                     "envelope": {"oneOf": [r("Envelope"), {"type": "null"}]},
                     "detail": {"type": "string"}
                 }},
-                "JobList": {"type": "object", "properties": {"jobs": {"type": "array", "items": r("Job")}, "count": {"type": "integer"}}}
+                "JobList": {"type": "object", "properties": {"jobs": {"type": "array", "items": r("Job")}, "count": {"type": "integer"}, "next": {"type": ["string", "null"], "description": "pass as `after` for the next page (newest first)"}}}
             }
         },
         "security": [{"bearer": []}],
@@ -147,16 +210,23 @@ pub fn spec() -> Value {
                     "steps": {"type": "array", "items": r("Envelope")}, "failed_step": {"type": ["integer", "null"]}, "exit_code": {"type": "integer"}}})),
                     "400": err("malformed body"), "403": err("no tool:execute")}))}},
             "/api/v1/jobs": {
-                "get": {"summary": "Your jobs (admins: all), oldest first (tool:discover)",
-                    "parameters": [{"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]}}],
+                "get": {"summary": "Your jobs (admins: all), newest first, a page at a time (tool:discover)",
+                    "parameters": [
+                        {"name": "status", "in": "query", "required": false, "schema": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]}},
+                        {"name": "tool", "in": "query", "required": false, "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                        {"name": "after", "in": "query", "required": false, "description": "the `next` of the previous page", "schema": {"type": "string"}}
+                    ],
                     "responses": common(json!({"200": ok("jobs", r("JobList")), "400": err("invalid status")}))},
                 "post": {"summary": "Submit a job (tool:execute): 202 and Location. A body with `pipeline` (a DAG as in `gathm pipeline`, as JSON) is a pipeline job whose stream carries step_started / step_retrying / step_finished events",
+                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "description": "the same key from the same owner within GATHM_JOB_TTL returns the original job", "schema": {"type": "string", "maxLength": 255}}],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": r("JobRequest")}}},
                     "responses": common(json!({
                         "202": ok("accepted (stored durably); awaiting_approval when the role needs approval for the tool", r("Job")),
                         "400": err("malformed JSON, wrong types, invalid tool name or callback_url"),
                         "403": err("denied"), "404": err("no such tool"), "413": err("body over 1 MiB"),
-                        "503": err("shutting down")
+                        "503": err("shutting down, or the job store cannot be written (read-only home)"),
+                        "507": err("the disk is full: nothing was stored")
                     }))}
             },
             "/api/v1/jobs/{id}": {
@@ -167,7 +237,7 @@ pub fn spec() -> Value {
             },
             "/api/v1/jobs/{id}/stream": {"get": {"summary": "Server-sent events: every output line (id: line number; Last-Event-ID resumes), keep-alives every 15 s, then event: done",
                 "parameters": [path_param("id", "job id"), {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer"}}],
-                "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...}; last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "503": err("too many open streams")}))}},
+                "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...} (pipeline jobs: step_started, step_retrying, step_finished events); last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "429": err("this client already holds GATHM_MAX_STREAMS_PER_CLIENT streams, or rate limited"), "503": err("too many open streams (GATHM_MAX_STREAMS)")}))}},
             "/api/v1/jobs/{id}/approve": {"post": {"summary": "Approve a job awaiting approval (admin, permission *)", "parameters": [path_param("id", "job id")],
                 "responses": common(json!({"200": ok("the job, now pending", r("Job")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
         }

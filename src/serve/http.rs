@@ -1,9 +1,10 @@
-//! HTTP plumbing for `gathm serve` on top of tiny_http: the reply type, JSON
-//! error bodies, the security headers every response carries, bounded body
-//! reading (1 MiB, checked while reading, chunked bodies included), request
-//! headers, and validation of the JSON fields requests carry.
+//! HTTP plumbing for `gathm serve`: the request and reply types the
+//! handlers use, JSON error bodies, the security headers every response
+//! carries, and validation of the JSON fields requests carry. The body is
+//! read (bounded to 1 MiB, chunked bodies included) by the front-end in
+//! `serve/mod.rs`.
 
-use std::io::Read;
+use std::net::SocketAddr;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -81,32 +82,37 @@ pub fn error_with(status: u16, msg: &str, extra: Value) -> Reply {
     Reply::json(status, &Value::Object(o))
 }
 
-/// The value of a request header (first occurrence, case-insensitive).
-pub fn header<'a>(req: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+/// A request as the handlers see it: the head, the peer, and the body as
+/// read by the front-end (bounded; an over-long body is kept as its 413).
+#[derive(Debug)]
+pub struct Req {
+    /// Method (`GET`, …).
+    pub method: axum::http::Method,
+    /// Path, without the query.
+    pub path: String,
+    /// Query string (may be empty).
+    pub query: String,
+    /// Request headers.
+    pub headers: axum::http::HeaderMap,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// The body, or the reply its reading produced (413, 400, 408).
+    pub body: Result<Vec<u8>, Reply>,
 }
 
-/// Read the body, at most [`MAX_BODY`] bytes (413 beyond, even when chunked).
-pub fn read_body(req: &mut tiny_http::Request) -> Result<Vec<u8>, Reply> {
-    let too_large = || error(413, "Request body too large").header("Connection", "close");
-    if req.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(too_large());
-    }
-    let mut buf = Vec::new();
-    if let Err(e) = req
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut buf)
-    {
-        return Err(error(400, &format!("could not read the request body: {e}")));
-    }
-    if buf.len() > MAX_BODY {
-        return Err(too_large());
-    }
-    Ok(buf)
+/// The value of a request header (first occurrence, case-insensitive).
+pub fn header<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The reply for a body over [`MAX_BODY`].
+pub fn too_large() -> Reply {
+    error(413, "Request body too large").header("Connection", "close")
+}
+
+/// The body, at most [`MAX_BODY`] bytes (413 beyond, even when chunked).
+pub fn read_body(req: &mut Req) -> Result<Vec<u8>, Reply> {
+    std::mem::replace(&mut req.body, Ok(Vec::new()))
 }
 
 /// Parse a JSON object body; an empty body is `{}` when `optional`.
@@ -130,15 +136,48 @@ pub fn json_object(body: &[u8], optional: bool) -> Result<Map<String, Value>, Re
 pub fn args_field(o: &Map<String, Value>) -> Result<Vec<String>, Reply> {
     match o.get("args") {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => split_args(s).map_err(|m| error(400, &format!("args: {m}"))),
+        Some(Value::String(s)) => split_args(s),
         Some(Value::Array(a)) => a
             .iter()
             .map(|v| match v {
                 Value::String(s) => Ok(s.clone()),
                 _ => Err(error(400, "args must be an array of strings or a string")),
             })
-            .collect(),
+            .collect::<Result<Vec<String>, Reply>>()
+            .and_then(no_nul),
         Some(_) => Err(error(400, "args must be an array of strings or a string")),
+    }
+}
+
+/// Split the string form of `args` like a shell would (`crate::words`:
+/// quotes and backslashes, no expansion).
+fn split_args(s: &str) -> Result<Vec<String>, Reply> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    if s.contains('\0') {
+        return Err(nul_error());
+    }
+    // NUL never appears in `s`, so it is one item.
+    let mut items =
+        crate::words::split_items(s, '\0').map_err(|e| error(400, &format!("args: {e}")))?;
+    Ok(items.pop().unwrap_or_default())
+}
+
+fn nul_error() -> Reply {
+    error(
+        400,
+        "args: an argument contains a NUL byte, which cannot be passed to a program",
+    )
+}
+
+/// Refuse arguments the OS cannot pass (a NUL byte), before anything runs.
+pub fn no_nul(args: Vec<String>) -> Result<Vec<String>, Reply> {
+    if args.iter().any(|a| a.contains('\0')) {
+        Err(nul_error())
+    } else {
+        Ok(args)
     }
 }
 
@@ -163,85 +202,31 @@ pub fn string_field(o: &Map<String, Value>, key: &str) -> Result<Option<String>,
     }
 }
 
-/// Split a string into arguments: whitespace separates; `'…'` is literal;
-/// `"…"` allows `\"` and `\\`; a backslash outside quotes escapes the next
-/// character. Nothing is expanded.
-pub fn split_args(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(x @ ('"' | '\\')) => cur.push(x),
-                            Some(x) => {
-                                cur.push('\\');
-                                cur.push(x);
-                            }
-                            None => return Err("unterminated double quote".into()),
-                        },
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(x) => cur.push(x),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn splits_like_a_shell_without_expansion() {
-        assert_eq!(split_args("a  b").unwrap(), ["a", "b"]);
+        let o = |v: Value| v.as_object().unwrap().clone();
+        let split = |s: &str| args_field(&o(json!({ "args": s })));
+        assert_eq!(split("a  b").unwrap(), ["a", "b"]);
         assert_eq!(
-            split_args("'a b' \"c \\\"d\\\"\" e\\ f").unwrap(),
+            split("'a b' \"c \\\"d\\\"\" e\\ f").unwrap(),
             ["a b", "c \"d\"", "e f"]
         );
-        assert_eq!(split_args("'' $HOME").unwrap(), ["", "$HOME"]);
-        assert!(split_args("'open").is_err());
-        assert!(split_args("\"open").is_err());
-        assert!(split_args("x\\").is_err());
-        assert!(split_args("  ").unwrap().is_empty());
+        assert_eq!(split("'' $HOME").unwrap(), ["", "$HOME"]);
+        assert!(split("'open").is_err());
+        assert!(split("\"open").is_err());
+        assert!(split("x\\").is_err());
+        assert!(split("  ").unwrap().is_empty());
+        assert_eq!(split("a\u{0}b").unwrap_err().status, 400);
+        assert_eq!(
+            args_field(&o(json!({"args": ["a\u{0}b"]})))
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]

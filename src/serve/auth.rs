@@ -56,6 +56,12 @@ impl Keys {
                     .push((digest(token.as_bytes()), role.to_string()));
             }
         }
+        if out.entries.is_empty() && keys.is_some_and(|k| !k.is_empty()) {
+            return Err(
+                "GATHM_API_KEYS is set but has no token:role entry (unset it for loopback-only mode)"
+                    .into(),
+            );
+        }
         if let Some(t) = legacy.map(str::trim).filter(|t| !t.is_empty()) {
             let d = digest(t.as_bytes());
             if !out.entries.iter().any(|(x, _)| *x == d) {
@@ -156,9 +162,10 @@ mod tests {
     fn parses_and_refuses_malformed_keys() {
         let k = Keys::parse(Some(" a:admin , b:readonly,"), Some("c")).unwrap();
         assert_eq!(k.len(), 3);
-        for bad in [":admin", "a:", "admin", "a:b,:c"] {
+        for bad in [":admin", "a:", "admin", "a:b,:c", ",", " ", " , "] {
             assert!(Keys::parse(Some(bad), None).is_err(), "{bad}");
         }
+        assert!(!Keys::parse(Some(""), None).unwrap().enabled());
         let k = Keys::parse(None, Some("a")).unwrap();
         assert_eq!(k.authenticate(Some("Bearer a")).unwrap().role, "admin");
         let k = Keys::parse(Some("a:user"), Some("a")).unwrap();
