@@ -47,6 +47,24 @@ pub fn env_parse<T: std::str::FromStr>(name: &str) -> Option<T> {
     v
 }
 
+/// A duration in seconds from the environment: `default` when unset; a value
+/// that is not a finite number from 0 (exclusive when `positive`) to
+/// `manifest::MAX_SECONDS` is reported once and replaced by `default`, so an
+/// operator's typo can never become a panic or an endless wait.
+pub fn env_seconds(name: &str, positive: bool, default: f64) -> f64 {
+    let Some(v) = env_parse::<f64>(name) else {
+        return default;
+    };
+    let ok =
+        v.is_finite() && v <= crate::manifest::MAX_SECONDS && (v > 0.0 || (!positive && v == 0.0));
+    if ok {
+        v
+    } else {
+        warn_bad_env(name, &v.to_string());
+        default
+    }
+}
+
 fn warn_bad_env(name: &str, raw: &str) {
     use std::sync::Mutex;
     static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -67,23 +85,17 @@ impl Settings {
             cache_ttl: env_parse("GATHM_CACHE_DEFAULT_TTL").unwrap_or(300),
             cache_everything: env_parse::<u64>("GATHM_CACHE_DEFAULT_TTL").is_some(),
             max_output: env_parse::<f64>("GATHM_MAX_OUTPUT_MB")
-                .filter(|n| *n > 0.0 && n.is_finite())
+                .filter(|n| *n > 0.0 && *n <= 65_536.0)
                 .map_or(16 << 20, |mb| (mb * 1048576.0) as usize),
             breaker: breaker::Config {
                 threshold: env_parse("CB_FAILURE_THRESHOLD")
                     .filter(|n| *n > 0)
                     .unwrap_or(3),
-                recovery_timeout: env_parse("CB_RECOVERY_TIMEOUT")
-                    .filter(|n: &f64| *n >= 0.0)
-                    .unwrap_or(60.0),
+                recovery_timeout: env_seconds("CB_RECOVERY_TIMEOUT", false, 60.0),
             },
             max_fallback_depth: env_parse("GATHM_MAX_FALLBACK_DEPTH").unwrap_or(3),
-            default_timeout: env_parse("GATHM_DEFAULT_TIMEOUT")
-                .filter(|n: &f64| *n > 0.0)
-                .unwrap_or(120.0),
-            kill_grace: env_parse("GATHM_KILL_GRACE")
-                .filter(|n: &f64| *n >= 0.0)
-                .unwrap_or(2.0),
+            default_timeout: env_seconds("GATHM_DEFAULT_TIMEOUT", true, 120.0),
+            kill_grace: env_seconds("GATHM_KILL_GRACE", false, 2.0),
         }
     }
 }

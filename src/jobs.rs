@@ -81,37 +81,25 @@ pub struct Config {
     pub callback_allow: Vec<Allow>,
 }
 
-fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
-
 impl Config {
     /// Read from the environment.
     pub fn from_env() -> Config {
         Config {
-            max_concurrency: env_num("GATHM_MAX_CONCURRENCY")
+            max_concurrency: crate::config::env_parse("GATHM_MAX_CONCURRENCY")
                 .filter(|n| *n > 0)
                 .unwrap_or(4),
-            max_queue_depth: env_num("GATHM_MAX_QUEUE_DEPTH").unwrap_or(100),
-            ttl: env_num("GATHM_JOB_TTL")
-                .filter(|n: &f64| *n >= 0.0)
-                .unwrap_or(86_400.0),
-            approval_ttl: env_num("GATHM_APPROVAL_TTL")
-                .filter(|n: &f64| *n >= 0.0)
-                .unwrap_or(86_400.0),
-            sweep_interval: env_num("GATHM_JOB_SWEEP_INTERVAL")
-                .filter(|n: &f64| *n > 0.0)
-                .unwrap_or(60.0),
+            max_queue_depth: crate::config::env_parse("GATHM_MAX_QUEUE_DEPTH").unwrap_or(100),
+            ttl: crate::config::env_seconds("GATHM_JOB_TTL", false, 86_400.0),
+            approval_ttl: crate::config::env_seconds("GATHM_APPROVAL_TTL", false, 86_400.0),
+            sweep_interval: crate::config::env_seconds("GATHM_JOB_SWEEP_INTERVAL", true, 60.0),
             callback_secret: std::env::var("GATHM_CALLBACK_SECRET")
                 .ok()
                 .filter(|s| !s.is_empty())
                 .map(String::into_bytes),
-            callback_attempts: env_num("GATHM_CALLBACK_RETRIES")
+            callback_attempts: crate::config::env_parse("GATHM_CALLBACK_RETRIES")
                 .filter(|n| *n > 0)
                 .unwrap_or(5),
-            callback_backoff: env_num("GATHM_CALLBACK_BACKOFF")
-                .filter(|n: &f64| *n >= 0.0)
-                .unwrap_or(0.5),
+            callback_backoff: crate::config::env_seconds("GATHM_CALLBACK_BACKOFF", false, 0.5),
             callback_allow: parse_allow(&std::env::var("GATHM_CALLBACK_ALLOW").unwrap_or_default()),
         }
     }

@@ -100,12 +100,8 @@ pub struct Options {
     pub grace: f64,
 }
 
-fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
-
 fn env_count(name: &str, default: usize, max: usize) -> usize {
-    env_num(name)
+    crate::config::env_parse(name)
         .filter(|n| (1..=max).contains(n))
         .unwrap_or(default)
 }
@@ -123,11 +119,11 @@ impl Options {
             max_connections: env_count("GATHM_MAX_CONNECTIONS", 1024, 1 << 20),
             max_executions: env_count("GATHM_MAX_EXECUTIONS", 32, 4096),
             header_timeout: Duration::from_secs_f64(
-                env_num("GATHM_HEADER_TIMEOUT")
+                crate::config::env_parse("GATHM_HEADER_TIMEOUT")
                     .filter(|n: &f64| (0.1..=3600.0).contains(n))
                     .unwrap_or(10.0),
             ),
-            grace: env_num("GATHM_SHUTDOWN_GRACE")
+            grace: crate::config::env_parse("GATHM_SHUTDOWN_GRACE")
                 .filter(|n: &f64| (0.0..=86_400.0).contains(n))
                 .unwrap_or(30.0),
         }

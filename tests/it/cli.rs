@@ -122,3 +122,23 @@ fn the_schema_accepts_what_validate_accepts() {
         "{v}"
     );
 }
+
+#[test]
+fn an_out_of_range_duration_variable_is_reported_and_never_panics() {
+    let s = Sandbox::new(&["ok"]);
+    for (var, value) in [
+        ("GATHM_KILL_GRACE", "1e300"),
+        ("GATHM_DEFAULT_TIMEOUT", "-5"),
+        ("CB_RECOVERY_TIMEOUT", "inf"),
+    ] {
+        let o = s
+            .cmd()
+            .env(var, value)
+            .args(["run", "ok"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{var}={value}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains(&format!("ignoring {var}=")), "{var}: {e}");
+    }
+}

@@ -1469,3 +1469,32 @@ fn serve_rate_limits_fail_closed_when_their_state_cannot_be_written() {
     // Probes still answer.
     assert_eq!(get(&s, "/healthz", None).status, 200);
 }
+
+/// One shell-word splitter (`words.rs`): the same argument string splits the
+/// same way over HTTP (`"args": "…"`) and in `gathm parallel` / `chain`.
+#[test]
+fn serve_args_string_splits_like_parallel_and_chain() {
+    let sb = Sandbox::new(&[]);
+    sb.manifest(
+        "argv",
+        "name: argv\nversion: \"1.0.0\"\ndescription: prints each argument\ncategory: utility\nrequires_internet: false\n",
+        Some("#!/bin/sh\nfor a in \"$@\"; do printf '[%s]\\n' \"$a\"; done\n"),
+    );
+    let args = r#"a "b c" \$X "d\$e" 'f g' "h\"i" j\ k"#;
+    let want = "[a]\n[b c]\n[$X]\n[d$e]\n[f g]\n[h\"i]\n[j k]\n";
+    let (code, v) = sb.json(&["--json", "parallel", &format!("argv {args}")]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v[0]["output"], want, "parallel");
+    let (code, v) = sb.json(&["--json", "chain", &format!("argv {args}")]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["steps"][0]["output"], want, "chain: {v}");
+    let s = Server::start(&sb, &[]);
+    let r = post(
+        &s,
+        "/api/v1/tools/argv/execute",
+        None,
+        &json!({ "args": args }),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["output"], want, "http");
+}
