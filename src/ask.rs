@@ -28,7 +28,7 @@ use crate::config::Context;
 use crate::error::Result;
 
 /// The request body of `POST /api/v1/agent/ask` (the reference's shape).
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, utoipa::ToSchema)]
 pub struct AskRequest {
     /// The plain-language request (1 to 16000 characters).
     pub query: String,
@@ -49,7 +49,7 @@ impl AskRequest {
 }
 
 /// One scored tool.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     /// Tool name.
     pub tool: String,
@@ -62,7 +62,7 @@ pub struct Candidate {
 }
 
 /// The answer of `ask` (the reference's fields, plus alternatives).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AskAnswer {
     /// The query as given.
     pub query: String,

@@ -77,6 +77,13 @@ struct ExecutionLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MonitorLabels {
+    tool: String,
+    what: &'static str,
+    to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
 }
@@ -126,6 +133,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     executions: Family<ExecutionLabels, Counter>,
+    monitor: Family<MonitorLabels, Counter>,
     /// Access-log lines dropped because the log writer fell behind.
     pub access_log_dropped: Counter,
     /// Connections refused at `GATHM_MAX_CONNECTIONS`.
@@ -152,6 +160,7 @@ impl Default for Metrics {
         let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         let executions = Family::<ExecutionLabels, Counter>::default();
+        let monitor = Family::<MonitorLabels, Counter>::default();
         let access_log_dropped = Counter::default();
         let connections_refused = Counter::default();
         let state = StateGauges::default();
@@ -169,6 +178,11 @@ impl Default for Metrics {
             "gathm_executions",
             "Tool runs (sync and jobs) by tool and outcome.",
             executions.clone(),
+        );
+        registry.register(
+            "gathm_monitor_transitions",
+            "Health and breaker transitions seen by the monitor (GATHM_MONITOR_INTERVAL), by tool, kind and new state.",
+            monitor.clone(),
         );
         registry.register(
             "gathm_access_log_dropped",
@@ -218,6 +232,7 @@ impl Default for Metrics {
             requests,
             latency,
             executions,
+            monitor,
             access_log_dropped,
             connections_refused,
             state,
@@ -275,6 +290,28 @@ impl Metrics {
 
     /// Count one execution (sync or job). A tool that does not exist gets
     /// an empty tool label, so invented names add no series.
+    /// A monitor transition (`what`: `health` or `breaker`; `to`: the new
+    /// state). Tools come from the registry and states from a fixed set, so
+    /// the cardinality is bounded.
+    pub fn monitor_transition(&self, tool: &str, what: &str, to: &str) {
+        let what = if what == "breaker" {
+            "breaker"
+        } else {
+            "health"
+        };
+        let to = match to {
+            "closed" | "open" | "half_open" | "healthy" | "degraded" | "unhealthy" => to,
+            _ => "other",
+        };
+        self.monitor
+            .get_or_create(&MonitorLabels {
+                tool: tool.to_string(),
+                what,
+                to: to.to_string(),
+            })
+            .inc();
+    }
+
     pub fn execution(&self, env: &Envelope) {
         let tool = if env.reason == Some(Reason::NotFound) {
             String::new()

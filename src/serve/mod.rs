@@ -133,6 +133,7 @@ impl Options {
 /// The routes. Add `AgentParallel` / `AgentChain` (one arm each in `route`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
+    AgentAsk,
     AgentParallel,
     AgentChain,
     Ping,
@@ -196,6 +197,7 @@ fn route(method: &Method, path: &str) -> Routed {
             one("POST", "/api/v1/agent/parallel", Route::AgentParallel)
         }
         ["api", "v1", "agent", "chain"] => one("POST", "/api/v1/agent/chain", Route::AgentChain),
+        ["api", "v1", "agent", "ask"] => one("POST", "/api/v1/agent/ask", Route::AgentAsk),
         ["api", "v1", "jobs"] => match m {
             "GET" => Routed::Found(Route::JobsList, "/api/v1/jobs"),
             "POST" => Routed::Found(Route::JobsSubmit, "/api/v1/jobs"),
@@ -330,6 +332,32 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
                 }
             })
             .map_err(|e| Error::Internal(format!("cannot start the access log: {e}")))?;
+    }
+    // `GATHM_MONITOR_INTERVAL`: periodic health checks that feed the
+    // breakers, with their transitions logged and counted in /metrics.
+    if let Some(interval) = crate::monitor::env_interval() {
+        let app = Arc::clone(&app);
+        thread::Builder::new()
+            .name("monitor".into())
+            .spawn(move || {
+                let stop = || !app.ready.load(Ordering::SeqCst);
+                let mut on_round = |r: &crate::monitor::Round| {
+                    for t in &r.transitions {
+                        app.metrics.monitor_transition(&t.tool, t.what, &t.to);
+                    }
+                };
+                if let Err(e) =
+                    crate::monitor::run_loop(&app.ctx, None, interval, false, &stop, &mut on_round)
+                {
+                    app.ctx.logger.app(
+                        Level::Error,
+                        "monitor",
+                        &format!("monitor stopped: {e}"),
+                        Map::new(),
+                    );
+                }
+            })
+            .map_err(|e| Error::Internal(format!("cannot start the monitor: {e}")))?;
     }
     rt.spawn(accept_loop(listener, Arc::clone(&app)));
     let mut extra = Map::new();
@@ -1156,6 +1184,7 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
         }
         Route::JobsSubmit => submit(app, req, p),
         Route::AgentParallel => agent_parallel(app, req, p),
+        Route::AgentAsk => agent_ask(app, req, p),
         Route::AgentChain => agent_chain(app, req, p),
         Route::JobsList => {
             permit(ctx, p, Action::Discover)?;
@@ -1384,6 +1413,21 @@ fn with_sync_cancel<T>(
         m.remove(&n);
     }
     Ok(out)
+}
+
+/// `POST /api/v1/agent/ask` (the reference's request shape `{"query"}`):
+/// the same deterministic routing as `gathm ask`, over the tools the role
+/// may discover; 422 for a blank or oversized query.
+fn agent_ask(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
+    let ctx = &*app.ctx;
+    permit(ctx, p, Action::Execute)?;
+    let body = http::read_body(req)?;
+    let o = http::json_object(&body, false)?;
+    let q: crate::ask::AskRequest =
+        serde_json::from_value(Value::Object(o)).map_err(|e| error(400, &format!("body: {e}")))?;
+    q.validate().map_err(|m| error(422, &m))?;
+    let answer = crate::ask::ask(ctx, &p.role, &q.query).map_err(op_error)?;
+    Ok(to_json(&answer).into())
 }
 
 fn agent_parallel(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {

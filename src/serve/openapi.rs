@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::api::{Attempt, AttemptOutcome, Envelope, Reason, RunStatus, ToolList, ToolSummary};
+use crate::ask::{AskAnswer, AskRequest, Candidate};
 
 #[derive(OpenApi)]
 #[openapi(components(schemas(
@@ -22,7 +23,10 @@ use crate::api::{Attempt, AttemptOutcome, Envelope, Reason, RunStatus, ToolList,
     Reason,
     RunStatus,
     ToolSummary,
-    ToolList
+    ToolList,
+    AskRequest,
+    AskAnswer,
+    Candidate
 )))]
 struct Derived;
 
@@ -201,6 +205,10 @@ fn described() -> Value {
                 "responses": common(json!({"200": ok("results in the given order", json!({"type": "object", "properties": {
                     "status": {"type": "string"}, "exit_code": {"type": "integer"}, "count": {"type": "integer"},
                     "results": {"type": "array", "items": r("Envelope")}}})), "400": err("malformed body"), "403": err("no tool:execute")}))}},
+            "/api/v1/agent/ask": {"post": {"summary": "Route a plain-language request to a tool, as `gathm ask` does (tool:execute): deterministic scoring over names, tags, categories and descriptions of the tools the role may discover",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": r("AskRequest")}}},
+                "responses": common(json!({"200": ok("the best match and alternatives", r("AskAnswer")),
+                    "400": err("malformed body"), "403": err("no tool:execute"), "422": err("blank or over 16,000 characters")}))}},
             "/api/v1/agent/chain": {"post": {"summary": "Run tools one after another, stdout to stdin (tool:execute); {prev} in args is the previous output as one argument",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
                     "steps": {"type": "array", "items": {"type": "object", "required": ["tool"], "properties": {"tool": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}}},

@@ -7,19 +7,6 @@ use std::path::Path;
 
 use crate::harness::*;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// The runnable blocks: (first line number, lines).
 fn runnable_blocks(readme: &str) -> Vec<(usize, Vec<String>)> {
     let mut out = Vec::new();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{Sandbox, alive, wait_until};
+use crate::harness::{Sandbox, alive, copy_dir, wait_until};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
@@ -1497,4 +1497,55 @@ fn serve_args_string_splits_like_parallel_and_chain() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["output"], want, "http");
+}
+
+/// `POST /api/v1/agent/ask`: the same routing as `gathm ask`, over HTTP.
+#[test]
+fn serve_agent_ask_routes_like_the_cli() {
+    let sb = Sandbox::new(&[]);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools");
+    for t in ["dns", "hash", "uuid", "passgen"] {
+        copy_dir(&repo.join(t), &sb.tools().join(t));
+    }
+    let q = "compute the sha256 hash of a string";
+    let (code, cli) = sb.json(&["--json", "ask", q]);
+    assert_eq!(code, 0, "{cli}");
+    let s = Server::start(&sb, &[]);
+    let r = post(&s, "/api/v1/agent/ask", None, &json!({ "query": q }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["matched_tool"], "hash", "{}", r.body);
+    assert_eq!(r.body["matched_tool"], cli["matched_tool"]);
+    assert_eq!(r.body["confidence"], cli["confidence"]);
+    let r = post(&s, "/api/v1/agent/ask", None, &json!({ "query": " " }));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = post(&s, "/api/v1/agent/ask", None, &json!({ "query": 5 }));
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+/// `GATHM_MONITOR_INTERVAL` inside `gathm serve`: an unhealthy dependency
+/// opens the tool's breaker, and the transition is counted in /metrics.
+#[test]
+fn serve_runs_the_monitor_and_exposes_its_transitions() {
+    let sb = Sandbox::new(&["ok"]);
+    sb.manifest(
+        "needsdep",
+        "name: needsdep\nversion: \"1.0.0\"\ndescription: needs a program that is missing\ncategory: utility\nrequires_internet: false\ndependencies:\n  system: [gathm-no-such-program-xyz]\n",
+        Some("#!/bin/sh\nexit 0\n"),
+    );
+    let s = Server::start(&sb, &[("GATHM_MONITOR_INTERVAL", "0.2")]);
+    wait_until("the monitor to open the breaker", WAIT, || {
+        let m = get(&s, "/metrics", None).body;
+        m.as_str().unwrap_or("").contains(
+            "gathm_monitor_transitions_total{tool=\"needsdep\",what=\"breaker\",to=\"open\"}",
+        )
+    });
+    let m = get(&s, "/metrics", None).body;
+    let m = m.as_str().unwrap();
+    assert!(
+        !m.contains("tool=\"ok\",what=\"breaker\",to=\"open\""),
+        "{m}"
+    );
+    // The open breaker refuses runs of that tool for everyone.
+    let r = post(&s, "/api/v1/tools/needsdep/execute", None, &json!({}));
+    assert_eq!(r.body["reason"], "circuit_open", "{}", r.body);
 }

@@ -166,6 +166,17 @@ fn serve_every_route_matches_the_openapi_document() {
         Some(json!({"pipeline": "ok a | fail 2"})),
     );
     r.call("post", ch, ch, a, Some(json!({})));
+    let ask = "/api/v1/agent/ask";
+    let (_, v) = r.call(
+        "post",
+        ask,
+        ask,
+        a,
+        Some(json!({"query": "a tool that is ok"})),
+    );
+    assert_eq!(v["query"], "a tool that is ok", "{v}");
+    r.call("post", ask, ask, a, Some(json!({"query": "   "})));
+    r.call("post", ask, ask, a, Some(json!({"q": 1})));
     let jobs = "/api/v1/jobs";
     let (_, tool_job) = r.call(
         "post",
