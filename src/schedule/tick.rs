@@ -170,6 +170,11 @@ fn update(ctx: &Context, name: &str, f: impl FnOnce(&mut History)) -> Result<()>
     })
 }
 
+/// Record (or update) one slot in a schedule's history.
+pub fn record(ctx: &Context, name: &str, r: SlotRecord) -> Result<()> {
+    update(ctx, name, |h| push(h, r))
+}
+
 /// Claim the slots of `s` due at `now`: returns the slots to run (already
 /// recorded as `started`) and records the missed ones. The first tick of a
 /// schedule considers only the last `GRACE` seconds.

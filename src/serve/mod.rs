@@ -333,6 +333,37 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
             })
             .map_err(|e| Error::Internal(format!("cannot start the access log: {e}")))?;
     }
+    // Schedules from gathm.yaml: each due slot becomes a job (schedule/serve.rs).
+    let scheduler_stop = Arc::new(AtomicBool::new(false));
+    match ctx.config() {
+        Ok(Some((path, cfg))) if !cfg.schedules.is_empty() => {
+            crate::schedule::serve::spawn(
+                Arc::clone(&ctx),
+                app.jobs.clone(),
+                cfg.schedules.clone(),
+                Arc::clone(&scheduler_stop),
+            )
+            .map_err(|e| Error::Internal(format!("cannot start the scheduler: {e}")))?;
+            ctx.logger.app(
+                Level::Info,
+                "schedule",
+                &format!(
+                    "scheduler: {} schedules from {}",
+                    cfg.schedules.len(),
+                    path.display()
+                ),
+                Map::new(),
+            );
+        }
+        Ok(_) => {}
+        Err(d) => {
+            let all: Vec<String> = d.iter().map(ToString::to_string).collect();
+            return Err(Error::InvalidData(format!(
+                "the configuration file is invalid:\n{}",
+                all.join("\n")
+            )));
+        }
+    }
     // `GATHM_MONITOR_INTERVAL`: periodic health checks that feed the
     // breakers, with their transitions logged and counted in /metrics.
     if let Some(interval) = crate::monitor::env_interval() {
@@ -378,6 +409,7 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     let sig = signals.forever().next();
     // Drain: not ready, no new work, running jobs get the grace period.
     app.ready.store(false, Ordering::SeqCst);
+    scheduler_stop.store(true, Ordering::SeqCst);
     ctx.logger.app(
         Level::Info,
         "http",

@@ -308,3 +308,84 @@ fn no_wait_refuses_and_a_killed_holder_frees_its_slot() {
         stderr(&o)
     );
 }
+
+fn history(s: &Sandbox, name: &str) -> serde_json::Value {
+    std::fs::read(s.home().join("schedules").join(format!("{name}.json")))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn submitted(h: &serde_json::Value) -> Vec<(String, String)> {
+    h["slots"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| {
+                    let job = r["message"].as_str()?.strip_prefix("job ")?.to_string();
+                    Some((r["slot"].as_str()?.to_string(), job))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `gathm serve` runs each due slot as a job, exactly once across a restart.
+#[test]
+fn serve_runs_each_slot_once_as_a_job_across_a_restart() {
+    use crate::serve::{Server, get};
+    let s = sandbox("  - name: sec\n    cron: '* * * * * *'\n    tool: stamp\n    args: [s]\n");
+    let stamp_file = s.path().join("stamps");
+    let env = [("STAMP_FILE", stamp_file.to_str().unwrap())];
+    let wait = std::time::Duration::from_secs(20);
+    let mut a = Server::start(&s, &env);
+    wait_until("three scheduled jobs", wait, || {
+        submitted(&history(&s, "sec")).len() >= 3
+    });
+    a.signal(rustix::process::Signal::TERM);
+    assert_eq!(a.wait_exit(wait), Some(0));
+    let before = submitted(&history(&s, "sec")).len();
+    let b = Server::start(&s, &env);
+    wait_until("two more after the restart", wait, || {
+        submitted(&history(&s, "sec")).len() >= before + 2
+    });
+    // Let the last submitted jobs finish.
+    wait_until("the jobs to finish", wait, || {
+        let v = get(&b, "/api/v1/jobs?status=pending", None).body;
+        let r = get(&b, "/api/v1/jobs?status=running", None).body;
+        v["count"] == 0 && r["count"] == 0
+    });
+    let h = history(&s, "sec");
+    let subs = submitted(&h);
+    let mut slots: Vec<&String> = subs.iter().map(|(slot, _)| slot).collect();
+    let n = slots.len();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), n, "a slot submitted twice: {h}");
+    let mut ids: Vec<&String> = subs.iter().map(|(_, id)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a job id reused: {h}");
+    // Every submitted slot is a job of the schedule, run once.
+    let jobs = get(&b, "/api/v1/jobs?tool=stamp&limit=1000", None).body;
+    let listed = jobs["jobs"].as_array().unwrap();
+    assert!(listed.len() >= n, "{jobs}");
+    let mut completed = 0;
+    for (_, id) in &subs {
+        let j = listed
+            .iter()
+            .find(|j| j["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{id} not listed: {jobs}"));
+        // A job running at the SIGTERM (grace 0 here) ends cancelled/shutdown.
+        let ok =
+            j["status"] == "completed" || (j["status"] == "cancelled" && j["reason"] == "shutdown");
+        assert!(ok, "{j}");
+        completed += usize::from(j["status"] == "completed");
+    }
+    assert!(completed >= n - 1, "{jobs}");
+    let runs = stamps(&s).iter().filter(|l| l.starts_with("start")).count();
+    assert!(
+        runs >= completed && runs <= n,
+        "each job ran at most once: {runs} runs, {n} jobs"
+    );
+}

@@ -1,0 +1,179 @@
+//! The scheduler inside `gathm serve`: each due slot becomes a job in the
+//! same queue (same policies, limits, breaker and audit; owner and actor
+//! `schedule:NAME`).
+//!
+//! Exactly once per slot: a slot is claimed in the schedule's history file
+//! under its lock before anything is submitted (as `gathm schedule tick`
+//! does, so a server and a crontab on one home share the claim), and the job
+//! is submitted with the slot's deterministic id as its `Idempotency-Key`, so
+//! even a retried submission returns the original job.
+//!
+//! Overlap, for jobs: `skip` records the slot as `skipped` while a job of the
+//! schedule is pending or running; `cancel_previous` cancels those jobs, then
+//! submits; `queue` submits at once (the job waits in the FIFO queue, and runs
+//! alongside the previous one when a worker is free: use a concurrency group
+//! with `max_concurrent: 1` on the tool to serialise them).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::config::Context;
+use crate::jobs::{JobKind, Jobs, Submission};
+use crate::logs::Level;
+use crate::schedule::file::{Overlap, Schedule};
+use crate::schedule::tick::{self, Outcome, SlotRecord};
+use crate::state::jobs::JobStatus;
+
+/// The job owner of a schedule's runs.
+pub fn owner(s: &Schedule) -> String {
+    format!("schedule:{}", s.name)
+}
+
+fn active(jobs: &Jobs, owner: &str) -> Vec<crate::jobs::Job> {
+    let mut out = Vec::new();
+    for st in [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::AwaitingApproval,
+    ] {
+        if let Ok((list, _)) = jobs.list_page(owner, false, Some(st), &|k| {
+            (k == "limit").then(|| "100".to_string())
+        }) {
+            out.extend(list);
+        }
+    }
+    out
+}
+
+fn submission(s: &Schedule, key: &str) -> Result<Submission, String> {
+    if let Some(t) = &s.tool {
+        return Ok(Submission {
+            kind: JobKind::Tool,
+            tool: t.value.clone(),
+            args: s.args.clone(),
+            timeout: s.timeout,
+            idempotency_key: Some(key.to_string()),
+            ..Submission::default()
+        });
+    }
+    let file = s.pipeline.as_ref().ok_or("no tool or pipeline")?;
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let v: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(Submission {
+        kind: JobKind::Pipeline,
+        tool: "pipeline".into(),
+        pipeline: Some(v),
+        idempotency_key: Some(key.to_string()),
+        ..Submission::default()
+    })
+}
+
+/// Submit one claimed slot as a job, honouring the overlap rule; returns the
+/// slot's record (job id in `message`).
+pub fn submit_slot(ctx: &Context, jobs: &Jobs, s: &Schedule, mut rec: SlotRecord) -> SlotRecord {
+    let owner = owner(s);
+    let running = active(jobs, &owner);
+    if !running.is_empty() {
+        match s.overlap {
+            Overlap::Skip => {
+                rec.outcome = Outcome::Skipped;
+                rec.message = Some(format!(
+                    "job {} of the previous slot is still {} (overlap: skip)",
+                    running[0].id,
+                    running[0].status.as_str()
+                ));
+                return rec;
+            }
+            Overlap::CancelPrevious => {
+                for j in &running {
+                    let _ = jobs.cancel(&j.id, &owner, false);
+                }
+            }
+            Overlap::Queue => {}
+        }
+    }
+    rec.started_at = Some(Timestamp::now().to_string());
+    match submission(s, &rec.run_id).map_err(crate::jobs::SubmitError::Invalid) {
+        Ok(sub) => match jobs.submit(&owner, s.role(), sub) {
+            Ok(job) => {
+                rec.message = Some(format!("job {}", job.id));
+            }
+            Err(e) => {
+                rec.outcome = Outcome::Failed;
+                rec.message = Some(format!("not submitted: {e:?}"));
+            }
+        },
+        Err(e) => {
+            rec.outcome = Outcome::Failed;
+            rec.message = Some(format!("not submitted: {e:?}"));
+        }
+    }
+    let _ = ctx;
+    rec
+}
+
+/// One scheduler pass at `now`: claim what is due for every enabled schedule,
+/// record missed slots, submit the rest. Returns what happened to each slot.
+pub fn pass(ctx: &Context, jobs: &Jobs, schedules: &[Schedule], now: Timestamp) -> Vec<SlotRecord> {
+    let mut out = Vec::new();
+    for s in schedules.iter().filter(|s| s.enabled) {
+        let (to_run, missed) = match tick::claim(ctx, s, now) {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.logger.app(
+                    Level::Error,
+                    "schedule",
+                    &format!("schedule {}: cannot claim its slots: {e}", s.name),
+                    serde_json::Map::new(),
+                );
+                continue;
+            }
+        };
+        out.extend(missed);
+        for rec in to_run {
+            let rec = submit_slot(ctx, jobs, s, rec);
+            let r = rec.clone();
+            let _ = tick::record(ctx, &s.name, r);
+            ctx.logger.app(
+                Level::Info,
+                "schedule",
+                &format!(
+                    "schedule {} slot {}: {}",
+                    s.name,
+                    rec.slot,
+                    rec.message.clone().unwrap_or_default()
+                ),
+                serde_json::Map::new(),
+            );
+            out.push(rec);
+        }
+    }
+    out
+}
+
+/// Start the scheduler thread: a pass every second until `stop`.
+pub fn spawn(
+    ctx: Arc<Context>,
+    jobs: Jobs,
+    schedules: Vec<Schedule>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    if schedules.iter().all(|s| !s.enabled) {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("scheduler".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                pass(&ctx, &jobs, &schedules, Timestamp::now());
+                // Wake at the next whole second (cron's finest granularity).
+                let ms = 1000 - (Timestamp::now().subsec_millisecond().clamp(0, 999) as u64);
+                std::thread::sleep(Duration::from_millis(ms.max(50)));
+            }
+        })
+        .map(|_| ())
+}
