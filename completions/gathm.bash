@@ -40,6 +40,9 @@ _gathm() {
             gathm,list)
                 cmd="gathm__subcmd__list"
                 ;;
+            gathm,mcp)
+                cmd="gathm__subcmd__mcp"
+                ;;
             gathm,parallel)
                 cmd="gathm__subcmd__parallel"
                 ;;
@@ -141,6 +144,9 @@ _gathm() {
                 ;;
             gathm__subcmd__help,list)
                 cmd="gathm__subcmd__help__subcmd__list"
+                ;;
+            gathm__subcmd__help,mcp)
+                cmd="gathm__subcmd__help__subcmd__mcp"
                 ;;
             gathm__subcmd__help,parallel)
                 cmd="gathm__subcmd__help__subcmd__parallel"
@@ -296,7 +302,7 @@ _gathm() {
 
     case "${cmd}" in
         gathm)
-            opts="-q -h -V --json --quiet --role --tools-dir --policies --config --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help"
+            opts="-q -h -V --json --quiet --role --tools-dir --policies --config --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve mcp help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -830,7 +836,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help)
-            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve help"
+            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve mcp help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1026,6 +1032,20 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__mcp)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1313,6 +1333,40 @@ _gathm() {
             fi
             case "${prev}" in
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__mcp)
+            opts="-q -h --approve-tools --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --approve-tools)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

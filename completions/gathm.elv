@@ -46,6 +46,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
             cand schedule 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
             cand serve 'Serve the HTTP API (see README, "gathm serve")'
+            cand mcp 'Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;list'= {
@@ -510,6 +511,18 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'gathm;mcp'= {
+            cand --approve-tools 'Approve the tools matching GLOB that the role''s policy marks `requires_approval` (repeatable)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gathm;help'= {
             cand list 'List the tools the role may discover'
             cand show 'Show a tool''s whole manifest'
@@ -528,6 +541,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand pipeline 'Run or check a DAG of steps described in a YAML file'
             cand schedule 'Cron schedules from gathm.yaml: list, next fire times, run, or tick from system cron'
             cand serve 'Serve the HTTP API (see README, "gathm serve")'
+            cand mcp 'Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;help;list'= {
@@ -608,6 +622,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;schedule;tick'= {
         }
         &'gathm;help;serve'= {
+        }
+        &'gathm;help;mcp'= {
         }
         &'gathm;help;help'= {
         }

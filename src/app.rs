@@ -340,6 +340,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Serve { host, port } => {
             crate::server::serve(ctx, crate::server::Options::new(host, port))
         }
+        Command::Mcp { approve_tools } => crate::mcp::serve(ctx, &g.role, approve_tools),
         Command::Completions { .. } | Command::Schema { .. } => Ok(0),
     }
 }

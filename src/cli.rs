@@ -171,6 +171,12 @@ pub enum Command {
         #[arg(long, env = "GATHM_PORT", default_value_t = 8080)]
         port: u16,
     },
+    /// Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP").
+    Mcp {
+        /// Approve the tools matching GLOB that the role's policy marks `requires_approval` (repeatable).
+        #[arg(long = "approve-tools", value_name = "GLOB")]
+        approve_tools: Vec<String>,
+    },
     /// `gathm TOOL ARGS…` is short for `gathm run TOOL ARGS…`.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -339,7 +345,8 @@ pub enum PolicyCmd {
 }
 
 /// Subcommand names: anything else in command position is a tool (the shortcut).
-pub const SUBCOMMANDS: [&str; 18] = [
+pub const SUBCOMMANDS: [&str; 19] = [
+    "mcp",
     "schedule",
     "list",
     "show",

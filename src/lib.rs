@@ -23,6 +23,7 @@ pub mod http;
 pub mod jobs;
 pub mod logs;
 pub mod manifest;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -5,6 +5,7 @@ mod harness;
 
 mod chain;
 mod cli;
+mod mcp;
 mod parallel;
 mod pipeline;
 mod policy;
