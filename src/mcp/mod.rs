@@ -46,13 +46,23 @@ pub fn serve(ctx: Context, role: &str, approve: Vec<String>) -> Result<i32> {
     let outcome = rt.block_on(async move {
         let handler = Gathm::new(Arc::new(ctx), opts);
         let service = handler
+            .clone()
             .serve(rmcp::transport::stdio_pipes())
             .await
             .map_err(|e| Error::Internal(format!("MCP session did not start: {e}")))?;
-        service
+        let ended = service
             .waiting()
             .await
-            .map_err(|e| Error::Internal(format!("MCP session ended badly: {e}")))?;
+            .map_err(|e| Error::Internal(format!("MCP session ended badly: {e}")));
+        // The client is gone: kill what still runs (TERM, grace, KILL) and
+        // wait for the runs to finish their bookkeeping.
+        if handler.cancel_all() > 0 {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while handler.running() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        ended?;
         Ok::<i32, Error>(0)
     });
     rt.shutdown_timeout(Duration::from_millis(200));

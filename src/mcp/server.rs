@@ -51,6 +51,22 @@ struct Inner {
     ctx: Arc<Context>,
     opts: Options,
     changes: watch::Receiver<u64>,
+    /// Cancel tokens of the calls running now, by a call number.
+    running: Mutex<(u64, Vec<(u64, Cancel)>)>,
+}
+
+/// Removes a call from `running` when it ends, however it ends.
+struct Running<'a> {
+    inner: &'a Inner,
+    n: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.inner.running.lock() {
+            r.1.retain(|(n, _)| *n != self.n);
+        }
+    }
 }
 
 /// The MCP server handler (cheap to clone: one per session).
@@ -91,8 +107,26 @@ impl Gathm {
                 ctx,
                 opts,
                 changes: rx,
+                running: Mutex::new((0, Vec::new())),
             }),
         }
+    }
+
+    /// Cancel every running call (the session is over): each tool's process
+    /// group is killed. Returns how many there were.
+    pub fn cancel_all(&self) -> usize {
+        let Ok(r) = self.inner.running.lock() else {
+            return 0;
+        };
+        for (_, c) in &r.1 {
+            c.cancel();
+        }
+        r.1.len()
+    }
+
+    /// How many calls are running.
+    pub fn running(&self) -> usize {
+        self.inner.running.lock().map(|r| r.1.len()).unwrap_or(0)
     }
 
     fn approved(&self, tool: &str) -> bool {
@@ -136,6 +170,20 @@ impl Gathm {
         sink: Option<Arc<dyn Sink>>,
         cancel: Cancel,
     ) -> CallToolResult {
+        let _running = {
+            let mut r = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            r.0 += 1;
+            let n = r.0;
+            r.1.push((n, cancel.clone()));
+            Running {
+                inner: &self.inner,
+                n,
+            }
+        };
         let ctx = &self.inner.ctx;
         let args = match ctx.search.find(name) {
             Ok(Some(tool)) => match schema::argv(&tool, arguments) {

@@ -121,3 +121,52 @@ fn mcp_cancel_kills_grandchildren() {
 fn mcp_tools_list_changed() {
     scenario(&sandbox(), "list_changed", "admin");
 }
+
+/// No client library needed: raw JSON-RPC lines. A client that goes away
+/// (stdin closed) mid-call leaves no tool behind: the process group is killed
+/// and the server exits.
+#[test]
+fn mcp_closed_session_kills_running_tools() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    use crate::harness::{alive, wait_until};
+
+    let s = sandbox();
+    let mut child = s
+        .cmd()
+        .arg("mcp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"grandchild","arguments":{"args":["gc.pid"]}}}"#,
+    ];
+    for l in lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    stdin.flush().unwrap();
+    let pidfile = s.path().join("gc.pid");
+    let mut pid = 0;
+    wait_until("the grandchild to start", Duration::from_secs(10), || {
+        pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    assert!(alive(pid));
+    drop(stdin);
+    wait_until("the grandchild to die", Duration::from_secs(10), || {
+        !alive(pid)
+    });
+    wait_until("gathm mcp to exit", Duration::from_secs(10), || {
+        child.try_wait().unwrap().is_some()
+    });
+}
