@@ -170,3 +170,27 @@ fn mcp_closed_session_kills_running_tools() {
         child.try_wait().unwrap().is_some()
     });
 }
+
+#[test]
+fn mcp_named_arguments_become_argv() {
+    let s = sandbox();
+    s.manifest(
+        "named",
+        r#"name: named
+version: "1.0.0"
+description: "Prints its argv as JSON"
+category: utility
+requires_internet: false
+cache: false
+input_schema:
+  arguments:
+    - {name: host, type: string, required: true, description: "Host name"}
+    - {name: port, type: integer, description: "Port"}
+  flags:
+    - {flag: "-t, --timeout", description: "Seconds", has_argument: true}
+    - {flag: "-v", description: "Verbose"}
+"#,
+        Some("#!/usr/bin/env python3\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"),
+    );
+    scenario(&s, "named_args", "admin");
+}

@@ -189,7 +189,25 @@ async def list_changed(mode: str) -> None:
             assert name in after, sorted(after)
 
 
+async def named_args(mode: str) -> None:
+    # The `named` tool (tests/it/mcp.rs): arguments host (required), port
+    # (integer); flags "-t, --timeout" (with an argument) and -v.
+    async with client(mode) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        schema = tools["named"].input_schema
+        assert schema["required"] == ["host"], schema
+        assert schema["properties"]["port"]["type"] == "integer", schema
+        assert schema["properties"]["v"]["type"] == "boolean", schema
+        assert "timeout" in schema["properties"] and "args" in schema["properties"], schema
+        r = await c.call_tool("named", {"host": "a.com", "port": 443, "timeout": 5, "v": True, "args": ["x"]})
+        assert not r.is_error, text_of(r)
+        assert text_of(r).strip() == '["--timeout", "5", "-v", "a.com", "443", "x"]', text_of(r)
+        r = await c.call_tool("named", {"port": 1})
+        assert r.is_error and "missing required argument" in text_of(r), text_of(r)
+
+
 SCENARIOS = {
+    "named_args": named_args,
     "list_role": list_role,
     "call_ok": call_ok,
     "call_fail": call_fail,
