@@ -9,6 +9,12 @@ if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import mcp' 2>/dev/null; 
     exit 0
 fi
 mkdir -p target
-python3 -m venv "$venv"
+rm -rf "$venv"
+if ! python3 -m venv "$venv"; then
+    # Debian's python3 keeps venv (and ensurepip) in a separate package.
+    rm -rf "$venv"
+    apt-get update -qq && apt-get install -y -qq python3-venv
+    python3 -m venv "$venv"
+fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check 'mcp>=2,<3'
 "$venv/bin/python" -c 'import mcp; print("mcp SDK ready in target/py-venv")'
