@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ProtocolVersion, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool as McpTool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
+    ElicitationAction, ElicitationSchema, Implementation, ListToolsResult, MetaObject,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool as McpTool,
 };
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -129,6 +130,62 @@ impl Gathm {
         self.inner.running.lock().map(|r| r.1.len()).unwrap_or(0)
     }
 
+    /// Whether a call of `tool` needs approval that was not given at start.
+    fn needs_approval(&self, tool: &str) -> bool {
+        !self.approved(tool)
+            && self.inner.ctx.policies().is_ok_and(|p| {
+                policy::decide(&p, &self.inner.opts.role, tool, Action::Execute, false).decision
+                    == Verdict::ApprovalRequired
+            })
+    }
+
+    /// Ask the person behind the client (elicitation, form mode) whether a
+    /// tool that needs approval may run. Only where the client declared
+    /// elicitation at `initialize` (2025-11-25 sessions; 2026-07-28 has no
+    /// server-to-client requests). No answer within 5 minutes is a refusal.
+    async fn elicit_approval(
+        &self,
+        tool: &str,
+        arguments: Option<&serde_json::Map<String, Value>>,
+        context: &RequestContext<RoleServer>,
+    ) -> bool {
+        let peer = &context.peer;
+        if peer.peer_info().is_none()
+            || !peer
+                .supported_elicitation_modes()
+                .contains(&ElicitationMode::Form)
+        {
+            return false;
+        }
+        let args = arguments
+            .map(|a| Value::Object(a.clone()).to_string())
+            .unwrap_or_else(|| "{}".into());
+        let params = ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: format!(
+                "gathm: the tool {tool:?} needs approval for role {:?}. Run it with arguments {args}?",
+                self.inner.opts.role
+            ),
+            requested_schema: ElicitationSchema::builder()
+                .required_bool("approve")
+                .build_unchecked(),
+        };
+        match peer
+            .create_elicitation_with_timeout(params, Some(Duration::from_secs(300)))
+            .await
+        {
+            Ok(r) => {
+                matches!(r.action, ElicitationAction::Accept)
+                    && r.content
+                        .as_ref()
+                        .and_then(|c| c.get("approve"))
+                        .and_then(Value::as_bool)
+                        == Some(true)
+            }
+            Err(_) => false,
+        }
+    }
+
     fn approved(&self, tool: &str) -> bool {
         self.inner
             .opts
@@ -169,6 +226,7 @@ impl Gathm {
         arguments: Option<&serde_json::Map<String, Value>>,
         sink: Option<Arc<dyn Sink>>,
         cancel: Cancel,
+        approved_now: bool,
     ) -> CallToolResult {
         let _running = {
             let mut r = self
@@ -199,7 +257,7 @@ impl Gathm {
             &self.inner.opts.role,
         );
         req.actor = "mcp".into();
-        req.approved = self.approved(name);
+        req.approved = approved_now || self.approved(name);
         req.sink = sink;
         req.cancel = cancel;
         let env = run::run(ctx, &req);
@@ -422,9 +480,13 @@ impl ServerHandler for Gathm {
         let me = self.clone();
         let name = request.name.to_string();
         let arguments = request.arguments;
+        let approved_now = self.needs_approval(&name)
+            && self
+                .elicit_approval(&name, arguments.as_ref(), &context)
+                .await;
         let result = tokio::task::spawn_blocking(move || {
             let dyn_sink = sink.clone().map(|s| s as Arc<dyn Sink>);
-            let r = me.call(&name, arguments.as_ref(), dyn_sink, cancel);
+            let r = me.call(&name, arguments.as_ref(), dyn_sink, cancel, approved_now);
             if let Some(s) = &sink {
                 s.flush();
             }

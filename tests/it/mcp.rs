@@ -205,3 +205,8 @@ input_schema:
     );
     scenario(&s, "named_args", "admin");
 }
+
+#[test]
+fn mcp_approval_by_elicitation() {
+    scenario(&sandbox(), "elicit", "user");
+}

@@ -103,6 +103,33 @@ async def approval(mode: str) -> None:
         assert r.structured_content["reason"] != "approval_required", r.structured_content
 
 
+async def elicit(mode: str) -> None:
+    # A client that declares elicitation is asked (handshake sessions only);
+    # on 2026-07-28 the call is refused as without it.
+    import mcp_types as types
+
+    asked: list[str] = []
+
+    def answer(approve: bool):
+        async def cb(context, params):
+            asked.append(params.message)
+            return types.ElicitResult(action="accept", content={"approve": approve})
+
+        return cb
+
+    async with client(mode, elicitation_callback=answer(True)) as c:
+        r = await c.call_tool("primary", {})
+        if mode == "legacy":
+            assert asked and "primary" in asked[0], asked
+            assert r.structured_content["reason"] != "approval_required", r.structured_content
+        else:
+            assert r.structured_content["reason"] == "approval_required", r.structured_content
+    if mode == "legacy":
+        async with client(mode, elicitation_callback=answer(False)) as c:
+            r = await c.call_tool("primary", {})
+            assert r.is_error and r.structured_content["reason"] == "approval_required", r
+
+
 async def progress(mode: str) -> None:
     seen: list[tuple[float, str | None]] = []
 
@@ -214,6 +241,7 @@ SCENARIOS = {
     "denied": denied,
     "approval": approval,
     "progress": progress,
+    "elicit": elicit,
     "cancel": cancel,
     "list_changed": list_changed,
 }
