@@ -54,6 +54,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)')
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Run the health checks periodically, feeding the breakers; log transitions')
             [CompletionResult]::new('__complete', '__complete', [CompletionResultType]::ParameterValue, 'For the shell completion scripts: print tool names, one a line')
+            [CompletionResult]::new('mcp', 'mcp', [CompletionResultType]::ParameterValue, 'Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP")')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -648,6 +649,19 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'gathm;mcp' {
+            [CompletionResult]::new('--approve-tools', '--approve-tools', [CompletionResultType]::ParameterName, 'Approve the tools matching GLOB that the role''s policy marks `requires_approval` (repeatable)')
+            [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
+            [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
+            [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON instead of text')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print a run''s output only if it failed (for cron)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'gathm;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the tools the role may discover')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a tool''s whole manifest')
@@ -671,6 +685,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)')
             [CompletionResult]::new('monitor', 'monitor', [CompletionResultType]::ParameterValue, 'Run the health checks periodically, feeding the breakers; log transitions')
             [CompletionResult]::new('__complete', '__complete', [CompletionResultType]::ParameterValue, 'For the shell completion scripts: print tool names, one a line')
+            [CompletionResult]::new('mcp', 'mcp', [CompletionResultType]::ParameterValue, 'Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP")')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -798,6 +813,9 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
             break
         }
         'gathm;help;__complete' {
+            break
+        }
+        'gathm;help;mcp' {
             break
         }
         'gathm;help;help' {

@@ -49,6 +49,9 @@ _gathm() {
             gathm,list)
                 cmd="gathm__subcmd__list"
                 ;;
+            gathm,mcp)
+                cmd="gathm__subcmd__mcp"
+                ;;
             gathm,monitor)
                 cmd="gathm__subcmd__monitor"
                 ;;
@@ -165,6 +168,9 @@ _gathm() {
                 ;;
             gathm__subcmd__help,list)
                 cmd="gathm__subcmd__help__subcmd__list"
+                ;;
+            gathm__subcmd__help,mcp)
+                cmd="gathm__subcmd__help__subcmd__mcp"
                 ;;
             gathm__subcmd__help,monitor)
                 cmd="gathm__subcmd__help__subcmd__monitor"
@@ -326,7 +332,7 @@ _gathm() {
 
     case "${cmd}" in
         gathm)
-            opts="-q -h -V --json --quiet --role --tools-dir --policies --config --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help"
+            opts="-q -h -V --json --quiet --role --tools-dir --policies --config --help --version list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete mcp help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -920,7 +926,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help)
-            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete help"
+            opts="list show validate schema run status completions health heal breaker cache policy parallel chain pipeline schedule serve new-tool ask init monitor __complete mcp help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1158,6 +1164,20 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__help__subcmd__mcp)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1507,6 +1527,40 @@ _gathm() {
             fi
             case "${prev}" in
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tools-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policies)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gathm__subcmd__mcp)
+            opts="-q -h --approve-tools --json --quiet --role --tools-dir --policies --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --approve-tools)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2472,13 +2526,13 @@ _gathm_dynamic() {
     fi
     # A tool's own arguments (after `run TOOL` or `gathm TOOL`): files.
     if [[ -z $want && ${#words[@]} -gt 0 ]] &&
-        [[ ${words[0]} == run && ${#words[@]} -ge 2 || " schedule monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help " != *" ${words[0]} "* ]]; then
+        [[ ${words[0]} == run && ${#words[@]} -ge 2 || " mcp schedule monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help " != *" ${words[0]} "* ]]; then
         COMPREPLY=()
         return 0
     fi
     case "$want" in
         first)
-            COMPREPLY=($(compgen -W "schedule monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help $(_gathm_tools)" -- "$cur"))
+            COMPREPLY=($(compgen -W "mcp schedule monitor new-tool ask init list show validate schema run status completions health heal breaker cache policy serve parallel chain pipeline help $(_gathm_tools)" -- "$cur"))
             return 0
             ;;
         tool)

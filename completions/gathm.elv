@@ -51,6 +51,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand init 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
             cand monitor 'Run the health checks periodically, feeding the breakers; log transitions'
             cand __complete 'For the shell completion scripts: print tool names, one a line'
+            cand mcp 'Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;list'= {
@@ -582,6 +583,18 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'gathm;mcp'= {
+            cand --approve-tools 'Approve the tools matching GLOB that the role''s policy marks `requires_approval` (repeatable)'
+            cand --role 'Role for policy decisions'
+            cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
+            cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'
+            cand --config 'Configuration file with schedules and groups (default: $GATHM_CONFIG, $GATHM_HOME/config.yaml, ./gathm.yaml)'
+            cand --json 'Print JSON instead of text'
+            cand -q 'Print a run''s output only if it failed (for cron)'
+            cand --quiet 'Print a run''s output only if it failed (for cron)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gathm;help'= {
             cand list 'List the tools the role may discover'
             cand show 'Show a tool''s whole manifest'
@@ -605,6 +618,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
             cand init 'Set up $GATHM_HOME (~/.gathm) with the shipped tools and policies (idempotent)'
             cand monitor 'Run the health checks periodically, feeding the breakers; log transitions'
             cand __complete 'For the shell completion scripts: print tool names, one a line'
+            cand mcp 'Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP")'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'gathm;help;list'= {
@@ -695,6 +709,8 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;help;monitor'= {
         }
         &'gathm;help;__complete'= {
+        }
+        &'gathm;help;mcp'= {
         }
         &'gathm;help;help'= {
         }

@@ -565,6 +565,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Serve { host, port } => {
             crate::serve::serve(ctx, crate::serve::Options::new(host, port))
         }
+        Command::Mcp { approve_tools } => crate::mcp::serve(ctx, &g.role, approve_tools),
         Command::Completions { .. } | Command::Schema { .. } => Ok(0),
     }
 }

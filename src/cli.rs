@@ -218,6 +218,12 @@ pub enum Command {
         /// What to list (`tools`).
         what: String,
     },
+    /// Serve the tools over MCP (Model Context Protocol) on stdin/stdout (see README, "MCP").
+    Mcp {
+        /// Approve the tools matching GLOB that the role's policy marks `requires_approval` (repeatable).
+        #[arg(long = "approve-tools", value_name = "GLOB")]
+        approve_tools: Vec<String>,
+    },
     /// `gathm TOOL ARGS…` is short for `gathm run TOOL ARGS…`.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -414,7 +420,8 @@ pub enum PolicyCmd {
 }
 
 /// Subcommand names: anything else in command position is a tool (the shortcut).
-pub const SUBCOMMANDS: [&str; 23] = [
+pub const SUBCOMMANDS: [&str; 24] = [
+    "mcp",
     "schedule",
     "monitor",
     "new-tool",

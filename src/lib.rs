@@ -26,6 +26,7 @@ pub mod init;
 pub mod jobs;
 pub mod logs;
 pub mod manifest;
+pub mod mcp;
 pub mod monitor;
 pub mod newtool;
 pub mod ops;

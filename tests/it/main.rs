@@ -8,6 +8,7 @@ mod cli;
 mod degraded;
 mod first_hour;
 mod jobs;
+mod mcp;
 mod parallel;
 mod pipeline;
 mod policy;

@@ -1,0 +1,543 @@
+//! The MCP handler: `tools/list` from the registry filtered by the role,
+//! `tools/call` through `crate::run::run` (the path of `gathm run`), progress
+//! with output lines, cancellation, and `tools/list_changed`.
+//!
+//! It knows no transport: `gathm mcp` serves it over stdio (`super::serve`);
+//! the same [`Gathm`] value can be handed to rmcp's streamable HTTP service
+//! (`StreamableHttpService::new(move || Ok(handler.clone()), ...)`).
+
+use std::borrow::Cow;
+use std::ffi::OsString;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
+    ElicitationAction, ElicitationSchema, Implementation, ListToolsResult, MetaObject,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
+    ServerCapabilities, ServerConfig, SubscriptionFilter, Tool as McpTool,
+};
+use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{Envelope, Reason, RunStatus};
+use crate::config::Context;
+use crate::mcp::schema;
+use crate::policy::{self, Action, Verdict};
+use crate::registry::Tool;
+use crate::run::{self, RunRequest};
+use crate::runner::{Cancel, Sink};
+
+/// The protocol revisions served: the current one and the previous one
+/// (negotiated by rmcp: `initialize` for 2025-11-25, per-request `_meta`
+/// for 2026-07-28).
+pub const PROTOCOL_VERSIONS: &[ProtocolVersion] =
+    &[ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28];
+
+/// How the server was started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Role for policy decisions (`--role`, `GATHM_ROLE`).
+    pub role: String,
+    /// Globs of tools approved at start (`--approve-tools`).
+    pub approve: Vec<String>,
+    /// How often manifests are checked for changes.
+    pub poll: Duration,
+}
+
+struct Inner {
+    ctx: Arc<Context>,
+    opts: Options,
+    changes: watch::Receiver<u64>,
+    /// Cancel tokens of the calls running now, by a call number.
+    running: Mutex<(u64, Vec<(u64, Cancel)>)>,
+}
+
+/// Removes a call from `running` when it ends, however it ends.
+struct Running<'a> {
+    inner: &'a Inner,
+    n: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.inner.running.lock() {
+            r.1.retain(|(n, _)| *n != self.n);
+        }
+    }
+}
+
+/// The MCP server handler (cheap to clone: one per session).
+#[derive(Clone)]
+pub struct Gathm {
+    inner: Arc<Inner>,
+}
+
+impl Gathm {
+    /// A handler; starts the manifest watcher, so it must be called inside
+    /// a Tokio runtime.
+    pub fn new(ctx: Arc<Context>, opts: Options) -> Gathm {
+        let (tx, rx) = watch::channel(0u64);
+        let wctx = Arc::clone(&ctx);
+        let poll = opts.poll;
+        tokio::spawn(async move {
+            let c = Arc::clone(&wctx);
+            let mut last = tokio::task::spawn_blocking(move || fingerprint(&c))
+                .await
+                .unwrap_or(0);
+            loop {
+                tokio::time::sleep(poll).await;
+                if tx.is_closed() {
+                    break;
+                }
+                let c = Arc::clone(&wctx);
+                let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&c)).await else {
+                    continue;
+                };
+                if now != last {
+                    last = now;
+                    tx.send_modify(|g| *g += 1);
+                }
+            }
+        });
+        Gathm {
+            inner: Arc::new(Inner {
+                ctx,
+                opts,
+                changes: rx,
+                running: Mutex::new((0, Vec::new())),
+            }),
+        }
+    }
+
+    /// Cancel every running call (the session is over): each tool's process
+    /// group is killed. Returns how many there were.
+    pub fn cancel_all(&self) -> usize {
+        let Ok(r) = self.inner.running.lock() else {
+            return 0;
+        };
+        for (_, c) in &r.1 {
+            c.cancel();
+        }
+        r.1.len()
+    }
+
+    /// How many calls are running.
+    pub fn running(&self) -> usize {
+        self.inner.running.lock().map(|r| r.1.len()).unwrap_or(0)
+    }
+
+    /// Whether a call of `tool` needs approval that was not given at start.
+    fn needs_approval(&self, tool: &str) -> bool {
+        !self.approved(tool)
+            && self.inner.ctx.policies().is_ok_and(|p| {
+                policy::decide(&p, &self.inner.opts.role, tool, Action::Execute, false).decision
+                    == Verdict::ApprovalRequired
+            })
+    }
+
+    /// Ask the person behind the client (elicitation, form mode) whether a
+    /// tool that needs approval may run. Only where the client declared
+    /// elicitation at `initialize` (2025-11-25 sessions; 2026-07-28 has no
+    /// server-to-client requests). No answer within 5 minutes is a refusal.
+    async fn elicit_approval(
+        &self,
+        tool: &str,
+        arguments: Option<&serde_json::Map<String, Value>>,
+        context: &RequestContext<RoleServer>,
+    ) -> bool {
+        let peer = &context.peer;
+        if peer.peer_info().is_none()
+            || !peer
+                .supported_elicitation_modes()
+                .contains(&ElicitationMode::Form)
+        {
+            return false;
+        }
+        let args = arguments
+            .map(|a| Value::Object(a.clone()).to_string())
+            .unwrap_or_else(|| "{}".into());
+        let params = ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: format!(
+                "gathm: the tool {tool:?} needs approval for role {:?}. Run it with arguments {args}?",
+                self.inner.opts.role
+            ),
+            requested_schema: ElicitationSchema::builder()
+                .required_bool("approve")
+                .build_unchecked(),
+        };
+        match peer
+            .create_elicitation_with_timeout(params, Some(Duration::from_secs(300)))
+            .await
+        {
+            Ok(r) => {
+                matches!(r.action, ElicitationAction::Accept)
+                    && r.content
+                        .as_ref()
+                        .and_then(|c| c.get("approve"))
+                        .and_then(Value::as_bool)
+                        == Some(true)
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn approved(&self, tool: &str) -> bool {
+        self.inner
+            .opts
+            .approve
+            .iter()
+            .any(|g| policy::glob(g, tool))
+    }
+
+    /// The tools the role may see, as MCP tools.
+    pub fn tools(&self) -> Result<Vec<McpTool>, String> {
+        let ctx = &self.inner.ctx;
+        let role = &self.inner.opts.role;
+        let p = ctx.policies().map_err(|e| e.to_string())?;
+        let d = policy::decide(&p, role, "", Action::Discover, false);
+        if !d.allowed() {
+            return Err(format!("{} [rule: {}]", d.message, d.rule));
+        }
+        let scan = ctx.search.scan();
+        Ok(scan
+            .tools
+            .iter()
+            .filter(|t| {
+                let exec = policy::decide(&p, role, &t.name, Action::Execute, false);
+                exec.decision != Verdict::Deny
+            })
+            .map(|t| {
+                let exec = policy::decide(&p, role, &t.name, Action::Execute, false);
+                let needs = exec.decision == Verdict::ApprovalRequired && !self.approved(&t.name);
+                describe(t, needs)
+            })
+            .collect())
+    }
+
+    /// Run one call (blocking: call it off the async threads).
+    pub fn call(
+        &self,
+        name: &str,
+        arguments: Option<&serde_json::Map<String, Value>>,
+        sink: Option<Arc<dyn Sink>>,
+        cancel: Cancel,
+        approved_now: bool,
+    ) -> CallToolResult {
+        let _running = {
+            let mut r = self
+                .inner
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            r.0 += 1;
+            let n = r.0;
+            r.1.push((n, cancel.clone()));
+            Running {
+                inner: &self.inner,
+                n,
+            }
+        };
+        let ctx = &self.inner.ctx;
+        let args = match ctx.search.find(name) {
+            Ok(Some(tool)) => match schema::argv(&tool, arguments) {
+                Ok(a) => a,
+                Err(msg) => return error_result(&format!("gathm: {msg}"), None),
+            },
+            // Not found or invalid: the run reports it in its envelope.
+            _ => Vec::new(),
+        };
+        let mut req = RunRequest::new(
+            name,
+            args.into_iter().map(OsString::from).collect(),
+            &self.inner.opts.role,
+        );
+        req.actor = "mcp".into();
+        req.approved = approved_now || self.approved(name);
+        req.sink = sink;
+        req.cancel = cancel;
+        let env = run::run(ctx, &req);
+        result_of(&env)
+    }
+}
+
+/// A manifest as an MCP tool.
+fn describe(t: &Tool, needs_approval: bool) -> McpTool {
+    let m = &t.manifest;
+    let mut description = m.description.clone().unwrap_or_default();
+    if needs_approval {
+        description.push_str(
+            " (needs approval: refused unless `gathm mcp` was started with --approve-tools matching it)",
+        );
+    }
+    let mut meta = serde_json::Map::new();
+    meta.insert("gathm/requiresApproval".into(), needs_approval.into());
+    meta.insert("gathm/categories".into(), json!(m.categories()));
+    if let Some(v) = &m.version {
+        meta.insert("gathm/version".into(), v.clone().into());
+    }
+    McpTool::new_with_raw(
+        t.name.clone(),
+        Some(Cow::Owned(description)),
+        schema::input_schema(t),
+    )
+    .with_title(schema::title(t))
+    .with_raw_output_schema(schema::output_schema())
+    .with_annotations(schema::annotations(t, needs_approval))
+    .with_meta(MetaObject(meta))
+}
+
+fn envelope_value(env: &Envelope) -> Value {
+    serde_json::to_value(env).unwrap_or(Value::Null)
+}
+
+fn error_result(text: &str, env: Option<&Envelope>) -> CallToolResult {
+    let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
+    r.structured_content = env.map(envelope_value);
+    r
+}
+
+/// The call's result: stdout as text; on failure `isError` with stderr and
+/// the reason; the envelope as `structuredContent`.
+pub fn result_of(env: &Envelope) -> CallToolResult {
+    if env.status == RunStatus::Success {
+        let mut r = CallToolResult::success(vec![ContentBlock::text(env.output.clone())]);
+        r.structured_content = Some(envelope_value(env));
+        return r;
+    }
+    let mut text = String::new();
+    if !env.error.is_empty() {
+        text.push_str(&env.error);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    let reason = env
+        .reason
+        .and_then(|r| serde_json::to_value(r).ok())
+        .and_then(|v| v.as_str().map(String::from));
+    let why = match (&reason, &env.message) {
+        (_, Some(m)) if env.reason == Some(Reason::ApprovalRequired) => format!(
+            "approval_required: {m}; `gathm mcp` approves tools only at start: restart it with --approve-tools {}",
+            env.tool
+        ),
+        (Some(r), Some(m)) => format!("{r}: {m}"),
+        (Some(r), None) => r.clone(),
+        (None, _) => format!("{} exited {}", env.tool, env.exit_code),
+    };
+    if !env.error.contains(&why) {
+        text.push_str(&why);
+    }
+    error_result(&text, Some(env))
+}
+
+/// Manifest files and their stamps, and the policies, hashed.
+fn fingerprint(ctx: &Context) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in ctx.search.manifest_files() {
+        p.hash(&mut h);
+        if let Ok(m) = std::fs::metadata(&p) {
+            crate::parsed::stamp(&m).hash(&mut h);
+        }
+    }
+    if let Ok((p, text)) = ctx.policies_text() {
+        p.hash(&mut h);
+        text.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Output lines as progress notifications.
+struct LineSink {
+    tx: mpsc::UnboundedSender<String>,
+    partial: Mutex<[Vec<u8>; 2]>,
+}
+
+impl LineSink {
+    fn push(&self, which: usize, chunk: &[u8]) {
+        let Ok(mut bufs) = self.partial.lock() else {
+            return;
+        };
+        let buf = &mut bufs[which];
+        buf.extend_from_slice(chunk);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            self.send(which, &line[..line.len() - 1]);
+        }
+    }
+
+    fn send(&self, which: usize, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let msg = if which == 0 {
+            text.into_owned()
+        } else {
+            format!("stderr: {text}")
+        };
+        let _ = self.tx.send(msg);
+    }
+
+    fn flush(&self) {
+        let Ok(mut bufs) = self.partial.lock() else {
+            return;
+        };
+        for which in 0..2 {
+            let rest = std::mem::take(&mut bufs[which]);
+            if !rest.is_empty() {
+                self.send(which, &rest);
+            }
+        }
+    }
+}
+
+impl Sink for LineSink {
+    fn stdout(&self, chunk: &[u8]) {
+        self.push(0, chunk);
+    }
+    fn stderr(&self, chunk: &[u8]) {
+        self.push(1, chunk);
+    }
+}
+
+impl ServerHandler for Gathm {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_protocol_version(ProtocolVersion::V_2026_07_28)
+        .with_server_info(
+            Implementation::new("gathm", env!("CARGO_PKG_VERSION")).with_title("gathm tool runner"),
+        )
+        .with_instructions(
+            "Each tool is a gathm tool (tool.yaml). Calls run behind gathm's policies, rate \
+             limits, circuit breaker, fallbacks, cache and audit log. Tools without named \
+             arguments take {\"args\": [strings]}; the result's structuredContent is the run \
+             envelope.",
+        )
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(PROTOCOL_VERSIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let me = self.clone();
+        let tools = tokio::task::spawn_blocking(move || me.tools())
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+            .map_err(|m| ErrorData::invalid_request(m, None))?;
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let cancel = Cancel::new();
+        let watch_cancel = {
+            let ct = context.ct.clone();
+            let c = cancel.clone();
+            tokio::spawn(async move {
+                ct.cancelled().await;
+                c.cancel();
+            })
+        };
+        let token: Option<ProgressToken> = context.meta.get_progress_token();
+        let (sink, progress) = match token {
+            Some(token) => {
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                let peer = context.peer.clone();
+                let task = tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while let Some(line) = rx.recv().await {
+                        n += 1;
+                        let p = ProgressNotificationParam::new(token.clone(), n as f64)
+                            .with_message(line);
+                        if peer.notify_progress(p).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let sink = Arc::new(LineSink {
+                    tx,
+                    partial: Mutex::new([Vec::new(), Vec::new()]),
+                });
+                (Some(sink), Some(task))
+            }
+            None => (None, None),
+        };
+        let me = self.clone();
+        let name = request.name.to_string();
+        let arguments = request.arguments;
+        let approved_now = self.needs_approval(&name)
+            && self
+                .elicit_approval(&name, arguments.as_ref(), &context)
+                .await;
+        let result = tokio::task::spawn_blocking(move || {
+            let dyn_sink = sink.clone().map(|s| s as Arc<dyn Sink>);
+            let r = me.call(&name, arguments.as_ref(), dyn_sink, cancel, approved_now);
+            if let Some(s) = &sink {
+                s.flush();
+            }
+            r
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        watch_cancel.abort();
+        if let Some(task) = progress {
+            let _ = task.await;
+        }
+        Ok(CallToolResponse::Complete(result))
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        // A session with an `initialize` handshake: push list changes to it.
+        let peer = context.peer.clone();
+        let mut rx = self.inner.changes.clone();
+        rx.mark_unchanged();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                if peer.notify_tool_list_changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        requested
+            .tools_list_changed
+            .filter(|b| *b)
+            .map(|_| SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        // 2026-07-28: `subscriptions/listen` carries the list changes.
+        let mut rx = self.inner.changes.clone();
+        rx.mark_unchanged();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                changed = rx.changed() => {
+                    if changed.is_err() || context.sink().notify_tool_list_changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}

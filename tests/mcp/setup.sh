@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create target/py-venv with the Python `mcp` SDK, the real client used by
+# tests/it/mcp.rs (tests/mcp/*.py). Idempotent: an existing venv that can
+# import `mcp` is kept. Called by .ci/run before `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=target/py-venv
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import mcp' 2>/dev/null; then
+    exit 0
+fi
+mkdir -p target
+rm -rf "$venv"
+if ! python3 -m venv "$venv"; then
+    # Debian's python3 keeps venv (and ensurepip) in a separate package.
+    rm -rf "$venv"
+    apt-get update -qq && apt-get install -y -qq python3-venv
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check 'mcp>=2,<3'
+"$venv/bin/python" -c 'import mcp; print("mcp SDK ready in target/py-venv")'
