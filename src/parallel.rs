@@ -293,6 +293,11 @@ pub fn run_ordered(
             let stop = runner::interrupted() || opts.member.cancel.is_cancelled();
             if stop {
                 opts.member.cancel.cancel();
+                // Ctrl-C: take the live display down at once, so no spinner
+                // line is left while the killed items are reaped.
+                if let Some(p) = progress.take() {
+                    p.clear();
+                }
                 for i in queue.drain(..) {
                     results[i] = Some(not_started(&items[i].tool, "interrupted"));
                 }
