@@ -116,6 +116,24 @@ pub fn submit_slot(ctx: &Context, jobs: &Jobs, s: &Schedule, mut rec: SlotRecord
     rec
 }
 
+/// Hears each slot's outcome (`submitted`, `skipped`, `missed`, `failed`)
+/// and, for a submitted slot, its lag in seconds (for `/metrics`).
+pub type OnSlot = Box<dyn Fn(&str, &str, Option<f64>) + Send>;
+
+fn report(on_slot: &OnSlot, s: &Schedule, rec: &SlotRecord) {
+    let outcome = match rec.outcome {
+        Outcome::Skipped => "skipped",
+        Outcome::Missed => "missed",
+        Outcome::Failed => "failed",
+        _ => "submitted",
+    };
+    let lag = (outcome == "submitted")
+        .then(|| rec.slot.parse::<Timestamp>().ok())
+        .flatten()
+        .map(|t| Timestamp::now().duration_since(t).as_secs_f64().max(0.0));
+    on_slot(&s.name, outcome, lag);
+}
+
 /// Claim and submit what is due for one schedule at `now`.
 fn pass_one(ctx: &Context, jobs: &Jobs, s: &Schedule, now: Timestamp) -> Vec<SlotRecord> {
     let mut out = Vec::new();
@@ -170,6 +188,7 @@ pub fn spawn(
     jobs: Jobs,
     schedules: Vec<Schedule>,
     stop: Arc<AtomicBool>,
+    on_slot: OnSlot,
 ) -> std::io::Result<()> {
     let schedules: Vec<Schedule> = schedules.into_iter().filter(|s| s.enabled).collect();
     if schedules.is_empty() {
@@ -187,7 +206,9 @@ pub fn spawn(
                     if next[i].is_some_and(|t| t > now) {
                         continue;
                     }
-                    pass_one(&ctx, &jobs, s, now);
+                    for rec in pass_one(&ctx, &jobs, s, now) {
+                        report(&on_slot, s, &rec);
+                    }
                     next[i] = crons[i].as_ref().and_then(|c| c.next_after(now));
                 }
                 // Wake at the next whole second (cron's finest granularity).

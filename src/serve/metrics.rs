@@ -77,6 +77,22 @@ struct ExecutionLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SlotLabels {
+    schedule: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ScheduleLabels {
+    schedule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct GroupLabels {
+    group: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct MonitorLabels {
     tool: String,
     what: &'static str,
@@ -113,6 +129,8 @@ pub struct Snapshot {
     pub ready: bool,
     /// Breaker state per tool (`closed`, `half_open`, `open`).
     pub breakers: Vec<(String, String)>,
+    /// Concurrency groups of gathm.yaml: (name, slots held, runs waiting, max).
+    pub groups: Vec<(String, u32, usize, u32)>,
 }
 
 #[derive(Default)]
@@ -125,6 +143,9 @@ struct StateGauges {
     connections_open: Gauge,
     ready: Gauge,
     breakers: Family<BreakerLabels, Gauge>,
+    group_held: Family<GroupLabels, Gauge>,
+    group_waiting: Family<GroupLabels, Gauge>,
+    group_max: Family<GroupLabels, Gauge>,
 }
 
 /// The server's metrics.
@@ -134,6 +155,8 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     executions: Family<ExecutionLabels, Counter>,
     monitor: Family<MonitorLabels, Counter>,
+    slots: Family<SlotLabels, Counter>,
+    lag: Family<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     /// Access-log lines dropped because the log writer fell behind.
     pub access_log_dropped: Counter,
     /// Connections refused at `GATHM_MAX_CONNECTIONS`.
@@ -161,6 +184,8 @@ impl Default for Metrics {
             Family::new_with_constructor(latency_histogram);
         let executions = Family::<ExecutionLabels, Counter>::default();
         let monitor = Family::<MonitorLabels, Counter>::default();
+        let slots = Family::<SlotLabels, Counter>::default();
+        let lag = Family::<ScheduleLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let access_log_dropped = Counter::default();
         let connections_refused = Counter::default();
         let state = StateGauges::default();
@@ -178,6 +203,31 @@ impl Default for Metrics {
             "gathm_executions",
             "Tool runs (sync and jobs) by tool and outcome.",
             executions.clone(),
+        );
+        registry.register(
+            "gathm_schedule_slots",
+            "Schedule slots by schedule and outcome (submitted, skipped, missed, failed).",
+            slots.clone(),
+        );
+        registry.register(
+            "gathm_schedule_lag_seconds",
+            "Seconds between a schedule's last slot time and its submission.",
+            lag.clone(),
+        );
+        registry.register(
+            "gathm_group_slots_held",
+            "Concurrency-group slots held now, across processes.",
+            state.group_held.clone(),
+        );
+        registry.register(
+            "gathm_group_waiters",
+            "Runs waiting for a concurrency-group slot, across processes.",
+            state.group_waiting.clone(),
+        );
+        registry.register(
+            "gathm_group_max_concurrent",
+            "A concurrency group's max_concurrent.",
+            state.group_max.clone(),
         );
         registry.register(
             "gathm_monitor_transitions",
@@ -233,6 +283,8 @@ impl Default for Metrics {
             latency,
             executions,
             monitor,
+            slots,
+            lag,
             access_log_dropped,
             connections_refused,
             state,
@@ -290,6 +342,32 @@ impl Metrics {
 
     /// Count one execution (sync or job). A tool that does not exist gets
     /// an empty tool label, so invented names add no series.
+    /// A schedule slot's outcome (`submitted`, `skipped`, `missed`,
+    /// `failed`), and for a submitted slot its lag in seconds. Schedules come
+    /// from gathm.yaml, so the cardinality is bounded.
+    pub fn schedule_slot(&self, schedule: &str, outcome: &str, lag: Option<f64>) {
+        let outcome: &'static str = match outcome {
+            "submitted" => "submitted",
+            "skipped" => "skipped",
+            "missed" => "missed",
+            "failed" => "failed",
+            _ => "other",
+        };
+        self.slots
+            .get_or_create(&SlotLabels {
+                schedule: schedule.to_string(),
+                outcome,
+            })
+            .inc();
+        if let Some(l) = lag {
+            self.lag
+                .get_or_create(&ScheduleLabels {
+                    schedule: schedule.to_string(),
+                })
+                .set(l);
+        }
+    }
+
     /// A monitor transition (`what`: `health` or `breaker`; `to`: the new
     /// state). Tools come from the registry and states from a fixed set, so
     /// the cardinality is bounded.
@@ -352,6 +430,17 @@ impl Metrics {
                     })
                     .set(i64::from(current == state));
             }
+        }
+        s.group_held.clear();
+        s.group_waiting.clear();
+        s.group_max.clear();
+        for (group, held, waiting, max) in &snap.groups {
+            let l = GroupLabels {
+                group: group.clone(),
+            };
+            s.group_held.get_or_create(&l).set(i64::from(*held));
+            s.group_waiting.get_or_create(&l).set(count(*waiting));
+            s.group_max.get_or_create(&l).set(i64::from(*max));
         }
         let mut om = String::with_capacity(4096);
         let _ = prometheus_client::encoding::text::encode_registry(&mut om, &self.registry);

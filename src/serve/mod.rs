@@ -337,11 +337,13 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     let scheduler_stop = Arc::new(AtomicBool::new(false));
     match ctx.config() {
         Ok(Some((path, cfg))) if !cfg.schedules.is_empty() => {
+            let m = Arc::clone(&app.metrics);
             crate::schedule::serve::spawn(
                 Arc::clone(&ctx),
                 app.jobs.clone(),
                 cfg.schedules.clone(),
                 Arc::clone(&scheduler_stop),
+                Box::new(move |name, outcome, lag| m.schedule_slot(name, outcome, lag)),
             )
             .map_err(|e| Error::Internal(format!("cannot start the scheduler: {e}")))?;
             ctx.logger.app(
@@ -1323,7 +1325,23 @@ fn metrics_text(app: &App) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    let groups = match app.ctx.config() {
+        Ok(Some((_, c))) => c
+            .groups
+            .iter()
+            .map(|(name, g)| {
+                let (held, waiting) = crate::schedule::groups::occupancy(
+                    &app.ctx.home.root.join("groups"),
+                    name,
+                    g.max_concurrent,
+                );
+                (name.clone(), held, waiting, g.max_concurrent)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     app.metrics.render(&metrics::Snapshot {
+        groups,
         queued,
         running,
         by_status,

@@ -335,6 +335,11 @@ fn submitted(h: &serde_json::Value) -> Vec<(String, String)> {
 fn serve_runs_each_slot_once_as_a_job_across_a_restart() {
     use crate::serve::{Server, get};
     let s = sandbox("  - name: sec\n    cron: '* * * * * *'\n    tool: stamp\n    args: [s]\n");
+    let cfg = std::fs::read_to_string(s.path().join("gathm.yaml")).unwrap();
+    s.write(
+        "gathm.yaml",
+        &format!("{cfg}groups:\n  pair: {{max_concurrent: 2}}\n"),
+    );
     let stamp_file = s.path().join("stamps");
     let env = [("STAMP_FILE", stamp_file.to_str().unwrap())];
     let wait = std::time::Duration::from_secs(20);
