@@ -615,7 +615,12 @@ impl Jobs {
             .map(|j| j.id)
             .collect();
         kill_leftovers(&running);
-        for job in store.reclaim(true)? {
+        let requeue = |j: &Job| self.retries_on_interrupt(j);
+        for job in store
+            .reclaim(true, &requeue)?
+            .into_iter()
+            .filter(|j| j.status == JobStatus::Failed)
+        {
             let lines = count_lines(&events_path(&self.inner.ctx, &job.id));
             store.transition(
                 &job.id,
@@ -630,6 +635,13 @@ impl Jobs {
         let counts = store.counts()?;
         lock(&self.inner.state).waiting = (counts[0] + counts[1]) as usize;
         Ok(())
+    }
+
+    /// Whether an interrupted job runs again: its tool's manifest says
+    /// `retry_on_interrupt: true` (pipeline jobs never do).
+    fn retries_on_interrupt(&self, j: &Job) -> bool {
+        j.kind == JobKind::Tool
+            && matches!(self.inner.ctx.search.find(&j.tool), Ok(Some(t)) if t.manifest.retry_on_interrupt == Some(true))
     }
 
     /// Wake workers, streams and the callback sender.
@@ -1220,8 +1232,16 @@ impl Jobs {
             Ok(_) => {}
             Err(e) => self.log_error("sweep", &e.into()),
         }
-        if let Err(e) = store.reclaim(false) {
-            self.log_error("sweep", &e.into());
+        let requeue = |j: &Job| self.retries_on_interrupt(j);
+        match store.reclaim(false, &requeue) {
+            Ok(v) => {
+                let again = v.iter().filter(|j| j.status == JobStatus::Pending).count();
+                if again > 0 {
+                    lock(&self.inner.state).waiting += again;
+                    self.kick();
+                }
+            }
+            Err(e) => self.log_error("sweep", &e.into()),
         }
         let old = match store.sweep(now - self.inner.cfg.ttl) {
             Ok(v) => v,

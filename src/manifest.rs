@@ -21,7 +21,8 @@ pub const CATEGORIES: [&str; 8] = [
 ];
 
 /// Top-level keys a manifest may carry (anything else is a warning, an error under `--strict`).
-pub const KNOWN_KEYS: [&str; 22] = [
+pub const KNOWN_KEYS: [&str; 23] = [
+    "retry_on_interrupt",
     "concurrency_group",
     "name",
     "version",
@@ -291,6 +292,10 @@ pub struct Manifest {
     /// whose limits the tool's runs share, across processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_group: Option<OneOrMany<String>>,
+    /// Extension: a job of this tool that a crash or a lost lease
+    /// interrupted runs again instead of failing (at-least-once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on_interrupt: Option<bool>,
     /// The reference's manifest format version (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<u32>,

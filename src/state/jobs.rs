@@ -447,8 +447,12 @@ pub trait JobStore: Send + Sync {
 
     /// Running jobs whose lease ran out (every running job with `all`: on
     /// the start of the one server that owns an embedded store) become
-    /// `failed` with reason `interrupted` (callbacks queued). Returns them.
-    fn reclaim(&self, all: bool) -> StoreResult<Vec<Job>>;
+    /// `failed` with reason `interrupted` (callbacks queued), or `pending`
+    /// again when `requeue` says so (the manifest's `retry_on_interrupt`:
+    /// at-least-once). Each is a compare-and-set from `running`; the old
+    /// claim's fencing token can no longer finish it. Returns them, with
+    /// their new status.
+    fn reclaim(&self, all: bool, requeue: &dyn Fn(&Job) -> bool) -> StoreResult<Vec<Job>>;
 
     /// Jobs still `awaiting_approval` created before `before` become
     /// `failed` with reason `approval_expired`. Returns them.

@@ -103,7 +103,7 @@ fn cas_storm_never_rewrites_a_finished_job() {
             b.wait();
             let mut won = Vec::new();
             for _ in 0..20 {
-                for j in s.reclaim(true).unwrap() {
+                for j in s.reclaim(true, &|_| false).unwrap() {
                     won.push((j.id.clone(), j));
                 }
             }

@@ -730,7 +730,20 @@ impl JobStore for SqliteStore {
             .collect())
     }
 
-    fn reclaim(&self, all: bool) -> StoreResult<Vec<Job>> {
+    fn reclaim(&self, all: bool, requeue: &dyn Fn(&Job) -> bool) -> StoreResult<Vec<Job>> {
+        // Decide outside the writer (it may read manifests), then CAS inside.
+        let candidates: Vec<String> = {
+            let ids = self.read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id FROM jobs WHERE status = 'running' AND (?1 OR lease_until IS NULL OR lease_until < ?2)",
+                )?;
+                st.query_map(params![all, clock::now()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })?;
+            ids.into_iter()
+                .filter(|id| self.get(id).ok().flatten().is_some_and(|j| requeue(&j)))
+                .collect()
+        };
         self.write(move |c, now| {
             let ids: Vec<String> = {
                 let mut st = c.prepare_cached(
@@ -741,6 +754,20 @@ impl JobStore for SqliteStore {
             };
             let mut out = Vec::new();
             for id in ids {
+                if candidates.contains(&id) {
+                    let n = c
+                        .prepare_cached(
+                            "UPDATE jobs SET status = 'pending', started_at = NULL,
+                             lease_until = NULL, envelope = NULL WHERE id = ?1 AND status = 'running'",
+                        )?
+                        .execute(params![id])?;
+                    if n == 1
+                        && let Some(j) = get_job(c, &id)?
+                    {
+                        out.push(j);
+                    }
+                    continue;
+                }
                 let n = c
                     .prepare_cached(
                         "UPDATE jobs SET status = 'failed', reason = 'interrupted', finished_at = ?2,
@@ -1155,8 +1182,8 @@ mod tests {
         assert_eq!(e[0].status, JobStatus::Failed);
         s.submit(job("u", JobStatus::Pending), None).unwrap();
         let c = s.claim(60.0).unwrap().unwrap();
-        assert!(s.reclaim(false).unwrap().is_empty());
-        let r = s.reclaim(true).unwrap();
+        assert!(s.reclaim(false, &|_| false).unwrap().is_empty());
+        let r = s.reclaim(true, &|_| false).unwrap();
         assert_eq!(r[0].reason.as_deref(), Some("interrupted"));
         // The superseded worker cannot record its end.
         assert!(

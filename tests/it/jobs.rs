@@ -687,3 +687,44 @@ fn jobs_idempotent_retry_is_answered_when_the_queue_is_full() {
     assert_eq!(b.status, 202, "{}", b.body);
     assert_eq!(a.body["id"], b.body["id"]);
 }
+
+/// `retry_on_interrupt: true`: a job interrupted by a crash of the server
+/// runs again after the restart (at-least-once); without it, the job ends
+/// `failed/interrupted`.
+#[test]
+fn jobs_retry_on_interrupt_requeues_after_a_crash() {
+    let sb = Sandbox::new(&[]);
+    let script = "#!/bin/sh\necho \"run $1\" >> \"$STAMP_FILE\"\nsleep \"$2\"\necho done\n";
+    sb.manifest(
+        "again",
+        "name: again\nversion: \"1.0.0\"\ndescription: runs again after a crash\ncategory: utility\nrequires_internet: false\nretry_on_interrupt: true\n",
+        Some(script),
+    );
+    sb.manifest(
+        "once",
+        "name: once\nversion: \"1.0.0\"\ndescription: fails after a crash\ncategory: utility\nrequires_internet: false\n",
+        Some(script),
+    );
+    let stamps = sb.path().join("stamps");
+    let env = [("STAMP_FILE", stamps.to_str().unwrap())];
+    let mut s = Server::start(&sb, &env);
+    let a = submit(&s, None, json!({"tool": "again", "args": ["a", "3"]}));
+    let b = submit(&s, None, json!({"tool": "once", "args": ["b", "3"]}));
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+    wait_job(&s, &a, None, &["running"]);
+    wait_job(&s, &b, None, &["running"]);
+    s.signal(rustix::process::Signal::KILL);
+    s.wait_exit(WAIT);
+    drop(s);
+    let s = Server::start(&sb, &env);
+    let ja = wait_job(&s, &a, None, &["completed"]);
+    assert_eq!(ja["exit_code"], 0, "{ja}");
+    let jb = wait_job(&s, &b, None, &["failed"]);
+    assert_eq!(jb["reason"], "interrupted", "{jb}");
+    let runs = std::fs::read_to_string(&stamps).unwrap();
+    assert_eq!(runs.matches("run a").count(), 2, "{runs}");
+    assert_eq!(runs.matches("run b").count(), 1, "{runs}");
+}
