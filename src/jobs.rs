@@ -399,6 +399,12 @@ struct State {
     generation: u64,
     draining: bool,
     stopped: bool,
+    /// Drain-by-group: each tool's drain group (`gathm.yaml` groups with
+    /// `drain: true`) and its `drain_max`, learnt at submission.
+    drain_groups: HashMap<String, (String, u32)>,
+    /// The drain group of the job claimed last, and how many in a row.
+    drain_last: Option<String>,
+    drain_streak: u32,
 }
 
 struct Inner {
@@ -637,6 +643,50 @@ impl Jobs {
         Ok(())
     }
 
+    /// The first of a tool's concurrency groups that `gathm.yaml` marks
+    /// `drain: true`, with its `drain_max`.
+    fn drain_group_of(&self, tool: &str) -> Option<(String, u32)> {
+        let ctx = &self.inner.ctx;
+        let Ok(Some((_, cfg))) = ctx.config() else {
+            return None;
+        };
+        let t = ctx.search.find(tool).ok()??;
+        t.manifest
+            .concurrency_group
+            .as_ref()?
+            .to_vec()
+            .into_iter()
+            .find_map(|g| {
+                cfg.groups
+                    .get(&g)
+                    .filter(|d| d.drain)
+                    .map(|d| (g.clone(), d.drain_max.max(1)))
+            })
+    }
+
+    /// The tools to prefer at the next claim: those of the group that ran
+    /// last, while it has run fewer than `drain_max` in a row (then FIFO
+    /// again, so no group starves).
+    fn drain_preference(&self) -> Vec<String> {
+        let st = lock(&self.inner.state);
+        let Some(last) = &st.drain_last else {
+            return Vec::new();
+        };
+        let max = st
+            .drain_groups
+            .values()
+            .find(|(g, _)| g == last)
+            .map_or(1, |(_, m)| *m);
+        if st.drain_streak >= max {
+            return Vec::new();
+        }
+        st.drain_groups
+            .iter()
+            .filter(|(_, (g, _))| g == last)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     /// Whether an interrupted job runs again: its tool's manifest says
     /// `retry_on_interrupt: true` (pipeline jobs never do).
     fn retries_on_interrupt(&self, j: &Job) -> bool {
@@ -678,6 +728,13 @@ impl Jobs {
                 return Err(SubmitError::QueueFull(self.inner.cfg.max_queue_depth));
             }
             st.waiting += 1;
+        }
+        if s.kind == JobKind::Tool
+            && let Some(g) = self.drain_group_of(&s.tool)
+        {
+            lock(&self.inner.state)
+                .drain_groups
+                .insert(s.tool.clone(), g);
         }
         let job = Job {
             id: crate::state::sqlite::new_id(),
@@ -999,7 +1056,8 @@ impl Jobs {
                 }
                 st.generation
             };
-            let claim = match self.store().claim(LEASE) {
+            let prefer = self.drain_preference();
+            let claim = match self.store().claim_preferring(LEASE, &prefer) {
                 Ok(c) => c,
                 Err(e) => {
                     self.log_error("claim", &e.into());
@@ -1027,6 +1085,13 @@ impl Jobs {
     fn take_in(&self, c: crate::state::jobs::Claim) -> Option<(Job, u64, Cancel, Arc<Live>)> {
         let id = c.job.id.clone();
         let mut st = lock(&self.inner.state);
+        let group = st.drain_groups.get(&c.job.tool).map(|(g, _)| g.clone());
+        if group.is_some() && group == st.drain_last {
+            st.drain_streak += 1;
+        } else {
+            st.drain_streak = u32::from(group.is_some());
+            st.drain_last = group;
+        }
         if st.draining || st.stopped {
             drop(st);
             // Claimed as the drain began: back to the queue, untouched.
@@ -1143,7 +1208,11 @@ impl Jobs {
             let (done, claim) = if draining {
                 (self.store().finish(&job.id, token, &f), None)
             } else {
-                match self.store().finish_and_claim(&job.id, token, &f, LEASE) {
+                let prefer = self.drain_preference();
+                match self
+                    .store()
+                    .finish_and_claim_preferring(&job.id, token, &f, LEASE, &prefer)
+                {
                     Ok((d, c)) => (Ok(d), c),
                     Err(e) => (Err(e), None),
                 }

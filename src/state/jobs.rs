@@ -383,6 +383,27 @@ pub trait JobStore: Send + Sync {
     /// the same job with the same token.
     fn claim(&self, lease: f64) -> StoreResult<Option<Claim>>;
 
+    /// Like `claim`, but the oldest pending job whose tool is in `prefer`
+    /// is taken before the oldest overall (drain-by-group; the first 256
+    /// pending jobs are looked at). An empty `prefer` is `claim`.
+    fn claim_preferring(&self, lease: f64, prefer: &[String]) -> StoreResult<Option<Claim>> {
+        let _ = prefer;
+        self.claim(lease)
+    }
+
+    /// `finish_and_claim` with the preference of `claim_preferring`.
+    fn finish_and_claim_preferring(
+        &self,
+        id: &str,
+        token: u64,
+        f: &Finish,
+        lease: f64,
+        prefer: &[String],
+    ) -> StoreResult<(Option<Job>, Option<Claim>)> {
+        let _ = prefer;
+        self.finish_and_claim(id, token, f, lease)
+    }
+
     /// Extend the lease of a running job; false when `token` is no longer
     /// the job's (it was reclaimed or ended): the worker must stop.
     fn heartbeat(&self, id: &str, token: u64, lease: f64) -> StoreResult<bool>;

@@ -207,11 +207,36 @@ fn enqueue_callback(c: &Connection, j: &Job, now: f64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn claim_in(c: &Connection, now: f64, lease: f64) -> rusqlite::Result<Option<Claim>> {
-    let id: Option<String> = c
-        .prepare_cached("SELECT id FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
+fn claim_in(
+    c: &Connection,
+    now: f64,
+    lease: f64,
+    prefer: &[String],
+) -> rusqlite::Result<Option<Claim>> {
+    let preferred: Option<String> = if prefer.is_empty() {
+        None
+    } else {
+        let mut st = c.prepare_cached(
+            "SELECT id, tool FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 256",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut found = None;
+        for row in rows {
+            let (id, tool) = row?;
+            if prefer.contains(&tool) {
+                found = Some(id);
+                break;
+            }
+        }
+        found
+    };
+    let id: Option<String> = match preferred {
+        Some(id) => Some(id),
+        None => c
+            .prepare_cached("SELECT id FROM jobs WHERE status = 'pending' ORDER BY seq LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?,
+    };
     let Some(id) = id else {
         return Ok(None);
     };
@@ -535,7 +560,12 @@ impl JobStore for SqliteStore {
     }
 
     fn claim(&self, lease: f64) -> StoreResult<Option<Claim>> {
-        self.write(move |c, now| claim_in(c, now, lease))
+        self.write(move |c, now| claim_in(c, now, lease, &[]))
+    }
+
+    fn claim_preferring(&self, lease: f64, prefer: &[String]) -> StoreResult<Option<Claim>> {
+        let prefer = prefer.to_vec();
+        self.write(move |c, now| claim_in(c, now, lease, &prefer))
     }
 
     fn heartbeat(&self, id: &str, token: u64, lease: f64) -> StoreResult<bool> {
@@ -567,7 +597,24 @@ impl JobStore for SqliteStore {
         let f = f.clone();
         self.write(move |c, now| {
             let done = finish_in(c, now, &id, token, &f)?;
-            Ok((done, claim_in(c, now, lease)?))
+            Ok((done, claim_in(c, now, lease, &[])?))
+        })
+    }
+
+    fn finish_and_claim_preferring(
+        &self,
+        id: &str,
+        token: u64,
+        f: &Finish,
+        lease: f64,
+        prefer: &[String],
+    ) -> StoreResult<(Option<Job>, Option<Claim>)> {
+        let id = id.to_string();
+        let f = f.clone();
+        let prefer = prefer.to_vec();
+        self.write(move |c, now| {
+            let done = finish_in(c, now, &id, token, &f)?;
+            Ok((done, claim_in(c, now, lease, &prefer)?))
         })
     }
 

@@ -728,3 +728,61 @@ fn jobs_retry_on_interrupt_requeues_after_a_crash() {
     assert_eq!(runs.matches("run a").count(), 2, "{runs}");
     assert_eq!(runs.matches("run b").count(), 1, "{runs}");
 }
+
+/// Drain-by-group: with one worker, after a job of a `drain: true` group the
+/// oldest pending job of the same group runs next, up to `drain_max` in a
+/// row; then FIFO again (so no group starves).
+#[test]
+fn jobs_drain_by_group_with_a_fairness_bound() {
+    let sb = Sandbox::new(&[]);
+    let script = "#!/bin/sh\necho \"$1\" >> \"$STAMP_FILE\"\nsleep \"${2:-0}\"\n";
+    for (name, group) in [("ta", "a"), ("tb", "b")] {
+        sb.manifest(
+            name,
+            &format!("name: {name}\nversion: \"1.0.0\"\ndescription: a tool of group {group}\ncategory: utility\nrequires_internet: false\nconcurrency_group: {group}\n"),
+            Some(script),
+        );
+    }
+    sb.manifest(
+        "blocker",
+        "name: blocker\nversion: \"1.0.0\"\ndescription: holds the only worker\ncategory: utility\nrequires_internet: false\n",
+        Some(script),
+    );
+    sb.write(
+        "gathm.yaml",
+        "groups:\n  a: {max_concurrent: 4, drain: true, drain_max: 2}\n  b: {max_concurrent: 4, drain: true, drain_max: 2}\n",
+    );
+    let stamps = sb.path().join("stamps");
+    let s = Server::start(
+        &sb,
+        &[
+            ("STAMP_FILE", stamps.to_str().unwrap()),
+            ("GATHM_MAX_CONCURRENCY", "1"),
+        ],
+    );
+    let first = submit(
+        &s,
+        None,
+        json!({"tool": "blocker", "args": ["blocker", "1"]}),
+    );
+    wait_job(&s, first["id"].as_str().unwrap(), None, &["running"]);
+    let mut ids = Vec::new();
+    for item in ["a1", "b1", "a2", "b2", "a3", "b3"] {
+        let tool = if item.starts_with('a') { "ta" } else { "tb" };
+        let j = submit(&s, None, json!({"tool": tool, "args": [item]}));
+        ids.push(j["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        wait_job(&s, id, None, &["completed"]);
+    }
+    let order: Vec<String> = std::fs::read_to_string(&stamps)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        order,
+        ["blocker", "a1", "a2", "b1", "b2", "a3", "b3"],
+        "{order:?}"
+    );
+}
