@@ -177,7 +177,7 @@ fn run_pipeline(
                     role: job.role.clone(),
                     approved: job.approved,
                     cancel: cancel.clone(),
-                    actor: format!("job:{}", job.id),
+                    actor: job_actor(job),
                 },
                 ..crate::pipeline::Options::default()
             };
@@ -215,6 +215,16 @@ fn run_pipeline(
         warnings: Vec::new(),
     };
     (env, result)
+}
+
+/// The audit actor of a job's runs: `job:<id>`, prefixed by the schedule
+/// for scheduled jobs (`schedule:<name>/job:<id>`).
+fn job_actor(job: &Job) -> String {
+    if job.owner.starts_with("schedule:") {
+        format!("{}/job:{}", job.owner, job.id)
+    } else {
+        format!("job:{}", job.id)
+    }
 }
 
 /// The envelope of a job whose run panicked.
@@ -1142,7 +1152,7 @@ impl Jobs {
                     req.sink = Some(Arc::new(JobSink(Arc::clone(&live))));
                     req.cancel = cancel.clone();
                     req.rate_limit = false;
-                    req.actor = format!("job:{}", job.id);
+                    req.actor = job_actor(&job);
                     // Lets a restarted server find this job's processes if
                     // the server dies while it runs (see `kill_leftovers`).
                     req.env.push(("GATHM_JOB_ID".into(), job.id.clone().into()));

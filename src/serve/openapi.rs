@@ -159,6 +159,7 @@ fn described() -> Value {
                     "created_at": {"type": "number", "description": "epoch seconds"},
                     "started_at": {"type": ["number", "null"]}, "finished_at": {"type": ["number", "null"]},
                     "completed_at": {"type": ["number", "null"], "description": "the reference's name for `finished_at`"},
+                    "attempts": {"type": "integer", "description": "tries of the tool asked for (its manifest's `retry`); 0 before it ran"},
                     "output": {"type": "string", "description": "stdout so far (lines joined with \\n), bounded by the capture limit"},
                     "error": {"type": ["string", "null"], "description": "stderr of a failed job"},
                     "timeout": {"type": ["number", "null"]}, "callback_url": {"type": "string"},

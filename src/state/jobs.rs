@@ -210,6 +210,16 @@ impl Job {
                 "completed_at".into(),
                 self.finished_at.map_or(Value::Null, Value::from),
             );
+            // Tries of the tool asked for (the manifest's `retry`), once it ran.
+            let attempts = self.envelope.as_ref().map_or(0, |e| {
+                e.attempts
+                    .iter()
+                    .filter(|a| a.tool == e.tool)
+                    .map(|a| a.try_number)
+                    .max()
+                    .unwrap_or(0)
+            });
+            o.insert("attempts".into(), attempts.into());
         }
         v
     }

@@ -786,3 +786,22 @@ fn jobs_drain_by_group_with_a_fairness_bound() {
         "{order:?}"
     );
 }
+
+/// A job's run uses the manifest's `retry`, and the record counts the tries.
+#[test]
+fn jobs_use_the_manifest_retry_and_record_attempts() {
+    let sb = Sandbox::new(&["ok"]);
+    sb.manifest(
+        "flappy",
+        "name: flappy\nversion: \"1.0.0\"\ndescription: always fails, retried\ncategory: utility\nrequires_internet: false\nretry: {attempts: 3, delay: 0, max_delay: 0}\n",
+        Some("#!/bin/sh\necho try >&2\nexit 4\n"),
+    );
+    let s = Server::start(&sb, &[]);
+    let j = submit(&s, None, json!({"tool": "flappy"}));
+    let done = wait_job(&s, j["id"].as_str().unwrap(), None, &["failed"]);
+    assert_eq!(done["attempts"], 3, "{done}");
+    assert_eq!(done["exit_code"], 4, "{done}");
+    let j = submit(&s, None, json!({"tool": "ok"}));
+    let done = wait_job(&s, j["id"].as_str().unwrap(), None, &["completed"]);
+    assert_eq!(done["attempts"], 1, "{done}");
+}
