@@ -200,6 +200,9 @@ pub fn spawn(
         .name("scheduler".into())
         .spawn(move || {
             let mut next: Vec<Option<Timestamp>> = vec![None; schedules.len()];
+            // Submitted slots whose job has not ended: their outcome is
+            // copied into the schedule's history when it does.
+            let mut open: Vec<(usize, SlotRecord, String)> = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 let now = Timestamp::now();
                 for (i, s) in schedules.iter().enumerate() {
@@ -208,9 +211,44 @@ pub fn spawn(
                     }
                     for rec in pass_one(&ctx, &jobs, s, now) {
                         report(&on_slot, s, &rec);
+                        if let Some(id) =
+                            rec.message.as_deref().and_then(|m| m.strip_prefix("job "))
+                        {
+                            let id = id.to_string();
+                            open.push((i, rec, id));
+                        }
                     }
                     next[i] = crons[i].as_ref().and_then(|c| c.next_after(now));
                 }
+                open.retain(|(i, rec, id)| {
+                    let s = &schedules[*i];
+                    let Some(job) = jobs.get(id, &owner(s), false) else {
+                        return false;
+                    };
+                    if !job.status.terminal() {
+                        return true;
+                    }
+                    let mut rec = rec.clone();
+                    rec.outcome = if job.status == JobStatus::Completed {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failed
+                    };
+                    rec.exit_code = job.exit_code;
+                    rec.finished_at = job.finished_at.and_then(|t| {
+                        Timestamp::from_microsecond((t * 1e6) as i64)
+                            .ok()
+                            .map(|t| t.to_string())
+                    });
+                    rec.message = Some(format!(
+                        "job {} {}{}",
+                        job.id,
+                        job.status.as_str(),
+                        job.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    ));
+                    let _ = tick::record(&ctx, &s.name, rec);
+                    false
+                });
                 // Wake at the next whole second (cron's finest granularity).
                 let ms = 1000 - (Timestamp::now().subsec_millisecond().clamp(0, 999) as u64);
                 std::thread::sleep(Duration::from_millis(ms.max(50)));

@@ -322,7 +322,12 @@ fn submitted(h: &serde_json::Value) -> Vec<(String, String)> {
         .map(|a| {
             a.iter()
                 .filter_map(|r| {
-                    let job = r["message"].as_str()?.strip_prefix("job ")?.to_string();
+                    let job = r["message"]
+                        .as_str()?
+                        .strip_prefix("job ")?
+                        .split_whitespace()
+                        .next()?
+                        .to_string();
                     Some((r["slot"].as_str()?.to_string(), job))
                 })
                 .collect()
@@ -388,6 +393,16 @@ fn serve_runs_each_slot_once_as_a_job_across_a_restart() {
         completed += usize::from(j["status"] == "completed");
     }
     assert!(completed >= n - 1, "{jobs}");
+    // The history carries each slot's outcome once its job ended.
+    wait_until("the outcomes in the history", wait, || {
+        history(&s, "sec")["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["outcome"] == "success")
+            .count()
+            >= 2
+    });
     let runs = stamps(&s).iter().filter(|l| l.starts_with("start")).count();
     assert!(
         runs >= completed && runs <= n,
