@@ -68,6 +68,21 @@ pub struct SlotRecord {
     pub finished_at: Option<String>,
 }
 
+impl SlotRecord {
+    /// A record of `slot` of schedule `name`, with its deterministic id.
+    pub fn new(name: &str, slot: String, outcome: Outcome) -> SlotRecord {
+        SlotRecord {
+            run_id: slot_id(name, &slot),
+            slot,
+            outcome,
+            exit_code: None,
+            message: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
 /// A schedule's history file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -220,30 +235,13 @@ pub fn claim(
         let mut to_run = Vec::new();
         let mut missed_recs = Vec::new();
         for t in missed {
-            let slot = rfc(t);
-            let r = SlotRecord {
-                run_id: slot_id(&s.name, &slot),
-                slot,
-                outcome: Outcome::Missed,
-                exit_code: None,
-                message: Some(format!("missed (catchup: {:?})", s.catchup).to_lowercase()),
-                started_at: None,
-                finished_at: None,
-            };
+            let mut r = SlotRecord::new(&s.name, rfc(t), Outcome::Missed);
+            r.message = Some(format!("missed (catchup: {:?})", s.catchup).to_lowercase());
             push(&mut h, r.clone());
             missed_recs.push(r);
         }
         for t in run {
-            let slot = rfc(t);
-            let r = SlotRecord {
-                run_id: slot_id(&s.name, &slot),
-                slot,
-                outcome: Outcome::Started,
-                exit_code: None,
-                message: None,
-                started_at: None,
-                finished_at: None,
-            };
+            let r = SlotRecord::new(&s.name, rfc(t), Outcome::Started);
             push(&mut h, r.clone());
             to_run.push(r);
         }
@@ -423,16 +421,12 @@ pub fn tick(
 pub fn run_now(ctx: &Context, s: &Schedule, live: bool) -> Result<SlotRecord> {
     runner::install_signal_flags();
     let slot = format!("manual:{}", rfc(Timestamp::now()));
-    let rec = SlotRecord {
-        run_id: slot_id(&s.name, &slot),
-        slot,
-        outcome: Outcome::Started,
-        exit_code: None,
-        message: None,
-        started_at: None,
-        finished_at: None,
-    };
-    run_slot(ctx, s, rec, live)
+    run_slot(
+        ctx,
+        s,
+        SlotRecord::new(&s.name, slot, Outcome::Started),
+        live,
+    )
 }
 
 #[cfg(test)]
