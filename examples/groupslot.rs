@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use gathm::schedule::{cron::Cron, groups};
+use gathm::schedule::cron::Cron;
+use gathm::state::groups;
 
 fn main() {
     let n: usize = std::env::args()

@@ -22,7 +22,7 @@ use crate::ratelimit::{self, Limit};
 use crate::registry::Tool;
 use crate::retry;
 use crate::runner::{self, Cancel, Outcome, Sink, Spec, Status, Stdin};
-use crate::schedule::groups;
+use crate::state::groups;
 
 /// Asks a person whether a tool that needs approval may run.
 pub type Prompt = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;

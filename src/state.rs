@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+pub mod groups;
 pub mod jobs;
 #[cfg(test)]
 mod race_tests;

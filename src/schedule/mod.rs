@@ -6,6 +6,5 @@
 pub mod commands;
 pub mod cron;
 pub mod file;
-pub mod groups;
 pub mod serve;
 pub mod tick;

@@ -1330,7 +1330,7 @@ fn metrics_text(app: &App) -> String {
             .groups
             .iter()
             .map(|(name, g)| {
-                let (held, waiting) = crate::schedule::groups::occupancy(
+                let (held, waiting) = crate::state::groups::occupancy(
                     &app.ctx.home.root.join("groups"),
                     name,
                     g.max_concurrent,
