@@ -505,6 +505,19 @@ pub fn utf8_error(file: &Path, bytes: &[u8], e: &std::str::Utf8Error) -> Diagnos
     }
 }
 
+/// A YAML error as a diagnostic whose message is only the message (the
+/// location is in the diagnostic's line and column already).
+pub fn yaml_diag(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+    let mut d = yaml_error(file, e);
+    let m = d.message.trim_start_matches("error: ");
+    let m = match m.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
+        _ => m,
+    };
+    d.message = m.to_string();
+    d
+}
+
 /// Turn a YAML error into a diagnostic with its location.
 pub fn yaml_error(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
     let (line, column) = e

@@ -48,7 +48,7 @@ use serde_saphyr::Spanned;
 use crate::api::{Envelope, Reason, RunStatus};
 use crate::config::Context;
 use crate::error::code;
-use crate::manifest::{Diagnostic, Severity, yaml_error};
+use crate::manifest::{Diagnostic, Severity, yaml_diag};
 use crate::parallel::run_caught;
 use crate::registry;
 use crate::retry;
@@ -284,16 +284,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Pipeline, Vec<Diagnostic>> {
     }
     let mut p: Pipeline =
         serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|e| {
-            let mut d = yaml_error(path, &e);
-            // The location is in the diagnostic already: keep only the message.
-            let m = d.message.trim_start_matches("error: ");
-            let m = match m.split_once(": ") {
-                Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
-                    rest
-                }
-                _ => m,
-            };
-            d.message = m.to_string();
+            let d = yaml_diag(path, &e);
             // Unknown keys: every one, each at its key with its path and a
             // "did you mean" (pipelines always reject them).
             if d.message.starts_with("unknown field")

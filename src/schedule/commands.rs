@@ -253,21 +253,19 @@ pub fn command(ctx: &Context, g: &Global, cmd: ScheduleCmd) -> Result<i32> {
                     "no schedules (add `schedules:` to gathm.yaml; see README, \"Schedules\")",
                 );
             } else {
-                let rows: Vec<[String; 5]> = list
-                    .iter()
-                    .map(|s| {
-                        [
-                            s.name.clone(),
-                            format!("{} ({})", s.cron, s.timezone),
-                            s.next.clone().unwrap_or_else(|| "disabled".into()),
-                            s.last.as_ref().map_or("never".into(), |r| {
-                                format!("{} {}", r.slot, outcome_word(r.outcome))
-                            }),
-                            s.target.clone(),
-                        ]
-                    })
-                    .collect();
-                output::text(&table(&["NAME", "CRON", "NEXT", "LAST", "RUNS"], &rows));
+                let mut t = crate::table::Table::new(&["NAME", "CRON", "NEXT", "LAST", "RUNS"]);
+                for s in &list {
+                    t.row(vec![
+                        s.name.clone(),
+                        format!("{} ({})", s.cron, s.timezone),
+                        s.next.clone().unwrap_or_else(|| "disabled".into()),
+                        s.last.as_ref().map_or("never".into(), |r| {
+                            format!("{} {}", r.slot, outcome_word(r.outcome))
+                        }),
+                        s.target.clone(),
+                    ]);
+                }
+                output::text(t.render(crate::table::colour_on()).trim_end());
             }
             Ok(0)
         }
@@ -333,30 +331,4 @@ pub fn command(ctx: &Context, g: &Global, cmd: ScheduleCmd) -> Result<i32> {
             ))
         }
     }
-}
-
-/// An aligned text table with a header.
-pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == N {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<width$}  ", width = w[i]));
-            }
-        }
-        l.trim_end().to_string()
-    };
-    let mut out = vec![line(header.to_vec())];
-    for r in rows {
-        out.push(line(r.iter().map(String::as_str).collect()));
-    }
-    out.join("\n")
 }

@@ -216,18 +216,7 @@ pub fn parse_all(path: &Path, text: &str) -> (Option<ConfigFile>, Vec<Diagnostic
     }
     let c: ConfigFile = match serde_saphyr::from_str(text) {
         Ok(c) => c,
-        Err(e) => {
-            let mut d = crate::manifest::yaml_error(path, &e);
-            let m = d.message.trim_start_matches("error: ");
-            let m = match m.split_once(": ") {
-                Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
-                    rest
-                }
-                _ => m,
-            };
-            d.message = m.to_string();
-            return (None, vec![d]);
-        }
+        Err(e) => return (None, vec![crate::manifest::yaml_diag(path, &e)]),
     };
     let mut out = Vec::new();
     let mut seen = BTreeMap::new();
