@@ -120,6 +120,7 @@ pub struct Context {
     /// `--config` (else `GATHM_CONFIG`, `$GATHM_HOME/config.yaml`, `./gathm.yaml`).
     config_path: Option<PathBuf>,
     config: std::sync::OnceLock<LoadedConfig>,
+    state_url: Option<String>,
 }
 
 /// The configuration file as loaded: where it is (if anywhere) and its
@@ -153,6 +154,31 @@ impl Context {
             settings: Settings::from_env(),
             config_path: None,
             config: std::sync::OnceLock::new(),
+            state_url: None,
+        }
+    }
+
+    /// Use this shared-state URL (`--state-url`) whatever the environment says.
+    pub fn with_state_url(mut self, url: Option<String>) -> Context {
+        if url.is_some() {
+            self.state_url = url;
+        }
+        self
+    }
+
+    /// Where the shared state lives: `--state-url`, else `GATHM_STATE_URL`,
+    /// else `state.url` in the configuration file; `None` (or an empty
+    /// value) is the embedded store under `GATHM_HOME`.
+    pub fn state_url(&self) -> Option<String> {
+        if let Some(u) = &self.state_url {
+            return Some(u.clone()).filter(|u| !u.trim().is_empty());
+        }
+        if let Ok(u) = std::env::var("GATHM_STATE_URL") {
+            return Some(u).filter(|u| !u.trim().is_empty());
+        }
+        match self.config() {
+            Ok(Some((_, c))) => c.state.url.clone().filter(|u| !u.trim().is_empty()),
+            _ => None,
         }
     }
 

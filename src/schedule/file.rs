@@ -23,6 +23,18 @@ pub struct ConfigFile {
     pub schedules: Vec<Schedule>,
     /// Concurrency groups that tools join with `concurrency_group:`.
     pub groups: BTreeMap<String, Group>,
+    /// Where the shared state lives (`state.url`; `GATHM_STATE_URL` wins).
+    pub state: StateConfig,
+}
+
+/// The `state:` block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// `redis://[user:pass@]host:port/db` or `rediss://…`: breakers, rate
+    /// limits, group slots and jobs shared by a fleet. Unset: the embedded
+    /// store under `GATHM_HOME`.
+    pub url: Option<String>,
 }
 
 /// What to do when a slot is due while the previous run of the schedule is
