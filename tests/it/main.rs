@@ -13,6 +13,7 @@ mod parallel;
 mod pipeline;
 mod policy;
 mod readme;
+mod redis;
 mod resilience;
 mod run;
 mod safe;
