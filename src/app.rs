@@ -438,6 +438,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 if s.state.iter().all(|d| d.writable) {
                     t.push_str(&format!("state:     writable ({})\n", s.home));
                 }
+                if s.shared.backend.kind != "local" {
+                    let fallback = if s.shared.backend.fallback {
+                        ", falls back to local"
+                    } else {
+                        ""
+                    };
+                    match &s.shared.error {
+                        None => t.push_str(&format!(
+                            "shared:    {} {} (reachable{fallback})\n",
+                            s.shared.backend.kind, s.shared.backend.location
+                        )),
+                        Some(e) => t.push_str(&format!(
+                            "shared:    {} UNREACHABLE{fallback}: {e}\n",
+                            s.shared.backend.kind
+                        )),
+                    }
+                }
                 for b in &s.breakers {
                     t.push_str(&format!(
                         "breaker:   {} is {} ({} failures)\n",
@@ -446,11 +463,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 }
                 output::text(&t);
             }
-            Ok(if s.state.iter().all(|d| d.writable) {
-                0
-            } else {
-                1
-            })
+            Ok(
+                if s.state.iter().all(|d| d.writable) && s.shared.reachable {
+                    0
+                } else {
+                    1
+                },
+            )
         }
         Command::Health { tool } => health_cmd(&ctx, &g, tool.as_deref().unwrap_or("all"), false),
         Command::Heal { tool } => health_cmd(&ctx, &g, &tool, true),

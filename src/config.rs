@@ -65,6 +65,29 @@ pub fn env_seconds(name: &str, positive: bool, default: f64) -> f64 {
     }
 }
 
+/// The lease of anything a process holds in the shared state and renews
+/// while it lives (Redis group slots, fleet job claims):
+/// `GATHM_LEASE_TTL` seconds, default 15. A holder that dies is forgotten
+/// at most this long after its last renewal.
+pub fn lease_ttl() -> f64 {
+    env_seconds("GATHM_LEASE_TTL", true, 15.0).max(0.5)
+}
+
+/// A Redis client for `url`, or why it cannot be one.
+fn open_redis(
+    url: &str,
+    timeout: std::time::Duration,
+) -> std::result::Result<crate::fleet::Redis, String> {
+    let scheme = url.split("://").next().unwrap_or("");
+    if !matches!(scheme, "redis" | "rediss") || !url.contains("://") {
+        return Err(format!(
+            "the state URL {} is not a redis:// or rediss:// URL, so shared limits cannot be enforced",
+            crate::fleet::redact(url)
+        ));
+    }
+    crate::fleet::Redis::new(url, timeout).map_err(|e| e.to_string())
+}
+
 fn warn_bad_env(name: &str, raw: &str) {
     use std::sync::Mutex;
     static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -100,6 +123,19 @@ impl Settings {
     }
 }
 
+/// The lazily chosen shared-state backend.
+#[derive(Default)]
+struct SharedCell(std::sync::OnceLock<Arc<dyn crate::state::shared::SharedState>>);
+
+impl std::fmt::Debug for SharedCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(s) => write!(f, "SharedCell({:?})", s.backend()),
+            None => write!(f, "SharedCell(not yet chosen)"),
+        }
+    }
+}
+
 /// Parsed policies and the stamp of the file they came from (`None`: built in).
 type CachedPolicies = (Option<[i64; 6]>, Arc<Policies>);
 
@@ -121,6 +157,7 @@ pub struct Context {
     config_path: Option<PathBuf>,
     config: std::sync::OnceLock<LoadedConfig>,
     state_url: Option<String>,
+    shared: SharedCell,
 }
 
 /// The configuration file as loaded: where it is (if anywhere) and its
@@ -155,6 +192,7 @@ impl Context {
             config_path: None,
             config: std::sync::OnceLock::new(),
             state_url: None,
+            shared: SharedCell::default(),
         }
     }
 
@@ -201,6 +239,43 @@ impl Context {
             match crate::schedule::file::locate(self.config_path.as_deref(), &self.home.root) {
                 None => Ok(None),
                 Some(p) => crate::schedule::file::load(&p).map(|c| Some((p, c))),
+            }
+        })
+    }
+
+    /// The shared state (breakers, rate limits, group slots), built on first
+    /// use: the embedded store under `GATHM_HOME`, or Redis when
+    /// [`state_url`](Self::state_url) names one. Nothing connects here: the
+    /// first operation does, with a short timeout
+    /// (`GATHM_STATE_CONNECT_TIMEOUT`, default 1 s). A URL that is not a
+    /// Redis URL gives a backend whose every operation fails (closed).
+    pub fn shared(&self) -> &Arc<dyn crate::state::shared::SharedState> {
+        use crate::state::shared::{Broken, Fallback, Local};
+        self.shared.0.get_or_init(|| {
+            let local = Local::new(&self.home);
+            let Some(url) = self.state_url() else {
+                return Arc::new(local);
+            };
+            let timeout = std::time::Duration::from_secs_f64(env_seconds(
+                "GATHM_STATE_CONNECT_TIMEOUT",
+                true,
+                1.0,
+            ));
+            let primary: Arc<dyn crate::state::shared::SharedState> =
+                match open_redis(&url, timeout) {
+                    Ok(r) => Arc::new(crate::fleet::shared::RedisShared::new(r, lease_ttl())),
+                    Err(why) => Arc::new(Broken {
+                        why,
+                        location: crate::fleet::redact(&url),
+                    }),
+                };
+            match std::env::var("GATHM_STATE_FALLBACK").as_deref() {
+                Ok("local") => Arc::new(Fallback::new(primary, local)),
+                Ok("") | Ok("none") | Err(_) => primary,
+                Ok(other) => {
+                    warn_bad_env("GATHM_STATE_FALLBACK", other);
+                    primary
+                }
             }
         })
     }

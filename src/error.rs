@@ -70,6 +70,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The shared state (Redis) cannot be reached or refused the operation;
+    /// the message names the URL (without its password) and the cause.
+    #[error("{0}")]
+    StateUnavailable(String),
     /// Anything else that went wrong inside gathm.
     #[error("{0}")]
     Internal(String),
@@ -98,6 +102,7 @@ impl Error {
             Error::InvalidData(_) => code::DATA_ERR,
             Error::NotFound(_) => code::NOT_FOUND,
             Error::Denied(_) => code::NO_PERM,
+            Error::StateUnavailable(_) => code::TEMP_FAIL,
             Error::Io { .. } | Error::Internal(_) => code::INTERNAL,
         }
     }

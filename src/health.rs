@@ -197,7 +197,7 @@ pub fn check_all(ctx: &Context, tools: &[Tool]) -> Vec<Health> {
                     detail: "HTTP client unavailable".into(),
                 });
             }
-            let rec = breaker::load(&ctx.home.breaker_file(&t.name)).unwrap_or_default();
+            let rec = ctx.shared().breaker_read(&t.name).unwrap_or_default();
             let cfg = ctx.settings.breaker;
             let view = breaker::view(&rec, cfg, now);
             let mut issues: Vec<String> = checks

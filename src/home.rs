@@ -70,16 +70,6 @@ impl Home {
         self.root.join("policies.yaml")
     }
 
-    /// The breaker file of a tool.
-    pub fn breaker_file(&self, tool: &str) -> PathBuf {
-        self.health.join(format!("cb_{tool}.json"))
-    }
-
-    /// The rate-limit file of a key (`role-<r>` or `tool-<t>`).
-    pub fn ratelimit_file(&self, key: &str) -> PathBuf {
-        self.ratelimit.join(format!("{key}.json"))
-    }
-
     /// A log file by name (`gathm.log`, `audit.log`, `metrics.log`).
     pub fn log_file(&self, name: &str) -> PathBuf {
         self.logs.join(name)

@@ -66,11 +66,13 @@ pub fn round(ctx: &Context, tools: &[Tool], mem: &mut Memory) -> Result<Round> {
     let mut transitions = Vec::new();
     let mut out = Vec::with_capacity(results.len());
     for (t, h) in tools.iter().zip(results) {
-        let now = clock::now();
+        let shared = ctx.shared();
+        // The breaker's own clock (Redis's in a fleet) decides its views.
+        let now = shared.now().unwrap_or_else(|_| clock::now());
         let ts = clock::rfc3339(now);
         let cfg = crate::run::breaker_config(ctx, t);
-        let path = ctx.home.breaker_file(&t.name);
-        let before = breaker::view(&breaker::load(&path).unwrap_or_default(), cfg, now);
+        let read = || shared.breaker_read(&t.name).unwrap_or_default();
+        let before = breaker::view(&read(), cfg, now);
         let problem = h
             .issues
             .first()
@@ -81,7 +83,7 @@ pub fn round(ctx: &Context, tools: &[Tool], mem: &mut Memory) -> Result<Round> {
         } else if h.status == Status::Unhealthy && !matches!(before, View::Open { .. }) {
             // Count failures until the breaker opens (at most the threshold).
             for _ in 0..cfg.threshold.max(1) {
-                let r = breaker::record_at(&path, cfg, now, false)?;
+                let r = shared.breaker_record(&t.name, cfg, false)?;
                 if matches!(breaker::view(&r, cfg, now), View::Open { .. }) {
                     break;
                 }
@@ -89,9 +91,9 @@ pub fn round(ctx: &Context, tools: &[Tool], mem: &mut Memory) -> Result<Round> {
         } else if health::healthy_ignoring_breaker(&h)
             && matches!(before, View::HalfOpen { probing: false })
         {
-            breaker::record_at(&path, cfg, now, true)?;
+            shared.breaker_record(&t.name, cfg, true)?;
         }
-        let after = breaker::view(&breaker::load(&path).unwrap_or_default(), cfg, now);
+        let after = breaker::view(&read(), cfg, now);
         // Recompute the health with the new breaker state.
         let h = if after.name() != before.name() {
             health::check_all(ctx, std::slice::from_ref(t))

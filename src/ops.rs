@@ -323,6 +323,33 @@ pub struct Status {
     pub cache: cache::Stats,
     /// Whether each state directory can be written.
     pub state: Vec<StateDir>,
+    /// Where breakers, rate limits and group slots live, and whether that
+    /// backend answers.
+    pub shared: SharedStatus,
+}
+
+/// The shared-state backend in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedStatus {
+    /// Which backend and where.
+    #[serde(flatten)]
+    pub backend: crate::state::shared::Backend,
+    /// It answered a ping.
+    pub reachable: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Ping the shared-state backend.
+pub fn shared_status(ctx: &Context) -> SharedStatus {
+    let shared = ctx.shared();
+    let err = shared.ping().err();
+    SharedStatus {
+        backend: shared.backend(),
+        reachable: err.is_none(),
+        error: err.map(|e| e.to_string()),
+    }
 }
 
 /// One state directory's health (`status`, `health`).
@@ -386,6 +413,7 @@ pub fn status(ctx: &Context, role: &str) -> Result<Status> {
         breakers,
         cache: cache::stats(&ctx.home.cache, clock::now()).unwrap_or_default(),
         state: state_health(ctx),
+        shared: shared_status(ctx),
     })
 }
 
@@ -425,20 +453,13 @@ fn breaker_cfg(ctx: &Context, tool: &str) -> breaker::Config {
 pub fn breaker_status(ctx: &Context, tool: Option<&str>) -> Result<Vec<BreakerInfo>> {
     let names: Vec<String> = match tool {
         Some(t) => vec![t.to_string()],
-        None => state::list_dir(&ctx.home.health)?
-            .iter()
-            .filter_map(|p| {
-                let f = p.file_name()?.to_str()?;
-                f.strip_prefix("cb_")?
-                    .strip_suffix(".json")
-                    .map(String::from)
-            })
-            .collect(),
+        None => ctx.shared().breaker_names()?,
     };
-    let now = clock::now();
+    let shared = ctx.shared();
+    let now = shared.now()?;
     let mut out = Vec::new();
     for name in names {
-        let rec = breaker::load(&ctx.home.breaker_file(&name))?;
+        let rec = shared.breaker_read(&name)?;
         let cfg = breaker_cfg(ctx, &name);
         let view = breaker::view(&rec, cfg, now);
         out.push(BreakerInfo {
@@ -473,7 +494,7 @@ pub fn breaker_reset(ctx: &Context, tool: &str) -> Result<Vec<String>> {
         vec![tool.to_string()]
     };
     for n in &names {
-        breaker::reset_at(&ctx.home.breaker_file(n))?;
+        ctx.shared().breaker_reset(n)?;
     }
     ctx.logger.audit(
         names

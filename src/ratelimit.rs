@@ -2,7 +2,7 @@
 //! `now`); the persisted check locks every involved window (in a fixed order)
 //! and commits only when all admit, so concurrent processes are exact.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +42,9 @@ pub fn check(w: &Window, capacity: u32, window: f64, now: f64) -> std::result::R
 /// One limit to enforce.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limit {
-    /// State file.
-    pub path: PathBuf,
+    /// Key (`role-<r>`, `tool-<t>`, `principal-<hash>`): the file
+    /// `<key>.json` in the embedded store, `gathm:ratelimit:<key>` on Redis.
+    pub key: String,
     /// The nominal limit (for headers and messages).
     pub limit: u32,
     /// Limit plus burst.
@@ -65,8 +66,10 @@ pub struct Admission {
     pub key: Option<String>,
 }
 
-/// Admit one call against every limit atomically across processes.
-pub fn admit(limits: &[Limit], window: f64, now: f64) -> Result<Admission> {
+/// Admit one call against every limit atomically across processes, with
+/// the windows stored as files in `dir`. A window that cannot be read or
+/// written is an error: the caller refuses the call (fail closed).
+pub fn admit(dir: &Path, limits: &[Limit], window: f64, now: f64) -> Result<Admission> {
     let mut adm = Admission {
         allowed: true,
         limit: u32::MAX,
@@ -78,19 +81,29 @@ pub fn admit(limits: &[Limit], window: f64, now: f64) -> Result<Admission> {
         return Ok(adm);
     }
     let mut sorted: Vec<&Limit> = limits.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
     // Lock every window in a fixed order, decide on all, commit only if all admit.
-    admit_nested(&sorted, window, now, &mut adm)?;
+    admit_nested(dir, &sorted, window, now, &mut adm)?;
     Ok(adm)
+}
+
+fn window_file(dir: &Path, key: &str) -> std::path::PathBuf {
+    dir.join(format!("{key}.json"))
 }
 
 /// Recursively hold each window's slot lock while deciding on the next, so
 /// the decision and the commit are atomic across every window involved.
-fn admit_nested(limits: &[&Limit], window: f64, now: f64, adm: &mut Admission) -> Result<bool> {
+fn admit_nested(
+    dir: &Path,
+    limits: &[&Limit],
+    window: f64,
+    now: f64,
+    adm: &mut Admission,
+) -> Result<bool> {
     let Some((first, rest)) = limits.split_first() else {
         return Ok(adm.allowed);
     };
-    state::update_slots(&first.path, |cur: Option<Window>| {
+    state::update_slots(&window_file(dir, &first.key), |cur: Option<Window>| {
         let mut w = cur.unwrap_or_default();
         prune(&mut w, window, now);
         match check(&w, first.capacity, window, now) {
@@ -105,33 +118,26 @@ fn admit_nested(limits: &[&Limit], window: f64, now: f64, adm: &mut Admission) -
                 adm.limit = first.limit;
                 adm.remaining = 0;
                 adm.retry_after = adm.retry_after.max(wait);
-                adm.key = first
-                    .path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned());
+                adm.key = Some(first.key.clone());
             }
         }
-        // Decide on the remaining windows while this one stays locked.
-        let all = match admit_nested(rest, window, now, adm) {
-            Ok(all) => all,
-            Err(_) => {
-                // A window that cannot be read or written refuses nothing.
-                adm.allowed
+        // Decide on the remaining windows while this one stays locked; an
+        // inner window that cannot be used fails the whole admission.
+        match admit_nested(dir, rest, window, now, adm) {
+            Ok(true) if adm.allowed => {
+                w.schema_version = 1;
+                w.hits.push(now);
+                (Some(w), Ok(true))
             }
-        };
-        if all && adm.allowed {
-            w.schema_version = 1;
-            w.hits.push(now);
-            (Some(w), true)
-        } else {
-            (None, false)
+            Ok(_) => (None, Ok(false)),
+            Err(e) => (None, Err(e)),
         }
-    })
+    })?
 }
 
-/// The current window of a key (for status displays).
-pub fn peek(path: &std::path::Path) -> Window {
-    state::read_slots(path).unwrap_or_default()
+/// The current window of a key in `dir` (for status displays).
+pub fn peek(dir: &Path, key: &str) -> Window {
+    state::read_slots(&window_file(dir, key)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -165,20 +171,41 @@ mod tests {
     fn admit_is_all_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = Limit {
-            path: dir.path().join("a.json"),
+            key: "a".into(),
             limit: 10,
             capacity: 10,
         };
         let b = Limit {
-            path: dir.path().join("b.json"),
+            key: "b".into(),
             limit: 1,
             capacity: 1,
         };
-        assert!(admit(&[a.clone(), b.clone()], 60.0, 1.0).unwrap().allowed);
-        let second = admit(&[a.clone(), b.clone()], 60.0, 2.0).unwrap();
+        let d = dir.path();
+        assert!(
+            admit(d, &[a.clone(), b.clone()], 60.0, 1.0)
+                .unwrap()
+                .allowed
+        );
+        let second = admit(d, &[a.clone(), b.clone()], 60.0, 2.0).unwrap();
         assert!(!second.allowed);
         assert_eq!(second.retry_after, 59.0);
-        let w: Window = peek(&a.path);
+        assert_eq!(second.key.as_deref(), Some("b"));
+        let w: Window = peek(d, "a");
         assert_eq!(w.hits.len(), 1, "a refused call consumes nothing");
+    }
+
+    #[test]
+    fn a_window_that_cannot_be_written_fails_the_admission() {
+        let dir = tempfile::tempdir().unwrap();
+        // `b.json.lock` cannot be created: `b.json.lock` is a directory
+        // with a child, so neither open nor replace works.
+        std::fs::create_dir_all(dir.path().join("b.json.lock").join("x")).unwrap();
+        let l = |k: &str| Limit {
+            key: k.into(),
+            limit: 5,
+            capacity: 5,
+        };
+        assert!(admit(dir.path(), &[l("a"), l("b")], 60.0, 1.0).is_err());
+        assert!(peek(dir.path(), "a").hits.is_empty(), "nothing consumed");
     }
 }

@@ -18,7 +18,7 @@ use crate::fallback::{Hop, Walk};
 use crate::logs::Level;
 use crate::manifest::CacheSetting;
 use crate::policy::{self, Action, Decision, Policies, Verdict};
-use crate::ratelimit::{self, Limit};
+use crate::ratelimit::Limit;
 use crate::registry::Tool;
 use crate::retry;
 use crate::runner::{self, Cancel, Outcome, Sink, Spec, Status, Stdin};
@@ -381,13 +381,13 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         let limits: Vec<Limit> = policy::limits_for(policies, &req.role, &tool.name)
             .into_iter()
             .map(|(key, limit, capacity)| Limit {
-                path: ctx.home.ratelimit_file(&key),
+                key,
                 limit,
                 capacity,
             })
             .collect();
         let window = policies.rate_limiting.window_seconds.max(1) as f64;
-        match ratelimit::admit(&limits, window, clock::now()) {
+        match ctx.shared().admit(&limits, window) {
             Ok(adm) if !adm.allowed => {
                 let wait = adm.retry_after.ceil();
                 let mut e = r.refuse(
@@ -595,7 +595,7 @@ fn group_slots(r: &Run<'_>, tool: &Tool) -> Result<Vec<groups::Slot>, Box<Envelo
     }
     wanted.sort();
     wanted.dedup_by(|a, b| a.0 == b.0);
-    let root = r.ctx.home.root.join("groups");
+    let shared = r.ctx.shared();
     let wait = groups::Wait {
         no_wait: r.req.group_wait.no_wait,
         timeout: r.req.group_wait.timeout,
@@ -610,7 +610,12 @@ fn group_slots(r: &Run<'_>, tool: &Tool) -> Result<Vec<groups::Slot>, Box<Envelo
                 &format!("waiting for a slot in concurrency group {name:?} ({max} at once)"),
             );
         };
-        match groups::acquire(&root, &name, max, queue, &wait, &mut on_wait) {
+        let spec = crate::state::shared::GroupSpec {
+            name: name.clone(),
+            max,
+            queue,
+        };
+        match shared.group_acquire(&spec, &wait, &mut on_wait) {
             Ok(s) => held.push(s),
             Err(groups::Refusal::Cancelled) => {
                 return Err(Box::new(r.refuse(
@@ -749,7 +754,7 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
             }
         }
         let cfg = breaker_config(ctx, &tool);
-        let bpath = ctx.home.breaker_file(&tool.name);
+        let shared = ctx.shared();
         let timeout = timeout_of(ctx, req, &tool);
         let tries = tool
             .manifest
@@ -760,7 +765,7 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
         // `breaker: false`: no gate, nothing recorded.
         let guarded = tool.manifest.breaker_enabled();
         let gate = if guarded {
-            match breaker::gate_at(&bpath, cfg, clock::now(), &r.run_id, lease) {
+            match shared.breaker_gate(&tool.name, cfg, &r.run_id, lease) {
                 Ok(g) => g,
                 Err(e) => {
                     r.warn("breaker", &e);
@@ -805,12 +810,12 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
         };
         match counted {
             Some(ok) => {
-                if let Err(e) = breaker::record_at(&bpath, cfg, clock::now(), ok) {
+                if let Err(e) = shared.breaker_record(&tool.name, cfg, ok) {
                     r.warn("breaker", &e);
                 }
             }
             None if gate == Gate::Probe => {
-                if let Err(e) = breaker::release_at(&bpath, &r.run_id) {
+                if let Err(e) = shared.breaker_release(&tool.name, &r.run_id) {
                     r.warn("breaker", &e);
                 }
             }

@@ -21,6 +21,7 @@ pub mod groups;
 pub mod jobs;
 #[cfg(test)]
 mod race_tests;
+pub mod shared;
 pub mod sqlite;
 
 /// Whether a write must survive a power cut (fsync file and directory).

@@ -9,15 +9,15 @@
 //! cjson), i.e. 0.1 ms at today's epoch: far below anything a breaker
 //! decides on.
 //!
-//! Not wired into runs yet: `GATHM_STATE_URL` selection, the job store on
-//! Redis and the fail-closed behaviour when Redis is unreachable are the
-//! rest of the issue.
+//! `shared.rs` puts these (and the concurrency-group slots of `groups.lua`)
+//! behind `state::shared::SharedState`, which `Context::shared` selects
+//! when `GATHM_STATE_URL` is set.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::breaker::{self, Config, Gate, Record};
-use crate::ratelimit::Admission;
+use crate::ratelimit::{Admission, Limit};
 
 const BREAKER_LUA: &str = include_str!("breaker.lua");
 const RATELIMIT_LUA: &str = include_str!("ratelimit.lua");
@@ -54,17 +54,6 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-/// One limit to admit against: its key, nominal limit and capacity (limit + burst).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limit {
-    /// Key (e.g. `role-agent`, `tool-dns`).
-    pub key: String,
-    /// Nominal limit.
-    pub limit: u32,
-    /// Limit plus burst.
-    pub capacity: u32,
 }
 
 impl Redis {
@@ -117,6 +106,17 @@ impl Redis {
             *guard = None;
         }
         r.map_err(|e| self.err(e))
+    }
+
+    /// The URL, password hidden.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The server's clock (`TIME`), epoch seconds.
+    pub fn time(&self) -> Result<f64, RedisError> {
+        let (s, us): (u64, u64) = self.with(|c| redis::cmd("TIME").query(c))?;
+        Ok(s as f64 + us as f64 / 1e6)
     }
 
     /// `PING`: whether the server answers.
@@ -196,6 +196,28 @@ impl Redis {
     pub fn breaker_read(&self, tool: &str) -> Result<Record, RedisError> {
         let (_, json) = self.breaker_op(tool, "read", Config::default(), "", 0.0, Some(0.0))?;
         serde_json::from_str(&json).map_err(|e| self.err(e))
+    }
+
+    /// The tools with a breaker record (`SCAN` over `gathm:breaker:*`).
+    pub fn breaker_names(&self) -> Result<Vec<String>, RedisError> {
+        let keys: Vec<String> = self.with(|c| {
+            let it = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg("gathm:breaker:*")
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter::<String>(c)?;
+            it.collect::<redis::RedisResult<Vec<String>>>()
+        })?;
+        let mut names: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("gathm:breaker:").map(String::from))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// Admit one call against every limit, all or nothing
@@ -325,5 +347,6 @@ pub fn breaker_model(
     }
 }
 
+pub mod shared;
 #[cfg(test)]
 mod tests;

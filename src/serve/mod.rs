@@ -51,7 +51,6 @@ use self::http::{Reply, Req, error, error_with};
 use self::metrics::Metrics;
 use crate::api::{Envelope, Reason};
 use crate::chain;
-use crate::clock;
 use crate::config::Context;
 use crate::error::{Error, Result, code};
 use crate::health;
@@ -620,7 +619,8 @@ fn panic_reply(logger: &Logger, p: &(dyn Any + Send)) -> Response {
 /// Whether a request is answered on the async side (no file or process work).
 fn quick(routed: &Routed) -> bool {
     match routed {
-        Routed::Found(r, _) => r.public(),
+        // /readyz pings the shared state (Redis in a fleet): blocking pool.
+        Routed::Found(r, _) => r.public() && *r != Route::Readyz,
         Routed::NotFound | Routed::Method(..) => true,
     }
 }
@@ -938,12 +938,12 @@ fn principal_limit(
     };
     let key = format!("principal-{}", &p.id[..p.id.len().min(32)]);
     let l = Limit {
-        path: ctx.home.ratelimit_file(&key),
+        key,
         limit,
         capacity,
     };
     let window = pol.rate_limiting.window_seconds.max(1) as f64;
-    match ratelimit::admit(&[l], window, clock::now()) {
+    match ctx.shared().admit(&[l], window) {
         Ok(adm) if !adm.allowed => Err(too_many(&adm, json!("principal"))),
         Ok(adm) => Ok(Some(adm)),
         Err(e) => Err(limit_unavailable(&e)),
@@ -983,7 +983,7 @@ fn tool_limit(ctx: &Context, role: &str, tool: &str) -> std::result::Result<(), 
         .into_iter()
         .filter(|(k, _, _)| k.starts_with("tool-"))
         .map(|(k, limit, capacity)| Limit {
-            path: ctx.home.ratelimit_file(&k),
+            key: k,
             limit,
             capacity,
         })
@@ -992,7 +992,7 @@ fn tool_limit(ctx: &Context, role: &str, tool: &str) -> std::result::Result<(), 
         return Ok(());
     }
     let window = pol.rate_limiting.window_seconds.max(1) as f64;
-    match ratelimit::admit(&limits, window, clock::now()) {
+    match ctx.shared().admit(&limits, window) {
         Ok(adm) if !adm.allowed => Err(too_many(&adm, json!({"tool": tool}))),
         Ok(_) => Ok(()),
         Err(e) => Err(limit_unavailable(&e)),
@@ -1106,7 +1106,17 @@ fn public(app: &App, route: &Route) -> Reply {
         ),
         Route::Healthz => Reply::json(200, &json!({"status": "ok"})),
         Route::Readyz if app.ready.load(Ordering::SeqCst) => {
-            Reply::json(200, &json!({"status": "ready"}))
+            // In a fleet, an instance that cannot reach the shared state is
+            // not ready (the load balancer sends traffic elsewhere); it keeps
+            // answering /healthz and reconnects on the next call.
+            match app.ctx.shared().ping() {
+                Ok(()) => Reply::json(200, &json!({"status": "ready"})),
+                Err(e) => error_with(
+                    503,
+                    "state_unavailable",
+                    json!({"status": "not_ready", "message": e.to_string()}),
+                ),
+            }
         }
         Route::Readyz => error_with(503, "shutting down", json!({"status": "shutting_down"})),
         _ => error(404, "Not found"),
@@ -1330,11 +1340,12 @@ fn metrics_text(app: &App) -> String {
             .groups
             .iter()
             .map(|(name, g)| {
-                let (held, waiting) = crate::state::groups::occupancy(
-                    &app.ctx.home.root.join("groups"),
-                    name,
-                    g.max_concurrent,
-                );
+                let spec = crate::state::shared::GroupSpec {
+                    name: name.clone(),
+                    max: g.max_concurrent,
+                    queue: g.queue_size,
+                };
+                let (held, waiting) = app.ctx.shared().group_occupancy(&spec).unwrap_or((0, 0));
                 (name.clone(), held, waiting, g.max_concurrent)
             })
             .collect(),

@@ -18,13 +18,33 @@ use std::time::{Duration, Instant};
 use crate::runner::{self, Cancel};
 
 /// A held slot; dropping it frees the slot.
-#[derive(Debug)]
 pub struct Slot {
-    _file: File,
+    _held: Box<dyn Send + Sync>,
     /// The group.
     pub group: String,
     /// Which slot (0-based).
     pub index: u32,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("group", &self.group)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl Slot {
+    /// A slot held by `guard` (a file lock here, a renewed lease on Redis):
+    /// dropping the slot drops the guard, which frees it.
+    pub fn held_by(group: &str, index: u32, guard: Box<dyn Send + Sync>) -> Slot {
+        Slot {
+            _held: guard,
+            group: group.to_string(),
+            index,
+        }
+    }
 }
 
 /// Why a slot was not acquired.
@@ -119,11 +139,7 @@ fn try_slot(dir: &Path, group: &str, max: u32) -> Result<Option<Slot>, Refusal> 
         let f = open_rw(&p).map_err(|e| err(group, &p, e))?;
         match f.try_lock() {
             Ok(()) => {
-                return Ok(Some(Slot {
-                    _file: f,
-                    group: group.to_string(),
-                    index: i,
-                }));
+                return Ok(Some(Slot::held_by(group, i, Box::new(f))));
             }
             Err(std::fs::TryLockError::WouldBlock) => {}
             Err(std::fs::TryLockError::Error(e)) => return Err(err(group, &p, e)),
