@@ -112,24 +112,17 @@ impl RedisShared {
         let thread = std::thread::Builder::new()
             .name("gathm-group-lease".into())
             .spawn(move || {
-                loop {
-                    match rx.recv_timeout(every) {
-                        Err(RecvTimeoutError::Timeout) => {
-                            match group_call(&redis, &script, &spec, "renew", &holder, ttl, false) {
-                                Ok(v) if v.first().map(String::as_str) == Some("lost") => {
-                                    eprintln!(
-                                        "gathm: warning: the lease on a slot of concurrency group {:?} lapsed (Redis did not hear from this run for {ttl} s); another run may have taken it",
-                                        spec.name
-                                    );
-                                }
-                                Ok(_) => {}
-                                Err(e) => eprintln!(
-                                    "gathm: warning: cannot renew the slot of concurrency group {:?}: {e}",
-                                    spec.name
-                                ),
-                            }
-                        }
-                        _ => break,
+                while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                    match group_call(&redis, &script, &spec, "renew", &holder, ttl, false) {
+                        Ok(v) if v.first().map(String::as_str) == Some("lost") => eprintln!(
+                            "gathm: warning: the lease on a slot of concurrency group {:?} lapsed (Redis did not hear from this run for {ttl} s); another run may have taken it",
+                            spec.name
+                        ),
+                        Ok(_) => {}
+                        Err(e) => eprintln!(
+                            "gathm: warning: cannot renew the slot of concurrency group {:?}: {e}",
+                            spec.name
+                        ),
                     }
                 }
                 let _ = group_call(&redis, &script, &spec, "release", &holder, ttl, false);
