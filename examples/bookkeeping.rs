@@ -29,7 +29,7 @@ fn main() {
     // window is emptied every 100 calls, so it never refuses and holds 0–100
     // stamps, as a busy but legal client's would.
     let limit = ratelimit::Limit {
-        path: dir.join("ratelimit/role-agent.json"),
+        key: "role-agent".into(),
         limit: 120,
         capacity: 130,
     };
@@ -48,7 +48,13 @@ fn main() {
                         let _ = std::fs::remove_file(dir.join("ratelimit").join(slot));
                     }
                 }
-                ratelimit::admit(std::slice::from_ref(&limit), 60.0, clock::now()).expect("admit")
+                ratelimit::admit(
+                    &dir.join("ratelimit"),
+                    std::slice::from_ref(&limit),
+                    60.0,
+                    clock::now(),
+                )
+                .expect("admit")
             };
             assert!(a.allowed);
         }
