@@ -566,6 +566,7 @@ Register-ArgumentCompleter -Native -CommandName 'gathm' -ScriptBlock {
         'gathm;serve' {
             [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Address to bind')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port to bind (0: any free port; the address is printed first)')
+            [CompletionResult]::new('--state-url', '--state-url', [CompletionResultType]::ParameterName, 'Share breakers, rate limits, group slots and jobs with a fleet on this Redis (redis://[user:pass@]host:port/db or rediss://); overrides GATHM_STATE_URL and state.url in gathm.yaml')
             [CompletionResult]::new('--role', '--role', [CompletionResultType]::ParameterName, 'Role for policy decisions')
             [CompletionResult]::new('--tools-dir', '--tools-dir', [CompletionResultType]::ParameterName, 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)')
             [CompletionResult]::new('--policies', '--policies', [CompletionResultType]::ParameterName, 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)')

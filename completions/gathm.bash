@@ -2356,7 +2356,7 @@ _gathm() {
             return 0
             ;;
         gathm__subcmd__serve)
-            opts="-q -h --host --port --json --quiet --role --tools-dir --policies --config --help"
+            opts="-q -h --host --port --state-url --json --quiet --role --tools-dir --policies --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2367,6 +2367,10 @@ _gathm() {
                     return 0
                     ;;
                 --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

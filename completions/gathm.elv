@@ -506,6 +506,7 @@ set edit:completion:arg-completer[gathm] = {|@words|
         &'gathm;serve'= {
             cand --host 'Address to bind'
             cand --port 'Port to bind (0: any free port; the address is printed first)'
+            cand --state-url 'Share breakers, rate limits, group slots and jobs with a fleet on this Redis (redis://[user:pass@]host:port/db or rediss://); overrides GATHM_STATE_URL and state.url in gathm.yaml'
             cand --role 'Role for policy decisions'
             cand --tools-dir 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)'
             cand --policies 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)'

@@ -330,6 +330,7 @@ complete -c gathm -n "__fish_gathm_using_subcommand schedule; and __fish_seen_su
 complete -c gathm -n "__fish_gathm_using_subcommand schedule; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -l host -d 'Address to bind' -r
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -l port -d 'Port to bind (0: any free port; the address is printed first)' -r
+complete -c gathm -n "__fish_gathm_using_subcommand serve" -l state-url -d 'Share breakers, rate limits, group slots and jobs with a fleet on this Redis (redis://[user:pass@]host:port/db or rediss://); overrides GATHM_STATE_URL and state.url in gathm.yaml' -r
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -l role -d 'Role for policy decisions' -r
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -l tools-dir -d 'Look for tools here (repeatable; replaces GATHM_TOOLS_PATH and ./tools)' -r -F
 complete -c gathm -n "__fish_gathm_using_subcommand serve" -l policies -d 'Policies file (default: $GATHM_POLICIES, $GATHM_HOME/policies.yaml, ./policies.yaml, built-in)' -r -F

@@ -581,9 +581,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Schedule(cmd) => crate::schedule::commands::command(&ctx, &g, cmd),
-        Command::Serve { host, port } => {
-            crate::serve::serve(ctx, crate::serve::Options::new(host, port))
-        }
+        Command::Serve {
+            host,
+            port,
+            state_url,
+        } => crate::serve::serve(
+            ctx.with_state_url(state_url),
+            crate::serve::Options::new(host, port),
+        ),
         Command::Mcp { approve_tools } => crate::mcp::serve(ctx, &g.role, approve_tools),
         Command::Completions { .. } | Command::Schema { .. } => Ok(0),
     }

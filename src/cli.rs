@@ -170,6 +170,11 @@ pub enum Command {
         /// Port to bind (0: any free port; the address is printed first).
         #[arg(long, env = "GATHM_PORT", default_value_t = 8080)]
         port: u16,
+        /// Share breakers, rate limits, group slots and jobs with a fleet on
+        /// this Redis (redis://[user:pass@]host:port/db or rediss://);
+        /// overrides GATHM_STATE_URL and state.url in gathm.yaml.
+        #[arg(long, value_name = "URL")]
+        state_url: Option<String>,
     },
     /// Create a new tool: NAME/tool.yaml and an executable script that handles --help.
     #[command(name = "new-tool")]

@@ -391,6 +391,28 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
             })
             .map_err(|e| Error::Internal(format!("cannot start the monitor: {e}")))?;
     }
+    // In a fleet, say where the shared state is and whether it answers now;
+    // an unreachable Redis does not stop the server (/readyz says 503 and
+    // every call reconnects).
+    let shared = ctx.shared();
+    if shared.backend().kind != "local" {
+        let b = shared.backend();
+        let (level, msg) = match shared.ping() {
+            Ok(()) => (
+                Level::Info,
+                format!("shared state: {} at {}", b.kind, b.location),
+            ),
+            Err(e) => (
+                Level::Warn,
+                format!(
+                    "shared state: {} is unreachable, not ready until it answers: {e}",
+                    b.kind
+                ),
+            ),
+        };
+        eprintln!("gathm serve: {msg}");
+        ctx.logger.app(level, "state", &msg, Map::new());
+    }
     rt.spawn(accept_loop(listener, Arc::clone(&app)));
     let mut extra = Map::new();
     extra.insert("address".into(), addr.to_string().into());

@@ -295,3 +295,45 @@ fn fleet_without_redis_fails_closed_or_falls_back_as_configured() {
         Some(0)
     );
 }
+
+#[test]
+fn fleet_serve_takes_the_state_url_from_its_flag() {
+    use std::io::BufRead;
+    let redis = RedisServer::start();
+    let (s, _) = machine(&redis.url);
+    let mut child = s
+        .cmd()
+        .args(["serve", "--port", "0", "--state-url", &redis.url])
+        .env("GATHM_SHUTDOWN_GRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let r = crate::serve::send(
+        crate::serve::client()
+            .post(format!("{base}/api/v1/tools/noop/execute"))
+            .json(&json!({"args": []})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        redis.command("EXISTS gathm:ratelimit:tool-noop").as_deref(),
+        Some(":1"),
+        "the window is in Redis"
+    );
+    let _ = child.kill();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("shared state: redis at redis://127.0.0.1"),
+        "{err}"
+    );
+}
