@@ -199,7 +199,10 @@ fn fleet_concurrency_group_is_shared() {
     for (s, _) in &machines {
         s.write(
             "home/config.yaml",
-            "groups:\n  gpu: {max_concurrent: 1, queue_size: 10}\n",
+            &format!(
+                "state:\n  url: {}\ngroups:\n  gpu: {{max_concurrent: 1, queue_size: 10}}\n",
+                redis.url
+            ),
         );
         s.manifest(
             "hold",
@@ -207,6 +210,15 @@ fn fleet_concurrency_group_is_shared() {
             Some("#!/bin/sh\nsleep 1\n"),
         );
     }
+    // `state.url` in gathm.yaml selects Redis without the variable.
+    let o = machines[0]
+        .0
+        .cmd()
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["shared"]["location"], redis.url.as_str());
     // One run holds the only slot; --no-wait on the other machine is refused.
     let (s0, e0) = &machines[0];
     let (s1, e1) = &machines[1];
