@@ -38,7 +38,13 @@ local function remaining_open()
   return math.max(recovery - elapsed, 0)
 end
 if op == 'gate' then
-  if r.state ~= 'open' then return {'allow', ''} end
+  if r.state ~= 'open' then
+    -- 'clean': a success would change nothing (the caller may skip it).
+    if r.state == 'closed' and r.failures == 0 and none(r.probe) then
+      return {'allow', 'clean'}
+    end
+    return {'allow', ''}
+  end
   local left = remaining_open()
   if left > 0 then return {'reject', tostring(left)} end
   if not none(r.probe) and lease_live(r.probe) then

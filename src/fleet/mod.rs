@@ -157,13 +157,30 @@ impl Redis {
         lease_ttl: f64,
         now: Option<f64>,
     ) -> Result<Gate, RedisError> {
+        self.breaker_gate_clean(tool, cfg, holder, lease_ttl, now)
+            .map(|(g, _)| g)
+    }
+
+    /// The gate, and whether the record was closed with no failures and no
+    /// probe (a success recorded now would change nothing).
+    pub fn breaker_gate_clean(
+        &self,
+        tool: &str,
+        cfg: Config,
+        holder: &str,
+        lease_ttl: f64,
+        now: Option<f64>,
+    ) -> Result<(Gate, bool), RedisError> {
         let (kind, v) = self.breaker_op(tool, "gate", cfg, holder, lease_ttl, now)?;
         Ok(match kind.as_str() {
-            "allow" => Gate::Allow,
-            "probe" => Gate::Probe,
-            _ => Gate::Reject {
-                retry_in: v.parse().unwrap_or(0.0),
-            },
+            "allow" => (Gate::Allow, v == "clean"),
+            "probe" => (Gate::Probe, false),
+            _ => (
+                Gate::Reject {
+                    retry_in: v.parse().unwrap_or(0.0),
+                },
+                false,
+            ),
         })
     }
 

@@ -24,6 +24,12 @@ pub struct RedisShared {
     /// Lease of a group slot (`GATHM_LEASE_TTL`): how long the slot of a
     /// holder that stopped renewing (crashed) stays taken.
     lease_ttl: f64,
+    /// Tools whose last gate in this process found a clean closed record
+    /// and that no failure was recorded for since, counted per gate: their
+    /// successes need no round trip (a success changes nothing on a clean
+    /// record; a concurrent failure elsewhere is ordered after it, as if
+    /// this success had been recorded at the gate).
+    clean: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
 
 fn unavailable(e: RedisError) -> Error {
@@ -37,7 +43,12 @@ impl RedisShared {
             redis: Arc::new(redis),
             groups: redis::Script::new(GROUPS_LUA),
             lease_ttl,
+            clean: Default::default(),
         }
+    }
+
+    fn clean_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
+        self.clean.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn group_op(
@@ -154,11 +165,35 @@ impl SharedState for RedisShared {
         self.redis.time().map_err(unavailable)
     }
     fn breaker_gate(&self, tool: &str, cfg: Config, holder: &str, lease_ttl: f64) -> Result<Gate> {
-        self.redis
-            .breaker_gate(tool, cfg, holder, lease_ttl, None)
-            .map_err(unavailable)
+        let (gate, clean) = self
+            .redis
+            .breaker_gate_clean(tool, cfg, holder, lease_ttl, None)
+            .map_err(unavailable)?;
+        let mut map = self.clean_map();
+        if clean {
+            *map.entry(tool.to_string()).or_default() += 1;
+        } else {
+            map.remove(tool);
+        }
+        Ok(gate)
     }
     fn breaker_record(&self, tool: &str, cfg: Config, success: bool) -> Result<Record> {
+        {
+            let mut map = self.clean_map();
+            match map.get_mut(tool) {
+                Some(n) if success => {
+                    *n -= 1;
+                    if *n == 0 {
+                        map.remove(tool);
+                    }
+                    return Ok(Record::default());
+                }
+                Some(_) => {
+                    map.remove(tool);
+                }
+                None => {}
+            }
+        }
         self.redis
             .breaker_record(tool, cfg, success, None)
             .map_err(unavailable)

@@ -310,3 +310,60 @@ fn concurrent_admission_is_exact_and_errors_name_the_url() {
     );
     assert!(!e.to_string().contains("secret"), "{e}");
 }
+
+fn evalsha_calls(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut c)
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_success_after_a_clean_gate_costs_no_round_trip_and_failures_still_count() {
+    use crate::state::shared::SharedState;
+    let srv = RedisServer::start();
+    let shared =
+        super::shared::RedisShared::new(Redis::new(&srv.url, Duration::from_secs(2)).unwrap(), 5.0);
+    let cfg = Config {
+        threshold: 2,
+        recovery_timeout: 60.0,
+    };
+    assert_eq!(
+        shared.breaker_gate("t", cfg, "a", 10.0).unwrap(),
+        Gate::Allow
+    );
+    let before = evalsha_calls(&srv.url);
+    shared.breaker_record("t", cfg, true).unwrap();
+    assert_eq!(
+        evalsha_calls(&srv.url),
+        before,
+        "no round trip for a no-op success"
+    );
+    // A failure is always recorded; the next success after a gate that saw
+    // it is sent and resets the count.
+    shared.breaker_gate("t", cfg, "b", 10.0).unwrap();
+    assert_eq!(shared.breaker_record("t", cfg, false).unwrap().failures, 1);
+    assert_eq!(
+        shared.breaker_gate("t", cfg, "c", 10.0).unwrap(),
+        Gate::Allow
+    );
+    let r = shared.breaker_record("t", cfg, true).unwrap();
+    assert_eq!(r.failures, 0);
+    assert_eq!(shared.breaker_read("t").unwrap().failures, 0);
+    // Two failures open it for everyone.
+    for h in ["d", "e"] {
+        shared.breaker_gate("t", cfg, h, 10.0).unwrap();
+        shared.breaker_record("t", cfg, false).unwrap();
+    }
+    assert!(matches!(
+        shared.breaker_gate("t", cfg, "f", 10.0).unwrap(),
+        Gate::Reject { .. }
+    ));
+}

@@ -207,7 +207,7 @@ fn fleet_concurrency_group_is_shared() {
         s.manifest(
             "hold",
             "name: hold\nversion: \"1.0.0\"\ndescription: holds the group\ncategory: utility\ncache: false\nconcurrency_group: gpu\n",
-            Some("#!/bin/sh\nsleep 1\n"),
+            Some("#!/bin/sh\nsleep \"${HOLD:-1}\"\n"),
         );
     }
     // `state.url` in gathm.yaml selects Redis without the variable.
@@ -234,6 +234,36 @@ fn fleet_concurrency_group_is_shared() {
     let o = cli(s1, e1).args(["run", "hold"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(holder.wait().unwrap().success());
+    // A holder killed with SIGKILL stops renewing its lease: the slot is
+    // free again within GATHM_LEASE_TTL.
+    use std::os::unix::process::CommandExt;
+    let mut holder = cli(s0, e0)
+        .args(["run", "hold"])
+        .env("GATHM_LEASE_TTL", "1")
+        .env("HOLD", "30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    wait_until("the slot is taken", Duration::from_secs(10), || {
+        let o = cli(s1, e1)
+            .args(["run", "--no-wait", "hold"])
+            .output()
+            .unwrap();
+        o.status.code() == Some(75)
+    });
+    // SIGKILL to gathm and its tool (the whole process group).
+    let pg = rustix::process::Pid::from_raw(holder.id() as i32).unwrap();
+    rustix::process::kill_process_group(pg, rustix::process::Signal::KILL).unwrap();
+    holder.wait().unwrap();
+    let t0 = std::time::Instant::now();
+    wait_until("the lease lapses", Duration::from_secs(5), || {
+        cli(s1, e1)
+            .args(["run", "--no-wait", "hold"])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
 }
 
 #[test]
