@@ -22,6 +22,8 @@ pub mod jobs;
 #[cfg(test)]
 mod race_tests;
 pub mod shared;
+#[cfg(test)]
+mod shared_conformance;
 pub mod sqlite;
 
 /// Whether a write must survive a power cut (fsync file and directory).

@@ -366,4 +366,4 @@ pub fn breaker_model(
 
 pub mod shared;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

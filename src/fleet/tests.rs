@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::breaker::{Phase, View};
 
-/// A private redis-server for one test.
-pub struct RedisServer {
+/// A private redis-server for one test (also the job store's conformance
+/// tests, `state::conformance`).
+pub(crate) struct RedisServer {
     child: Child,
     _dir: tempfile::TempDir,
     /// `redis://127.0.0.1:PORT/0`.
