@@ -208,15 +208,26 @@ impl Context {
     /// else `state.url` in the configuration file; `None` (or an empty
     /// value) is the embedded store under `GATHM_HOME`.
     pub fn state_url(&self) -> Option<String> {
+        self.state_url_checked().unwrap_or_default()
+    }
+
+    /// [`state_url`](Self::state_url), or why it cannot be known: a
+    /// configuration file that does not load (it might name a Redis, so
+    /// the embedded store is not assumed).
+    fn state_url_checked(&self) -> std::result::Result<Option<String>, String> {
         if let Some(u) = &self.state_url {
-            return Some(u.clone()).filter(|u| !u.trim().is_empty());
+            return Ok(Some(u.clone()).filter(|u| !u.trim().is_empty()));
         }
         if let Ok(u) = std::env::var("GATHM_STATE_URL") {
-            return Some(u).filter(|u| !u.trim().is_empty());
+            return Ok(Some(u).filter(|u| !u.trim().is_empty()));
         }
         match self.config() {
-            Ok(Some((_, c))) => c.state.url.clone().filter(|u| !u.trim().is_empty()),
-            _ => None,
+            Ok(Some((_, c))) => Ok(c.state.url.clone().filter(|u| !u.trim().is_empty())),
+            Ok(None) => Ok(None),
+            Err(d) => Err(format!(
+                "the configuration file is invalid, so where the shared state lives is unknown: {}",
+                d.first().map(ToString::to_string).unwrap_or_default()
+            )),
         }
     }
 
@@ -253,8 +264,16 @@ impl Context {
         use crate::state::shared::{Broken, Fallback, Local};
         self.shared.0.get_or_init(|| {
             let local = Local::new(&self.home);
-            let Some(url) = self.state_url() else {
-                return Arc::new(local);
+            let url = match self.state_url_checked() {
+                Ok(Some(url)) => url,
+                Ok(None) => return Arc::new(local),
+                Err(why) => {
+                    return Arc::new(Broken {
+                        kind: "unknown",
+                        why,
+                        location: "(gathm.yaml is invalid)".into(),
+                    });
+                }
             };
             let timeout = std::time::Duration::from_secs_f64(env_seconds(
                 "GATHM_STATE_CONNECT_TIMEOUT",
@@ -265,6 +284,7 @@ impl Context {
                 match open_redis(&url, timeout) {
                     Ok(r) => Arc::new(crate::fleet::shared::RedisShared::new(r, lease_ttl())),
                     Err(why) => Arc::new(Broken {
+                        kind: "redis",
                         why,
                         location: crate::fleet::redact(&url),
                     }),

@@ -184,6 +184,9 @@ impl SharedState for Local {
 /// every operation fails with the same message, so limits fail closed.
 #[derive(Debug, Clone)]
 pub struct Broken {
+    /// `redis`, or `unknown` when the configuration that names the backend
+    /// does not load.
+    pub kind: &'static str,
     /// What is wrong.
     pub why: String,
     /// The URL as given (password hidden).
@@ -199,7 +202,7 @@ impl Broken {
 impl SharedState for Broken {
     fn backend(&self) -> Backend {
         Backend {
-            kind: "redis",
+            kind: self.kind,
             location: self.location.clone(),
             fallback: false,
         }
@@ -365,6 +368,7 @@ mod tests {
     #[test]
     fn broken_backend_fails_every_limit_closed() {
         let b = Broken {
+            kind: "redis",
             why: "redis at redis://x: bad url".into(),
             location: "redis://x".into(),
         };
@@ -392,6 +396,7 @@ mod tests {
         let (_d, l) = local();
         let f = Fallback::new(
             Arc::new(Broken {
+                kind: "redis",
                 why: "down".into(),
                 location: "redis://x".into(),
             }),

@@ -379,3 +379,17 @@ fn fleet_serve_takes_the_state_url_from_its_flag() {
         "{err}"
     );
 }
+
+#[test]
+fn fleet_an_invalid_config_never_silently_means_the_embedded_store() {
+    let (s, _) = machine("unused");
+    s.write("home/config.yaml", "state:\n  url: [not, a, string]\n");
+    let o = s.cmd().args(["run", "noop"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("where the shared state lives is unknown"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!s.home().join("ratelimit").exists());
+}
