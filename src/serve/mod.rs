@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod openai;
 pub mod openapi;
 pub mod sse;
 
@@ -153,6 +154,8 @@ enum Route {
     JobCancel(String),
     JobStream(String),
     JobApprove(String),
+    Models,
+    ChatCompletions,
 }
 
 impl Route {
@@ -216,6 +219,10 @@ fn route(method: &Method, path: &str) -> Routed {
             "/api/v1/jobs/{id}/approve",
             Route::JobApprove(s(id)),
         ),
+        ["v1", "models"] => one("GET", "/v1/models", Route::Models),
+        ["v1", "chat", "completions"] => {
+            one("POST", "/v1/chat/completions", Route::ChatCompletions)
+        }
         _ => Routed::NotFound,
     }
 }
@@ -250,6 +257,8 @@ struct App {
 enum Outcome {
     Reply(Reply),
     Stream(Box<sse::Source>),
+    /// A chat completion whose job is queued (`openai.rs`).
+    Chat(Box<openai::Pending>),
 }
 
 impl From<Reply> for Outcome {
@@ -758,8 +767,11 @@ async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
         }
     };
     let resp = match outcome {
+        // The OpenAI-compatible routes answer errors in OpenAI's shape.
+        Outcome::Reply(r) if path.starts_with("/v1/") => respond(openai::reshape(r)),
         Outcome::Reply(r) => respond(r),
         Outcome::Stream(src) => start_stream(&app, *src),
+        Outcome::Chat(p) => openai::answer(Arc::clone(&app), *p).await,
     };
     finish(&app, t0, &parts.method, path, tpl, role, resp)
 }
@@ -1217,6 +1229,8 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
             Ok(to_json(&ops::status(ctx, &p.role).map_err(op_error)?).into())
         }
         Route::JobsSubmit => submit(app, req, p),
+        Route::Models => openai::models(app, p),
+        Route::ChatCompletions => openai::completions(app, req, p),
         Route::AgentParallel => agent_parallel(app, req, p),
         Route::AgentAsk => agent_ask(app, req, p),
         Route::AgentChain => agent_chain(app, req, p),
@@ -1639,6 +1653,7 @@ fn submit(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
         awaiting_approval: awaiting,
         pipeline: None,
         idempotency_key: key,
+        stdin: None,
     };
     enqueue(app, p, s)
 }
@@ -1710,6 +1725,7 @@ fn submit_pipeline(
         awaiting_approval: awaiting,
         pipeline: Some(def),
         idempotency_key,
+        stdin: None,
     };
     enqueue(app, p, s)
 }
