@@ -124,7 +124,10 @@ pub fn parse(o: &Map<String, Value>) -> Result<Request, Invalid> {
 fn message(i: usize, m: &Value) -> Result<Message, Invalid> {
     let at = |k: &str| format!("messages[{i}].{k}");
     let Value::Object(m) = m else {
-        return Err(invalid("a message must be an object", format!("messages[{i}]")));
+        return Err(invalid(
+            "a message must be an object",
+            format!("messages[{i}]"),
+        ));
     };
     let role = match m.get("role") {
         Some(Value::String(r)) if ROLES.contains(&r.as_str()) => r.clone(),
@@ -151,7 +154,9 @@ fn message(i: usize, m: &Value) -> Result<Message, Invalid> {
                     }
                     (Some(other), _) => {
                         return Err(invalid(
-                            format!("content parts of type {other:?} are not supported (text only)"),
+                            format!(
+                                "content parts of type {other:?} are not supported (text only)"
+                            ),
                             format!("{here}.type"),
                         ));
                     }
@@ -308,7 +313,10 @@ mod tests {
     #[test]
     fn refusals_name_the_parameter() {
         let cases = [
-            (json!({"messages": [{"role": "user", "content": "x"}]}), "model"),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}]}),
+                "model",
+            ),
             (json!({"model": 3, "messages": []}), "model"),
             (json!({"model": "m"}), "messages"),
             (json!({"model": "m", "messages": []}), "messages"),
@@ -365,7 +373,12 @@ mod tests {
     fn renders_the_documented_format() {
         assert_eq!(render(&[m("user", "hi\nthere")]), "hi\nthere");
         assert_eq!(
-            render(&[m("system", "S"), m("user", "U"), m("assistant", "A"), m("user", "V")]),
+            render(&[
+                m("system", "S"),
+                m("user", "U"),
+                m("assistant", "A"),
+                m("user", "V")
+            ]),
             "system:\nS\n\nuser:\nU\n\nassistant:\nA\n\nuser:\nV"
         );
         assert_eq!(render(&[m("system", "S")]), "system:\nS");
@@ -382,7 +395,10 @@ mod tests {
     #[test]
     fn text_lines_join_with_newlines() {
         let mut a = Assembler::new(ChatOutput::Text, None);
-        let text: String = ["one", "", "two"].iter().filter_map(|l| a.line(l)).collect();
+        let text: String = ["one", "", "two"]
+            .iter()
+            .filter_map(|l| a.line(l))
+            .collect();
         assert_eq!(text, "one\n\ntwo");
         assert!(!a.cut());
         assert_eq!(a.tokens(), 2);
@@ -407,7 +423,10 @@ mod tests {
     #[test]
     fn max_tokens_cuts_the_reply() {
         let mut a = Assembler::new(ChatOutput::Text, Some(2));
-        let text: String = ["abcde", "fgh", "ijk"].iter().filter_map(|l| a.line(l)).collect();
+        let text: String = ["abcde", "fgh", "ijk"]
+            .iter()
+            .filter_map(|l| a.line(l))
+            .collect();
         assert_eq!(text, "abcde\nfg");
         assert!(a.cut());
         assert_eq!(a.tokens(), 2);

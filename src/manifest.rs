@@ -952,7 +952,11 @@ mod tests {
     #[test]
     fn chat_block_defaults_and_located_errors() {
         let head = "name: t\nversion: \"1.0.0\"\ndescription: \"a chat tool\"\ncategory: utility\n";
-        let m = parse(Path::new("t/tool.yaml"), &format!("{head}chat:\n  models: [a]\n")).unwrap();
+        let m = parse(
+            Path::new("t/tool.yaml"),
+            &format!("{head}chat:\n  models: [a]\n"),
+        )
+        .unwrap();
         let c = m.chat.unwrap();
         assert_eq!(c.models, ["a"]);
         assert_eq!((c.input, c.output), (ChatInput::Stdin, ChatOutput::Text));
@@ -962,17 +966,21 @@ mod tests {
             "{errs:?}"
         );
         let errs = check_text(&format!("{head}chat:\n  models: [a]\n  outptu: jsonl\n"));
-        assert!(errs[0].contains("t/tool.yaml:7:3: error: chat.outptu"), "{errs:?}");
+        assert!(
+            errs[0].contains("t/tool.yaml:7:3: error: chat.outptu"),
+            "{errs:?}"
+        );
         let errs = check_text(&format!("{head}chat:\n  models: [ok, \"a b\"]\n"));
         assert!(
-            errs.iter()
-                .any(|e| e.starts_with("t/tool.yaml:6:")
-                    && e.contains("invalid model name \"a b\"")),
+            errs.iter().any(
+                |e| e.starts_with("t/tool.yaml:6:") && e.contains("invalid model name \"a b\"")
+            ),
             "{errs:?}"
         );
         let errs = check_text(&format!("{head}chat:\n  models: []\n"));
         assert!(
-            errs.iter().any(|e| e.contains("chat.models must name at least one model")),
+            errs.iter()
+                .any(|e| e.contains("chat.models must name at least one model")),
             "{errs:?}"
         );
         let m = parse(

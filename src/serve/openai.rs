@@ -99,17 +99,25 @@ pub(super) fn reshape(r: Reply) -> Reply {
     out
 }
 
-/// The chat tools the role may discover, each model once (the first tool
-/// in name order that lists it wins).
+/// The chat tools the role may discover and run (or run once approved),
+/// each model once (the first tool in name order that lists it wins).
 fn chat_tools(app: &App, role: &str) -> Result<Vec<(String, Tool)>, Reply> {
     let ctx = &*app.ctx;
-    let pol = ctx
-        .policies()
-        .map_err(|e| error(500, &format!("invalid policies: {e}"), "server_error", None, None))?;
+    let pol = ctx.policies().map_err(|e| {
+        error(
+            500,
+            &format!("invalid policies: {e}"),
+            "server_error",
+            None,
+            None,
+        )
+    })?;
     let mut out: Vec<(String, Tool)> = Vec::new();
     for t in ctx.search.scan().tools {
         let Some(c) = &t.manifest.chat else { continue };
-        if !policy::decide(&pol, role, &t.name, Action::Discover, false).allowed() {
+        if !policy::decide(&pol, role, &t.name, Action::Discover, false).allowed()
+            || policy::decide(&pol, role, &t.name, Action::Execute, false).decision == Verdict::Deny
+        {
             continue;
         }
         for m in &c.models {
@@ -187,9 +195,15 @@ pub(super) fn completions(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResu
         ));
     };
     let chat = tool.manifest.chat.clone().unwrap_or_default();
-    let pol = ctx
-        .policies()
-        .map_err(|e| error(500, &format!("invalid policies: {e}"), "server_error", None, None))?;
+    let pol = ctx.policies().map_err(|e| {
+        error(
+            500,
+            &format!("invalid policies: {e}"),
+            "server_error",
+            None,
+            None,
+        )
+    })?;
     let d = policy::decide(&pol, &p.role, &tool.name, Action::Execute, false);
     match d.decision {
         Verdict::Allow => {}
@@ -446,7 +460,10 @@ fn failed(job: &Job) -> End {
     let env = job.envelope.as_ref();
     let reason = env.and_then(|e| e.reason);
     if reason == Some(Reason::Timeout) || job.reason.as_deref() == Some("timeout") {
-        let secs = job.timeout.map(|t| format!(" after {t} s")).unwrap_or_default();
+        let secs = job
+            .timeout
+            .map(|t| format!(" after {t} s"))
+            .unwrap_or_default();
         return End::Failed(
             504,
             format!("the chat tool {} timed out{secs}", job.tool),
@@ -474,7 +491,10 @@ fn failed(job: &Job) -> End {
         let chars: Vec<char> = stderr.chars().collect();
         chars[chars.len().saturating_sub(500)..].iter().collect()
     };
-    let code = job.exit_code.map(|c| format!(" (exit {c})")).unwrap_or_default();
+    let code = job
+        .exit_code
+        .map(|c| format!(" (exit {c})"))
+        .unwrap_or_default();
     let mut msg = format!("the chat tool {} failed{code}", job.tool);
     if !tail.is_empty() {
         msg = format!("{msg}: {tail}");
@@ -607,8 +627,11 @@ async fn stream(
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
         })
     };
-    out.json(&chunk(json!({"role": "assistant", "content": ""}), Value::Null))
-        .await?;
+    out.json(&chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    ))
+    .await?;
     loop {
         let (deltas, end) = f.poll();
         for d in deltas {

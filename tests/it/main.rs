@@ -9,6 +9,7 @@ mod degraded;
 mod first_hour;
 mod jobs;
 mod mcp;
+mod openai;
 mod parallel;
 mod pipeline;
 mod policy;
