@@ -672,3 +672,45 @@ async fn stream(
     }
     out.send(Event::default().data("[DONE]")).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(r: &Reply) -> Value {
+        serde_json::from_slice(&r.body).unwrap()
+    }
+
+    #[test]
+    fn gathm_errors_take_openai_shape_and_keep_headers() {
+        let r = reshape(super::super::unauthorized());
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            body(&r),
+            json!({"error": {"message": "Unauthorized", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})
+        );
+        assert!(r.headers.iter().any(|(k, _)| k == "WWW-Authenticate"));
+        let r = reshape(
+            http::error_with(429, "rate_limited", json!({"detail": "slow down"}))
+                .header("Retry-After", "3"),
+        );
+        let v = body(&r);
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(v["error"]["message"], "rate_limited: slow down");
+        assert!(r.headers.contains(&("Retry-After".into(), "3".into())));
+        // Already OpenAI-shaped, or not an error: unchanged.
+        let o = error(
+            404,
+            "m",
+            "invalid_request_error",
+            Some("model_not_found"),
+            Some("model"),
+        );
+        assert_eq!(reshape(o.clone()).body, o.body);
+        let ok = Reply::json(200, &json!({"error": "not an error"}));
+        assert_eq!(reshape(ok.clone()).body, ok.body);
+        assert_eq!(kind_of(504), ("timeout_error", Some("timeout")));
+        assert_eq!(kind_of(502), ("server_error", None));
+        assert_eq!(kind_of(413), ("invalid_request_error", None));
+    }
+}

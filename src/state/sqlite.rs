@@ -1072,6 +1072,49 @@ mod tests {
     }
 
     #[test]
+    fn stdin_is_stored_and_an_older_database_gets_its_column() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The schema before jobs had stdin.
+            let c = Connection::open(dir.path().join("jobs.db")).unwrap();
+            c.execute_batch(&SCHEMA.replace(",\n    stdin TEXT", ""))
+                .unwrap();
+            let cols: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'stdin'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(cols, 0);
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let mut j = job("u", JobStatus::Pending);
+        j.stdin = Some("user:\nhello".into());
+        let Submitted::New(a) = s.submit(j, None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            s.get(&a.id).unwrap().unwrap().stdin.as_deref(),
+            Some("user:\nhello")
+        );
+        let c = s.claim(60.0).unwrap().unwrap();
+        assert_eq!(c.job.stdin.as_deref(), Some("user:\nhello"));
+        // Lists and the public view leave it out.
+        let listed = s
+            .list(&ListQuery {
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert_eq!(listed[0].stdin, None);
+        assert!(a.public().get("stdin").is_none());
+        s.close();
+        // Opening again does not add it twice.
+        SqliteStore::open(dir.path()).unwrap().close();
+    }
+
+    #[test]
     fn claim_finish_and_fencing() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();

@@ -409,4 +409,35 @@ fn openai_stream_is_sse_and_a_client_that_leaves_cancels_its_job() {
     wait_until("the job to be cancelled", Duration::from_secs(20), || {
         get(&s, &format!("/api/v1/jobs/{job}"), Some("adm")).body["status"] == "cancelled"
     });
+
+    // The same without streaming: the server notices the closed connection.
+    let body =
+        json!({"model": "forever", "messages": [{"role": "user", "content": "y"}]}).to_string();
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        c,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer adm\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let running = || {
+        get(&s, "/api/v1/jobs?tool=forever&status=running", Some("adm")).body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut ids = Vec::new();
+    wait_until("the second job to run", WAIT, || {
+        ids = running();
+        ids.len() == 1
+    });
+    c.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(c);
+    wait_until(
+        "the second job to be cancelled",
+        Duration::from_secs(20),
+        || get(&s, &format!("/api/v1/jobs/{}", ids[0]), Some("adm")).body["status"] == "cancelled",
+    );
 }
