@@ -11,8 +11,9 @@
 //!
 //! The answer is built on the async side by one task per request that
 //! follows the job's events file (`sse::Tail`, the reader of
-//! `/api/v1/jobs/{id}/stream`) and polls the job store every
-//! [`sse::POLL`], never waiting on a blocking thread: stdout lines become
+//! `/api/v1/jobs/{id}/stream`) and looks at the job's state every 20 ms
+//! while it runs (in memory) or every [`sse::POLL`] while it waits in the
+//! queue (a job store read), never waiting on a blocking thread: stdout lines become
 //! reply text as the tool prints them (`chat::Assembler`). With `stream:
 //! true` they go out as `chat.completion.chunk` events, then `data:
 //! [DONE]`; otherwise one `chat.completion` when the job ends. A client
@@ -43,6 +44,9 @@ use crate::jobs::{self, Job, JobKind, JobStatus, Jobs, Live, Progress, Submissio
 use crate::manifest::{ChatInput, ChatOutput};
 use crate::policy::{self, Action, Verdict};
 use crate::registry::Tool;
+
+/// How often a completion looks at its running job (see `Follow::pause`).
+const QUICK: Duration = Duration::from_millis(20);
 
 /// An error in OpenAI's shape.
 pub(super) fn error(
@@ -326,6 +330,10 @@ struct Follow {
     asm: Assembler,
     /// Cancel the job when dropped before the end (client gone).
     armed: bool,
+    /// The last read stopped at the chunk size: read again before sleeping.
+    more: bool,
+    /// When following began.
+    since: Instant,
 }
 
 impl Drop for Follow {
@@ -348,6 +356,17 @@ impl Follow {
         );
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             h.spawn_blocking(move || jobs.cancel(&id, &owner, admin));
+        }
+    }
+
+    /// Time to the next look: [`QUICK`] while the job runs (its output and
+    /// end are in memory) and for its first second in the queue, else
+    /// [`POLL`] (a job store read each time).
+    fn pause(&self) -> Duration {
+        if self.live.is_some() || self.since.elapsed() < Duration::from_secs(1) {
+            QUICK
+        } else {
+            POLL
         }
     }
 
@@ -390,7 +409,9 @@ impl Follow {
 
     /// Read what is new (one chunk); true when `max_tokens` was reached.
     fn read(&mut self, out: &mut Vec<String>) -> bool {
-        self.read_chunk(out).0
+        let (cut, more) = self.read_chunk(out);
+        self.more = more;
+        cut
     }
 
     /// Read everything written so far; true when `max_tokens` was reached.
@@ -517,6 +538,8 @@ pub(super) async fn answer(app: Arc<App>, mut p: Pending) -> Response {
         live: None,
         asm: Assembler::new(p.output, p.max_tokens),
         armed: true,
+        more: false,
+        since: Instant::now(),
     };
     if p.stream {
         let slot = p.slot.take();
@@ -581,7 +604,9 @@ async fn complete(mut f: Follow) -> (String, End, u64) {
             f.armed = false;
             return (text, end, tokens);
         }
-        tokio::time::sleep(POLL).await;
+        if !f.more {
+            tokio::time::sleep(f.pause()).await;
+        }
     }
 }
 
@@ -666,7 +691,9 @@ async fn stream(
                 if out.last_sent.elapsed() >= KEEPALIVE {
                     out.send(Event::default().comment("keepalive")).await?;
                 }
-                tokio::time::sleep(POLL).await;
+                if !f.more {
+                    tokio::time::sleep(f.pause()).await;
+                }
             }
         }
     }

@@ -137,8 +137,15 @@ fn openai_client_models_completions_streaming_and_errors() {
     let list = jobs["jobs"].as_array().unwrap();
     assert!(list.len() >= 6, "{jobs}");
     assert!(list.iter().all(|j| j.get("stdin").is_none()), "{jobs}");
-    assert!(list.iter().all(|j| j["status"] == "completed"), "{jobs}");
-    let id = list[0]["id"].as_str().unwrap();
+    // The max_tokens replies stop early: their jobs may be cancelled.
+    let done: Vec<&Value> = list.iter().filter(|j| j["status"] == "completed").collect();
+    assert!(done.len() >= 5, "{jobs}");
+    assert!(
+        list.iter()
+            .all(|j| j["status"] == "completed" || j["reason"] == "cancelled"),
+        "{jobs}"
+    );
+    let id = done[0]["id"].as_str().unwrap();
     let one = get(&s, &format!("/api/v1/jobs/{id}"), Some("usr")).body;
     assert!(
         one["output"].as_str().unwrap().starts_with("Echo: "),
