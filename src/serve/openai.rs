@@ -481,9 +481,8 @@ fn failed(job: &Job) -> End {
     let env = job.envelope.as_ref();
     let reason = env.and_then(|e| e.reason);
     if reason == Some(Reason::Timeout) || job.reason.as_deref() == Some("timeout") {
-        let secs = job
-            .timeout
-            .map(|t| format!(" after {t} s"))
+        let secs = env
+            .map(|e| format!(" after {:.1} s", e.duration_ms as f64 / 1000.0))
             .unwrap_or_default();
         return End::Failed(
             504,
