@@ -447,6 +447,15 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     while !app.sync_runs.lock().map(|m| m.is_empty()).unwrap_or(true) && Instant::now() < settle {
         thread::sleep(Duration::from_millis(20));
     }
+    // Chat completions send their last event (their jobs ended or were
+    // cancelled): at most 2 s, then a moment for the bytes to go out.
+    if openai::following() > 0 {
+        let settle = Instant::now() + Duration::from_secs(2);
+        while openai::following() > 0 && Instant::now() < settle {
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
     rt.shutdown_timeout(Duration::from_secs(1));
     app.access.flush(&ctx.logger);
     ctx.logger

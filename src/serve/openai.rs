@@ -18,13 +18,15 @@
 //! true` they go out as `chat.completion.chunk` events, then `data:
 //! [DONE]`; otherwise one `chat.completion` when the job ends. A client
 //! that leaves before the end (and a reply that reaches `max_tokens`) has
-//! its job cancelled. Every error has OpenAI's shape `{"error": {"message",
+//! its job cancelled; so has a queued completion when the server drains
+//! (the shutdown waits, bounded, for every completion's last event). Every error has OpenAI's shape `{"error": {"message",
 //! "type", "param", "code"}}`, including those the router gives for `/v1/`
 //! paths (401, 404, 405, 429, …) (`reshape`).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
@@ -44,6 +46,14 @@ use crate::jobs::{self, Job, JobKind, JobStatus, Jobs, Live, Progress, Submissio
 use crate::manifest::{ChatInput, ChatOutput};
 use crate::policy::{self, Action, Verdict};
 use crate::registry::Tool;
+
+/// Completions being answered (their followers), for the shutdown to wait on.
+static FOLLOWING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many completions are being answered now.
+pub(super) fn following() -> usize {
+    FOLLOWING.load(Ordering::SeqCst)
+}
 
 /// How often a completion looks at its running job (see `Follow::pause`).
 const QUICK: Duration = Duration::from_millis(20);
@@ -341,6 +351,7 @@ impl Drop for Follow {
         if self.armed {
             self.cancel();
         }
+        FOLLOWING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -383,6 +394,21 @@ impl Follow {
                     self.read_all(&mut out);
                     let end = self.end_of(Some(job));
                     return (out, Some(end));
+                }
+                // Shutting down: a queued completion will not run for this
+                // client; its job is cancelled rather than left for a restart.
+                None if job.status != JobStatus::Running && self.jobs.draining() => {
+                    self.cancel();
+                    return (
+                        out,
+                        Some(End::Failed(
+                            503,
+                            "the server is shutting down: the completion was cancelled before it ran"
+                                .into(),
+                            "server_error",
+                            Some("service_unavailable"),
+                        )),
+                    );
                 }
                 // Queued, or it ended between the two looks (read next time).
                 None => return (out, None),
@@ -455,6 +481,12 @@ impl Follow {
         let Some(job) = job else { return gone() };
         match job.status {
             JobStatus::Completed => End::Finished("stop"),
+            JobStatus::Cancelled if job.reason.as_deref() == Some("shutdown") => End::Failed(
+                503,
+                "the server shut down while the completion ran".into(),
+                "server_error",
+                Some("service_unavailable"),
+            ),
             JobStatus::Cancelled => End::Failed(
                 500,
                 format!("the completion's job {} was cancelled", job.id),
@@ -528,6 +560,7 @@ fn usage(prompt: u64, completion: u64) -> Value {
 
 /// Answer a queued completion: a stream, or one JSON object at the end.
 pub(super) async fn answer(app: Arc<App>, mut p: Pending) -> Response {
+    FOLLOWING.fetch_add(1, Ordering::SeqCst);
     let follow = Follow {
         jobs: app.jobs.clone(),
         id: p.job.clone(),

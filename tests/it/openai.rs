@@ -448,3 +448,60 @@ fn openai_stream_is_sse_and_a_client_that_leaves_cancels_its_job() {
         || get(&s, &format!("/api/v1/jobs/{}", ids[0]), Some("adm")).body["status"] == "cancelled",
     );
 }
+
+#[test]
+fn openai_shutdown_ends_running_and_queued_completions_with_errors() {
+    let sb = sandbox();
+    let mut s = server(
+        &sb,
+        &[
+            ("GATHM_MAX_CONCURRENCY", "1"),
+            ("GATHM_SHUTDOWN_GRACE", "0.5"),
+        ],
+    );
+    let base = s.base.clone();
+    let ask = move |stream: bool| {
+        let base = base.clone();
+        std::thread::spawn(move || {
+            let body = json!({"model": "forever", "stream": stream, "messages": [{"role": "user", "content": "x"}]});
+            let r = crate::serve::client()
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth("adm")
+                .json(&body)
+                .send()
+                .unwrap();
+            (r.status().as_u16(), r.text().unwrap_or_default())
+        })
+    };
+    let streamed = ask(true);
+    let jobs = |status: &str| {
+        get(
+            &s,
+            &format!("/api/v1/jobs?tool=forever&status={status}"),
+            Some("adm"),
+        )
+        .body["jobs"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    wait_until("the first completion to run", WAIT, || jobs("running") == 1);
+    let queued = ask(false);
+    wait_until("the second completion to wait", WAIT, || {
+        jobs("pending") == 1
+    });
+    s.signal(rustix::process::Signal::TERM);
+    assert_eq!(s.wait_exit(Duration::from_secs(20)), Some(0));
+    let (status, text) = streamed.join().unwrap();
+    assert_eq!(status, 200);
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+    let err: Value = serde_json::from_str(data[data.len() - 2]).unwrap();
+    assert_eq!(err["error"]["code"], "service_unavailable", "{text}");
+    let (status, text) = queued.join().unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    openai_error(status, &v, 503, Some("service_unavailable"), None);
+}
