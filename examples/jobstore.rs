@@ -40,6 +40,7 @@ fn job(i: usize) -> Job {
         envelope: None,
         pipeline: None,
         result: None,
+        stdin: None,
         live_output: None,
     }
 }

@@ -483,6 +483,8 @@ pub struct Submission {
     pub pipeline: Option<Value>,
     /// The client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
+    /// What the tool reads on stdin (kind `tool`; default nothing).
+    pub stdin: Option<String>,
 }
 
 /// Why an approval failed.
@@ -771,6 +773,7 @@ impl Jobs {
             envelope: None,
             pipeline: s.pipeline,
             result: None,
+            stdin: s.stdin,
             live_output: None,
         };
         match self.store().submit(job, idem.as_ref()) {
@@ -1153,6 +1156,9 @@ impl Jobs {
                     req.cancel = cancel.clone();
                     req.rate_limit = false;
                     req.actor = job_actor(&job);
+                    if let Some(input) = &job.stdin {
+                        req.stdin = crate::runner::Stdin::Bytes(input.clone().into_bytes());
+                    }
                     // Lets a restarted server find this job's processes if
                     // the server dies while it runs (see `kill_leftovers`).
                     req.env.push(("GATHM_JOB_ID".into(), job.id.clone().into()));

@@ -11,6 +11,7 @@ pub mod ask;
 pub mod breaker;
 pub mod cache;
 pub mod chain;
+pub mod chat;
 pub mod checks;
 pub mod cli;
 pub mod client;

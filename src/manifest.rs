@@ -21,7 +21,8 @@ pub const CATEGORIES: [&str; 8] = [
 ];
 
 /// Top-level keys a manifest may carry (anything else is a warning, an error under `--strict`).
-pub const KNOWN_KEYS: [&str; 23] = [
+pub const KNOWN_KEYS: [&str; 24] = [
+    "chat",
     "retry_on_interrupt",
     "concurrency_group",
     "name",
@@ -210,6 +211,49 @@ pub struct BreakerSetting {
 /// Sub-keys of `breaker`.
 pub const BREAKER_KEYS: [&str; 3] = ["failure_threshold", "recovery_timeout", "ignore_exit_codes"];
 
+/// `chat.input`: how the rendered prompt reaches a chat tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatInput {
+    /// On stdin, then EOF (the default).
+    #[default]
+    Stdin,
+    /// As the last argument (never through a shell).
+    Arg,
+}
+
+/// `chat.output`: how a chat tool's stdout becomes the reply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatOutput {
+    /// Every stdout line is reply text (the default).
+    #[default]
+    Text,
+    /// Every stdout line is a JSON object; `{"content": "…"}` adds that
+    /// text to the reply, other lines are ignored.
+    Jsonl,
+}
+
+/// `chat`: the tool is a chat backend of `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Chat {
+    /// The model names it answers for (`GET /v1/models`).
+    #[schemars(length(min = 1))]
+    pub models: Vec<String>,
+    /// `stdin` (default) or `arg`.
+    #[serde(default)]
+    pub input: ChatInput,
+    /// `text` (default) or `jsonl`.
+    #[serde(default)]
+    pub output: ChatOutput,
+}
+
+/// Whether `name` is a usable model name: 1 to 128 visible ASCII characters.
+pub fn valid_model(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// `retry`: the one retry setting (`crate::retry::Retry`).
 pub type RetrySetting = crate::retry::Retry;
 
@@ -299,6 +343,9 @@ pub struct Manifest {
     /// The reference's manifest format version (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<u32>,
+    /// Extension: a chat backend of the OpenAI-compatible endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<Chat>,
 }
 
 /// The reference's required fields: optional in the type (so `validate`
@@ -823,6 +870,24 @@ pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> V
     {
         push(Error, "command", "command must name a program".into());
     }
+    if let Some(c) = &m.chat {
+        if c.models.is_empty() {
+            push(
+                Error,
+                "chat.models",
+                "chat.models must name at least one model".into(),
+            );
+        }
+        for (i, name) in c.models.iter().enumerate() {
+            if !valid_model(name) {
+                push(
+                    Error,
+                    &format!("chat.models.{i}"),
+                    format!("invalid model name {name:?}: 1 to 128 visible ASCII characters"),
+                );
+            }
+        }
+    }
     if m.max_concurrency == Some(0) {
         push(
             Error,
@@ -882,6 +947,50 @@ mod tests {
                 .map(|d| d.to_string())
                 .collect(),
         }
+    }
+
+    #[test]
+    fn chat_block_defaults_and_located_errors() {
+        let head = "name: t\nversion: \"1.0.0\"\ndescription: \"a chat tool\"\ncategory: utility\n";
+        let m = parse(
+            Path::new("t/tool.yaml"),
+            &format!("{head}chat:\n  models: [a]\n"),
+        )
+        .unwrap();
+        let c = m.chat.unwrap();
+        assert_eq!(c.models, ["a"]);
+        assert_eq!((c.input, c.output), (ChatInput::Stdin, ChatOutput::Text));
+        let errs = check_text(&format!("{head}chat:\n  models: [a]\n  input: file\n"));
+        assert!(
+            errs[0].starts_with("t/tool.yaml:7:10: error: chat.input: unknown variant `file`"),
+            "{errs:?}"
+        );
+        let errs = check_text(&format!("{head}chat:\n  models: [a]\n  outptu: jsonl\n"));
+        assert!(
+            errs[0].contains("t/tool.yaml:7:3: error: chat.outptu"),
+            "{errs:?}"
+        );
+        let errs = check_text(&format!("{head}chat:\n  models: [ok, \"a b\"]\n"));
+        assert!(
+            errs.iter().any(
+                |e| e.starts_with("t/tool.yaml:6:") && e.contains("invalid model name \"a b\"")
+            ),
+            "{errs:?}"
+        );
+        let errs = check_text(&format!("{head}chat:\n  models: []\n"));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("chat.models must name at least one model")),
+            "{errs:?}"
+        );
+        let m = parse(
+            Path::new("t/tool.yaml"),
+            &format!("{head}chat:\n  models: [a]\n  input: arg\n  output: jsonl\n"),
+        )
+        .unwrap()
+        .chat
+        .unwrap();
+        assert_eq!((m.input, m.output), (ChatInput::Arg, ChatOutput::Jsonl));
     }
 
     const GOOD: &str = r#"

@@ -61,9 +61,10 @@ pub fn memoise() {
 fn entry_path(dir: &Path, file: &Path) -> PathBuf {
     let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     // The salt names the parse rules: entries parsed by older rules (before
-    // unknown policy keys were errors, say) are not reused.
+    // unknown policy keys were errors, say; v3: the manifest's `chat`) are
+    // not reused.
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"parsed-v2\0");
+    hasher.update(b"parsed-v3\0");
     hasher.update(abs.as_os_str().as_encoded_bytes());
     let h = hasher.finalize();
     dir.join(format!("{}.json", &h.to_hex()[..32]))

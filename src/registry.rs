@@ -100,8 +100,9 @@ struct IndexEntry {
 }
 
 /// The index format: bumped when parsing changes what a manifest reads as
-/// (2: versions as written, `breaker: false`), so old entries are re-parsed.
-const INDEX_VERSION: u32 = 2;
+/// (2: versions as written, `breaker: false`; 3: `chat`), so old entries are
+/// re-parsed.
+const INDEX_VERSION: u32 = 3;
 
 /// The manifest index: parsed manifests by absolute path.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

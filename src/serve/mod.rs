@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod openai;
 pub mod openapi;
 pub mod sse;
 
@@ -152,6 +153,8 @@ enum Route {
     JobCancel(String),
     JobStream(String),
     JobApprove(String),
+    Models,
+    ChatCompletions,
 }
 
 impl Route {
@@ -215,6 +218,10 @@ fn route(method: &Method, path: &str) -> Routed {
             "/api/v1/jobs/{id}/approve",
             Route::JobApprove(s(id)),
         ),
+        ["v1", "models"] => one("GET", "/v1/models", Route::Models),
+        ["v1", "chat", "completions"] => {
+            one("POST", "/v1/chat/completions", Route::ChatCompletions)
+        }
         _ => Routed::NotFound,
     }
 }
@@ -249,6 +256,8 @@ struct App {
 enum Outcome {
     Reply(Reply),
     Stream(Box<sse::Source>),
+    /// A chat completion whose job is queued (`openai.rs`).
+    Chat(Box<openai::Pending>),
 }
 
 impl From<Reply> for Outcome {
@@ -458,6 +467,15 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
     let settle = Instant::now() + Duration::from_secs_f64(ctx.settings.kill_grace + 2.0);
     while !app.sync_runs.lock().map(|m| m.is_empty()).unwrap_or(true) && Instant::now() < settle {
         thread::sleep(Duration::from_millis(20));
+    }
+    // Chat completions send their last event (their jobs ended or were
+    // cancelled): at most 2 s, then a moment for the bytes to go out.
+    if openai::following() > 0 {
+        let settle = Instant::now() + Duration::from_secs(2);
+        while openai::following() > 0 && Instant::now() < settle {
+            thread::sleep(Duration::from_millis(20));
+        }
+        thread::sleep(Duration::from_millis(100));
     }
     rt.shutdown_timeout(Duration::from_secs(1));
     app.access.flush(&ctx.logger);
@@ -780,8 +798,11 @@ async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
         }
     };
     let resp = match outcome {
+        // The OpenAI-compatible routes answer errors in OpenAI's shape.
+        Outcome::Reply(r) if path.starts_with("/v1/") => respond(openai::reshape(r)),
         Outcome::Reply(r) => respond(r),
         Outcome::Stream(src) => start_stream(&app, *src),
+        Outcome::Chat(p) => openai::answer(Arc::clone(&app), *p).await,
     };
     finish(&app, t0, &parts.method, path, tpl, role, resp)
 }
@@ -1249,6 +1270,8 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
             Ok(to_json(&ops::status(ctx, &p.role).map_err(op_error)?).into())
         }
         Route::JobsSubmit => submit(app, req, p),
+        Route::Models => openai::models(app, p),
+        Route::ChatCompletions => openai::completions(app, req, p),
         Route::AgentParallel => agent_parallel(app, req, p),
         Route::AgentAsk => agent_ask(app, req, p),
         Route::AgentChain => agent_chain(app, req, p),
@@ -1672,6 +1695,7 @@ fn submit(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
         awaiting_approval: awaiting,
         pipeline: None,
         idempotency_key: key,
+        stdin: None,
     };
     enqueue(app, p, s)
 }
@@ -1743,6 +1767,7 @@ fn submit_pipeline(
         awaiting_approval: awaiting,
         pipeline: Some(def),
         idempotency_key,
+        stdin: None,
     };
     enqueue(app, p, s)
 }

@@ -97,6 +97,36 @@ fn common(mut responses: Value) -> Value {
     responses
 }
 
+fn oerr(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}})
+}
+
+/// The answers every `/v1/*` route may give, errors in OpenAI's shape.
+fn openai(mut responses: Value) -> Value {
+    if let Value::Object(o) = &mut responses {
+        for (status, desc) in [
+            ("400", "A malformed request"),
+            (
+                "401",
+                "invalid_api_key: missing or invalid bearer token (WWW-Authenticate: Bearer)",
+            ),
+            (
+                "403",
+                "permission_denied or approval_required: permission missing, cross-origin, or remote access without keys",
+            ),
+            ("408", "The body was not received within 30 s"),
+            ("413", "Body over 1 MiB"),
+            ("414", "URL over 8 KiB"),
+            ("429", "rate_limit_exceeded (Retry-After)"),
+            ("431", "Request head over 64 KiB"),
+            ("500", "Invalid configuration or an internal error"),
+        ] {
+            o.entry(status).or_insert_with(|| oerr(desc));
+        }
+    }
+    responses
+}
+
 /// The whole document.
 pub fn spec() -> Value {
     let mut doc = described();
@@ -167,6 +197,44 @@ fn described() -> Value {
                     "approved": {"type": "boolean"},
                     "envelope": {"oneOf": [r("Envelope"), {"type": "null"}]},
                     "detail": {"type": "string"}
+                }},
+                "OpenAIError": {"type": "object", "required": ["error"], "additionalProperties": false, "description": "The errors of /v1/* in OpenAI's shape", "properties": {"error": {"type": "object", "required": ["message", "type", "param", "code"], "additionalProperties": false, "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string", "description": "invalid_request_error, permission_error, rate_limit_error, timeout_error or server_error"},
+                    "param": {"type": ["string", "null"], "description": "the offending parameter, e.g. messages[2].role"},
+                    "code": {"type": ["string", "null"], "description": "invalid_api_key, permission_denied, approval_required, model_not_found, not_found, method_not_allowed, prompt_refused, rate_limit_exceeded, timeout, tool_failed, cancelled, circuit_open, service_unavailable, storage_full, …"}
+                }}}},
+                "ChatMessage": {"type": "object", "required": ["role"], "properties": {
+                    "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+                    "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}}]}
+                }},
+                "ChatCompletionRequest": {"type": "object", "required": ["model", "messages"], "description": "OpenAI's request; fields gathm does not use (temperature, tools, …) are ignored", "properties": {
+                    "model": {"type": "string"},
+                    "messages": {"type": "array", "minItems": 1, "maxItems": 4096, "items": r("ChatMessage")},
+                    "stream": {"type": "boolean", "default": false},
+                    "max_tokens": {"type": "integer", "minimum": 1, "description": "estimated tokens (4 characters each); the reply stops there with finish_reason length"},
+                    "max_completion_tokens": {"type": "integer", "minimum": 1},
+                    "n": {"const": 1}
+                }},
+                "Usage": {"type": "object", "description": "estimated: one token per 4 characters", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": {
+                    "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}
+                }},
+                "ChatCompletion": {"type": "object", "additionalProperties": false, "required": ["id", "object", "created", "model", "choices", "usage"], "properties": {
+                    "id": {"type": "string", "description": "chatcmpl-<job id>"},
+                    "object": {"const": "chat.completion"},
+                    "created": {"type": "integer"}, "model": {"type": "string"},
+                    "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message", "finish_reason"], "properties": {
+                        "index": {"type": "integer"}, "logprobs": {"type": "null"},
+                        "message": {"type": "object", "required": ["role", "content"], "properties": {"role": {"const": "assistant"}, "content": {"type": "string"}}},
+                        "finish_reason": {"type": "string", "enum": ["stop", "length"]}
+                    }}},
+                    "usage": r("Usage")
+                }},
+                "ModelList": {"type": "object", "additionalProperties": false, "required": ["object", "data"], "properties": {
+                    "object": {"const": "list"},
+                    "data": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["id", "object", "created", "owned_by"], "properties": {
+                        "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"}, "owned_by": {"type": "string", "description": "gathm:<tool>"}
+                    }}}
                 }},
                 "JobList": {"type": "object", "properties": {"jobs": {"type": "array", "items": r("Job")}, "count": {"type": "integer"}, "next": {"type": ["string", "null"], "description": "pass as `after` for the next page (newest first)"}}}
             }
@@ -247,6 +315,21 @@ fn described() -> Value {
             "/api/v1/jobs/{id}/stream": {"get": {"summary": "Server-sent events: every output line (id: line number; Last-Event-ID resumes), keep-alives every 15 s, then event: done",
                 "parameters": [path_param("id", "job id"), {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer"}}],
                 "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...} (pipeline jobs: step_started, step_retrying, step_finished events); last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "429": err("this client already holds GATHM_MAX_STREAMS_PER_CLIENT streams, or rate limited"), "503": err("too many open streams (GATHM_MAX_STREAMS)")}))}},
+            "/v1/models": {"get": {"summary": "OpenAI-compatible: the models of the chat tools (manifest `chat` block) the role may discover and run (tool:discover)",
+                "responses": openai(json!({"200": ok("models", r("ModelList"))}))}},
+            "/v1/chat/completions": {"post": {"summary": "OpenAI-compatible chat completion (tool:execute): the messages rendered into the chat tool's prompt, run as a job of the job queue (listed in /api/v1/jobs; GATHM_MAX_CONCURRENCY, FIFO, GATHM_MAX_QUEUE_DEPTH, the tool's timeout counting execution only). stream: true answers chat.completion.chunk events, then data: [DONE]; an error after the stream began is a data: {\"error\": …} event",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": r("ChatCompletionRequest")}}},
+                "responses": openai(json!({
+                    "200": {"description": "a chat.completion, or (stream: true) text/event-stream of chat.completion.chunk objects, the last with finish_reason and usage, then data: [DONE]",
+                        "content": {"application/json": {"schema": r("ChatCompletion")}, "text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": oerr("malformed JSON, wrong types, unknown role, non-text content, prompt refused by validation (input: arg)"),
+                    "404": oerr("model_not_found: no chat tool the role may use has this model"),
+                    "429": oerr("rate_limit_exceeded: the job queue is full (GATHM_MAX_QUEUE_DEPTH; Retry-After), a rate limit, or every stream slot of this client is taken"),
+                    "500": oerr("tool_failed (its stderr's end), cancelled, invalid configuration"),
+                    "503": oerr("shutting down, circuit open, or the job store cannot be written"),
+                    "504": oerr("timeout: the chat tool ran longer than its timeout"),
+                    "507": oerr("the disk is full: nothing was stored")
+                }))}},
             "/api/v1/jobs/{id}/approve": {"post": {"summary": "Approve a job awaiting approval (admin, permission *)", "parameters": [path_param("id", "job id")],
                 "responses": common(json!({"200": ok("the job, now pending", r("Job")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
         }

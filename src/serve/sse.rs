@@ -34,19 +34,30 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest read of the events file at once (replay is chunked).
 const CHUNK: u64 = 64 * 1024;
 
-/// Reads complete lines appended to the events file.
-struct Tail {
+/// Reads complete lines appended to the events file (also followed by
+/// `openai.rs` for chat completions).
+pub(super) struct Tail {
     path: PathBuf,
     file: Option<File>,
     buf: Vec<u8>,
     /// The number of the last line read.
-    read: u64,
+    pub(super) read: u64,
 }
 
 impl Tail {
+    /// A reader of `path` from its start.
+    pub(super) fn new(path: PathBuf) -> Tail {
+        Tail {
+            path,
+            file: None,
+            buf: Vec::new(),
+            read: 0,
+        }
+    }
+
     /// Read what is new (at most [`CHUNK`] bytes); returns complete
     /// `(n, json)` lines and whether the read was cut at the chunk size.
-    fn poll(&mut self) -> (Vec<(u64, String)>, bool) {
+    pub(super) fn poll(&mut self) -> (Vec<(u64, String)>, bool) {
         if self.file.is_none() {
             self.file = File::open(&self.path).ok();
         }
@@ -176,12 +187,7 @@ async fn follow(out: &mut Out, jobs: &Jobs, events: PathBuf, src: Source) -> Res
         admin,
         last_id,
     } = src;
-    let mut tail = Tail {
-        path: events,
-        file: None,
-        buf: Vec::new(),
-        read: 0,
-    };
+    let mut tail = Tail::new(events);
     out.send(Event::default().comment(format!("job {}", job.id)))
         .await?;
     let (mut job, mut live) = (job, live);

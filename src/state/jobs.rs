@@ -175,6 +175,9 @@ pub struct Job {
     /// The pipeline's result: every step with status, attempts and envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
+    /// What the tool reads on stdin (a chat prompt; UTF-8), never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
     /// stdout so far while it runs (filled by the manager, never stored).
     #[serde(skip)]
     pub live_output: Option<String>,
@@ -190,6 +193,7 @@ impl Job {
         if let Value::Object(o) = &mut v {
             o.remove("owner");
             o.remove("role");
+            o.remove("stdin");
             o.insert("line_count".into(), self.stdout_lines.into());
             if !o.contains_key("envelope") {
                 o.insert("envelope".into(), Value::Null);

@@ -32,6 +32,7 @@ fn job() -> Job {
         envelope: None,
         pipeline: None,
         result: None,
+        stdin: None,
         live_output: None,
     }
 }

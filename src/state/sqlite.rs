@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     token INTEGER NOT NULL DEFAULT 0,
     lease_until REAL,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
-    idem_key TEXT
+    idem_key TEXT,
+    stdin TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, seq);
@@ -92,10 +93,10 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (dead, next_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
-const COLS: &str = "id, kind, tool, args, status, reason, exit_code, created_at, started_at, finished_at, timeout, callback_url, stdout_lines, stderr_lines, approved, owner, role, envelope, pipeline, result";
+const COLS: &str = "id, kind, tool, args, status, reason, exit_code, created_at, started_at, finished_at, timeout, callback_url, stdout_lines, stderr_lines, approved, owner, role, envelope, pipeline, result, stdin";
 
-/// The columns of a list row: no envelope, pipeline or result.
-const LIGHT_COLS: &str = "id, kind, tool, args, status, reason, exit_code, created_at, started_at, finished_at, timeout, callback_url, stdout_lines, stderr_lines, approved, owner, role, NULL, NULL, NULL";
+/// The columns of a list row: no envelope, pipeline, result or stdin.
+const LIGHT_COLS: &str = "id, kind, tool, args, status, reason, exit_code, created_at, started_at, finished_at, timeout, callback_url, stdout_lines, stderr_lines, approved, owner, role, NULL, NULL, NULL, NULL";
 
 fn map_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
@@ -132,6 +133,7 @@ fn row_job(r: &Row<'_>) -> rusqlite::Result<Job> {
     let envelope: Option<String> = r.get(17)?;
     let pipeline: Option<String> = r.get(18)?;
     let result: Option<String> = r.get(19)?;
+    let stdin: Option<String> = r.get(20)?;
     Ok(Job {
         id: r.get(0)?,
         kind: JobKind::parse(&kind).unwrap_or_default(),
@@ -153,8 +155,22 @@ fn row_job(r: &Row<'_>) -> rusqlite::Result<Job> {
         envelope: envelope.and_then(|s| serde_json::from_str(&s).ok()),
         pipeline: pipeline.and_then(|s| serde_json::from_str(&s).ok()),
         result: result.and_then(|s| serde_json::from_str(&s).ok()),
+        stdin,
         live_output: None,
     })
+}
+
+/// A database made before jobs had stdin (issue 18) gets the column.
+fn add_stdin_column(c: &Connection) -> rusqlite::Result<()> {
+    let has: i64 = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'stdin'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        c.execute_batch("ALTER TABLE jobs ADD COLUMN stdin TEXT")?;
+    }
+    Ok(())
 }
 
 fn get_job(c: &Connection, id: &str) -> rusqlite::Result<Option<Job>> {
@@ -165,8 +181,8 @@ fn get_job(c: &Connection, id: &str) -> rusqlite::Result<Option<Job>> {
 
 fn insert_job(c: &Connection, j: &Job, idem_key: Option<&str>) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO jobs (id, kind, tool, args, status, reason, exit_code, created_at, started_at, finished_at, timeout, callback_url, stdout_lines, stderr_lines, approved, owner, role, envelope, pipeline, result, idem_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+        "INSERT INTO jobs (id, kind, tool, args, status, reason, exit_code, created_at, started_at, finished_at, timeout, callback_url, stdout_lines, stderr_lines, approved, owner, role, envelope, pipeline, result, idem_key, stdin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         j.id,
@@ -190,6 +206,7 @@ fn insert_job(c: &Connection, j: &Job, idem_key: Option<&str>) -> rusqlite::Resu
         json_text(&j.pipeline),
         json_text(&j.result),
         idem_key,
+        j.stdin,
     ])?;
     Ok(())
 }
@@ -415,6 +432,7 @@ impl SqliteStore {
         let conn = open_conn(&db, read_only).map_err(map_err)?;
         if !read_only {
             conn.execute_batch(SCHEMA).map_err(map_err)?;
+            add_stdin_column(&conn).map_err(map_err)?;
             import_legacy(&conn, jobs_dir).map_err(map_err)?;
         }
         let (tx, rx) = mpsc::channel::<Op>();
@@ -1036,6 +1054,7 @@ mod tests {
             envelope: None,
             pipeline: None,
             result: None,
+            stdin: None,
             live_output: None,
         }
     }
@@ -1050,6 +1069,49 @@ mod tests {
             envelope: None,
             result: None,
         }
+    }
+
+    #[test]
+    fn stdin_is_stored_and_an_older_database_gets_its_column() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The schema before jobs had stdin.
+            let c = Connection::open(dir.path().join("jobs.db")).unwrap();
+            c.execute_batch(&SCHEMA.replace(",\n    stdin TEXT", ""))
+                .unwrap();
+            let cols: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'stdin'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(cols, 0);
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let mut j = job("u", JobStatus::Pending);
+        j.stdin = Some("user:\nhello".into());
+        let Submitted::New(a) = s.submit(j, None).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            s.get(&a.id).unwrap().unwrap().stdin.as_deref(),
+            Some("user:\nhello")
+        );
+        let c = s.claim(60.0).unwrap().unwrap();
+        assert_eq!(c.job.stdin.as_deref(), Some("user:\nhello"));
+        // Lists and the public view leave it out.
+        let listed = s
+            .list(&ListQuery {
+                limit: 10,
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert_eq!(listed[0].stdin, None);
+        assert!(a.public().get("stdin").is_none());
+        s.close();
+        // Opening again does not add it twice.
+        SqliteStore::open(dir.path()).unwrap().close();
     }
 
     #[test]

@@ -72,6 +72,10 @@ fn serve_every_route_matches_the_openapi_document() {
         return;
     }
     let sb = Sandbox::new(&["ok", "fail", "slow"]);
+    crate::harness::copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/echo-agent"),
+        &sb.tools().join("echo-agent"),
+    );
     let s = Server::start(&sb, &[("GATHM_API_KEYS", "adm:admin,usr:user")]);
     let mut r = Recorder {
         s: &s,
@@ -273,6 +277,41 @@ fn serve_every_route_matches_the_openapi_document() {
         &format!("/api/v1/jobs/{slow}/approve"),
         Some("usr"),
         None,
+    );
+    // The OpenAI-compatible routes (errors in OpenAI's shape).
+    r.call("get", "/v1/models", "/v1/models", a, None);
+    r.call("get", "/v1/models", "/v1/models", None, None);
+    let cc = "/v1/chat/completions";
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let (status, v) = r.call(
+        "post",
+        cc,
+        cc,
+        a,
+        Some(json!({"model": "echo", "messages": hi})),
+    );
+    assert_eq!(status, 200, "{v}");
+    r.call(
+        "post",
+        cc,
+        cc,
+        a,
+        Some(json!({"model": "echo", "messages": hi, "stream": true})),
+    );
+    r.call(
+        "post",
+        cc,
+        cc,
+        a,
+        Some(json!({"model": "nope", "messages": hi})),
+    );
+    r.call("post", cc, cc, a, Some(json!({"model": "echo"})));
+    r.call(
+        "post",
+        cc,
+        cc,
+        None,
+        Some(json!({"model": "echo", "messages": hi})),
     );
     let file = sb.path().join("openapi-check.json");
     std::fs::write(
