@@ -9,6 +9,7 @@ mod degraded;
 mod first_hour;
 mod jobs;
 mod mcp;
+mod mcp_http;
 mod parallel;
 mod pipeline;
 mod policy;
