@@ -115,6 +115,13 @@ fn mcp_http_cancel_kills_grandchildren() {
 }
 
 #[test]
+fn mcp_http_calls_take_execution_slots() {
+    let s = sandbox();
+    let srv = server(&s, &[("GATHM_MAX_EXECUTIONS", "1")]);
+    over_http(&s, &srv, "busy", "t-admin");
+}
+
+#[test]
 fn mcp_http_tools_list_changed() {
     let s = sandbox();
     let srv = server(&s, &[]);
@@ -257,6 +264,16 @@ fn mcp_http_sessions_belong_to_their_principal() {
     assert!(r.status < 300, "{} {}", r.status, r.body);
     let r = mcp_post(&srv, "t-user", Some(&id), list);
     assert!(is_json_error(&r, 404), "{} {}", r.status, r.body);
+    // A principal holds at most 64 sessions; others are not affected.
+    for i in 0..64 {
+        let r = mcp_post(&srv, "t-user2", None, INIT);
+        assert_eq!(r.status, 200, "session {i}: {}", r.body);
+    }
+    let r = mcp_post(&srv, "t-user2", None, INIT);
+    assert!(is_json_error(&r, 429), "{} {}", r.status, r.body);
+    assert_eq!(r.body["max_sessions"], 64);
+    let r = mcp_post(&srv, "t-user", None, INIT);
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[test]

@@ -215,6 +215,33 @@ async def cancel(mode: str) -> None:
         assert not r.is_error and "after" in text_of(r)
 
 
+async def busy(mode: str) -> None:
+    # `gathm serve` with GATHM_MAX_EXECUTIONS=1: while one call runs, another
+    # is refused (a tool error naming the limit); the slot is freed after.
+    pidfile = "busy-old.pid" if mode == "legacy" else "busy-new.pid"
+    async with client(mode) as c:
+        async with anyio.create_task_group() as tg:
+            async def call() -> None:
+                await c.call_tool("grandchild", {"args": [pidfile]})
+
+            tg.start_soon(call)
+            deadline = time.monotonic() + 10
+            while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
+                assert time.monotonic() < deadline, "the grandchild never started"
+                await anyio.sleep(0.05)
+            r = await c.call_tool("ok", {"args": ["second"]})
+            assert r.is_error and "GATHM_MAX_EXECUTIONS" in text_of(r), text_of(r)
+            tg.cancel_scope.cancel()
+        deadline = time.monotonic() + 15
+        while True:
+            r = await c.call_tool("ok", {"args": ["after"]})
+            if not r.is_error:
+                break
+            assert time.monotonic() < deadline, text_of(r)
+            await anyio.sleep(0.1)
+        assert "after" in text_of(r)
+
+
 async def list_changed(mode: str) -> None:
     tools_dir = os.environ["GATHM_TOOLS_PATH"]
     name = "fresh" + mode.replace("-", "")
@@ -274,6 +301,7 @@ async def named_args(mode: str) -> None:
 
 
 SCENARIOS = {
+    "busy": busy,
     "approved": approved,
     "list_admin": list_admin,
     "named_args": named_args,
