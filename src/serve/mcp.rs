@@ -156,15 +156,20 @@ async fn checked(
     }
     let body = read_body(&parts.headers, body).await.map_err(fail)?;
     // rmcp answers a body that is not JSON with 415; it is a bad request.
-    if parts.method == Method::POST
-        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
-    {
-        return Err(fail(http::error_with(
-            400,
-            "the body is not JSON",
-            serde_json::json!({"detail": e.to_string()}),
-        )));
-    }
+    let message = if parts.method == Method::POST {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return Err(fail(http::error_with(
+                    400,
+                    "the body is not JSON",
+                    serde_json::json!({"detail": e.to_string()}),
+                )));
+            }
+        }
+    } else {
+        None
+    };
     let mcp = app.mcp.get_or_init(|| Mcp::new(app));
     let session = header(SESSION).map(str::to_string);
     match &session {
@@ -174,7 +179,7 @@ async fn checked(
                 return Err(fail(error(404, "Not Found: Session not found")));
             }
         }
-        None if parts.method == Method::POST && is_initialize(&body) => {
+        None if message.as_ref().is_some_and(is_initialize) => {
             mcp.prune().await;
             let held = mcp
                 .owners
@@ -194,6 +199,7 @@ async fn checked(
         }
         None => {}
     }
+    drop(message);
     parts.extensions.insert(Caller {
         role: principal.role.clone(),
         principal: principal.id.clone(),
@@ -235,13 +241,12 @@ fn bytes_of(body: Vec<u8>) -> axum::body::Bytes {
     axum::body::Bytes::from(body)
 }
 
-/// Whether a body is a JSON-RPC `initialize` request (or a batch with one).
-fn is_initialize(body: &[u8]) -> bool {
+/// Whether a message is a JSON-RPC `initialize` request (or a batch with one).
+fn is_initialize(message: &Value) -> bool {
     let is_init = |v: &Value| v.get("method").and_then(Value::as_str) == Some("initialize");
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(a)) => a.iter().any(is_init),
-        Ok(v) => is_init(&v),
-        Err(_) => false,
+    match message {
+        Value::Array(a) => a.iter().any(is_init),
+        v => is_init(v),
     }
 }
 
@@ -380,15 +385,16 @@ mod tests {
 
     #[test]
     fn initialize_is_recognised() {
+        use serde_json::json;
         assert!(is_initialize(
-            br#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#
+            &json!({"jsonrpc":"2.0","id":1,"method":"initialize"})
         ));
         assert!(is_initialize(
-            br#"[{"method":"ping"},{"method":"initialize"}]"#
+            &json!([{"method":"ping"},{"method":"initialize"}])
         ));
-        assert!(!is_initialize(br#"{"method":"tools/list"}"#));
-        assert!(!is_initialize(b"not json"));
-        assert!(!is_initialize(b""));
+        assert!(!is_initialize(&json!({"method":"tools/list"})));
+        assert!(!is_initialize(&json!("initialize")));
+        assert!(!is_initialize(&json!([])));
     }
 
     #[test]

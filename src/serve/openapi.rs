@@ -247,6 +247,18 @@ fn described() -> Value {
             "/api/v1/jobs/{id}/stream": {"get": {"summary": "Server-sent events: every output line (id: line number; Last-Event-ID resumes), keep-alives every 15 s, then event: done",
                 "parameters": [path_param("id", "job id"), {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer"}}],
                 "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...} (pipeline jobs: step_started, step_retrying, step_finished events); last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "429": err("this client already holds GATHM_MAX_STREAMS_PER_CLIENT streams, or rate limited"), "503": err("too many open streams (GATHM_MAX_STREAMS)")}))}},
+            "/mcp": {
+                "post": {"summary": "MCP over streamable HTTP (JSON-RPC; the MCP specification describes the messages): the tools the key's role may use, each call a run as execute (README, MCP)",
+                    "responses": common(json!({"200": {"description": "text/event-stream of JSON-RPC messages (progress, then the response)", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        "202": {"description": "a notification or response was accepted"},
+                        "400": err("not JSON, no JSON-RPC message"), "404": err("unknown session, or another principal's"),
+                        "406": err("Accept lacks application/json or text/event-stream"), "415": err("Content-Type is not application/json"),
+                        "503": err("shutting down")}))},
+                "get": {"summary": "MCP: the session's server-to-client stream (Mcp-Session-Id)",
+                    "responses": common(json!({"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("unknown session, or another principal's")}))},
+                "delete": {"summary": "MCP: end a session (Mcp-Session-Id)",
+                    "responses": common(json!({"200": {"description": "ended"}, "404": err("unknown session, or another principal's")}))}
+            },
             "/api/v1/jobs/{id}/approve": {"post": {"summary": "Approve a job awaiting approval (admin, permission *)", "parameters": [path_param("id", "job id")],
                 "responses": common(json!({"200": ok("the job, now pending", r("Job")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
         }

@@ -391,3 +391,64 @@ fn mcp_http_without_keys_is_loopback_only() {
         "{text}"
     );
 }
+
+/// A stateless (2026-07-28) `tools/call` in one POST: the JSON-RPC result
+/// from the SSE answer.
+fn stateless_call(srv: &Server, token: &str, tool: &str, args: &[&str]) -> Value {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": {"args": args}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}
+    });
+    let r = send(
+        client()
+            .post(srv.url("/mcp"))
+            .bearer_auth(token)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", tool)
+            .body(body.to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let text = r.body.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|m| m["id"] == 1)
+        .unwrap_or_else(|| panic!("no response in {text}"))
+}
+
+/// Each call counts in the principal's window (as execute); another
+/// principal of the same role has its own; the refusal is a tool error.
+#[test]
+fn mcp_http_calls_count_in_the_principals_window() {
+    let s = Sandbox::new(&["ok"]);
+    s.write(
+        "home/policies.yaml",
+        "roles:\n  user:\n    permissions: [\"tool:execute\", \"tool:discover\"]\n    rate_limit: 2\nrate_limiting:\n  window_seconds: 3600\n  burst_allowance: 0\n",
+    );
+    let srv = server(&s, &[]);
+    for i in 0..2 {
+        let r = stateless_call(&srv, "t-user", "ok", &["x"]);
+        assert_eq!(r["result"]["isError"], false, "call {i}: {r}");
+    }
+    let r = stateless_call(&srv, "t-user", "ok", &["x"]);
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let text = r["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("429") && text.contains("rate_limited"),
+        "{text}"
+    );
+    let r = stateless_call(&srv, "t-user2", "ok", &["x"]);
+    assert_eq!(r["result"]["isError"], false, "{r}");
+    // The stateless path carries the caller too: audited with its principal.
+    assert!(
+        s.log("audit.log")
+            .iter()
+            .any(|e| e["actor"].as_str().is_some_and(|a| a.starts_with("mcp:"))),
+        "no mcp:<principal> actor"
+    );
+}
