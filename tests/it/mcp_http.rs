@@ -452,3 +452,58 @@ fn mcp_http_calls_count_in_the_principals_window() {
         "no mcp:<principal> actor"
     );
 }
+
+/// Ending a session (`DELETE /mcp`) while a call runs kills the tool's
+/// process group, grandchildren included.
+#[test]
+fn mcp_http_ended_session_kills_running_tools() {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use crate::harness::{alive, wait_until};
+
+    let s = sandbox();
+    let srv = server(&s, &[]);
+    let r = mcp_post(&srv, "t-admin", None, INIT);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.headers["mcp-session-id"].to_str().unwrap().to_string();
+    let r = mcp_post(
+        &srv,
+        "t-admin",
+        Some(&id),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The call's answer is a stream that stays open while the tool runs:
+    // send it on a raw connection and leave it.
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"grandchild","arguments":{"args":["gc-http.pid"]}}}"#;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    write!(
+        conn,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer t-admin\r\nMcp-Session-Id: {id}\r\nMcp-Protocol-Version: 2025-11-25\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{call}",
+        srv.port,
+        call.len()
+    )
+    .unwrap();
+    let pidfile = s.path().join("gc-http.pid");
+    let mut pid = 0;
+    wait_until("the grandchild to start", Duration::from_secs(10), || {
+        pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    assert!(alive(pid));
+    let r = send(
+        client()
+            .delete(srv.url("/mcp"))
+            .bearer_auth("t-admin")
+            .header("Mcp-Session-Id", &id),
+    );
+    assert!(r.status < 300, "{} {}", r.status, r.body);
+    wait_until("the grandchild to die", Duration::from_secs(15), || {
+        !alive(pid)
+    });
+    drop(conn);
+}
