@@ -174,8 +174,11 @@ async fn checked(
     let session = header(SESSION).map(str::to_string);
     match &session {
         Some(id) => {
+            // Every live session has its owner recorded (below, before its
+            // id reaches the client): one that is not the caller's, or
+            // unknown, is the 404 of an unknown session.
             let owner = mcp.owners.lock().ok().and_then(|o| o.get(id).cloned());
-            if owner.is_some_and(|o| o != principal.id) {
+            if owner.is_none_or(|o| o != principal.id) {
                 return Err(fail(error(404, "Not Found: Session not found")));
             }
         }
@@ -214,7 +217,7 @@ async fn checked(
                 .to_ascii_lowercase()
                 .starts_with("application/json")
         });
-    let req = Request::from_parts(parts, Full::new(bytes_of(body)));
+    let req = Request::from_parts(parts, Full::new(axum::body::Bytes::from(body)));
     let resp = mcp.service.handle(req).await;
     let created = resp
         .headers()
@@ -235,10 +238,6 @@ async fn checked(
         _ => {}
     }
     Ok((finish(resp.map(Body::new), json_body).await, role))
-}
-
-fn bytes_of(body: Vec<u8>) -> axum::body::Bytes {
-    axum::body::Bytes::from(body)
 }
 
 /// Whether a message is a JSON-RPC `initialize` request (or a batch with one).
