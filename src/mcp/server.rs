@@ -5,9 +5,12 @@
 //! It knows no transport: `gathm mcp` serves it over stdio (`super::serve`);
 //! `gathm serve` hands one [`Gathm`] (with a [`Host`]) to rmcp's streamable
 //! HTTP service for every session (`crate::serve::mcp`), and each request's
-//! [`Caller`] gives the role.
+//! [`Caller`] gives the role. There, a client that declares the tasks
+//! extension (SEP-2663) gets each call as a task (rmcp's `TaskManager`):
+//! `tasks/get` and `tasks/cancel` for the principal that created it only.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -15,12 +18,14 @@ use std::time::Duration;
 
 use axum::http::request::Parts;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
-    ElicitationAction, ElicitationSchema, Extensions, Implementation, ListToolsResult, MetaObject,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    CreateTaskResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, Extensions,
+    GetTaskParams, GetTaskResult, Implementation, ListToolsResult, MetaObject,
     PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
     ServerCapabilities, ServerConfig, SubscriptionFilter, Tool as McpTool,
 };
 use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::task_manager::{TaskExit, TaskFuture, TaskManager, TaskOptions};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -97,6 +102,10 @@ struct Inner {
     changes: watch::Receiver<u64>,
     /// Cancel tokens of the calls running now, by a call number.
     running: Mutex<(u64, Vec<(u64, Cancel)>)>,
+    /// Calls run as tasks (the MCP tasks extension; HTTP only), and the
+    /// principal each task belongs to.
+    tasks: TaskManager,
+    task_owners: Mutex<HashMap<String, String>>,
 }
 
 /// Removes a call from `running` when it ends, however it ends.
@@ -152,6 +161,8 @@ impl Gathm {
                 opts,
                 changes: rx,
                 running: Mutex::new((0, Vec::new())),
+                tasks: TaskManager::new(),
+                task_owners: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -241,6 +252,99 @@ impl Gathm {
                         == Some(true)
             }
             Err(_) => false,
+        }
+    }
+
+    /// Run a call as a task (`tools/call` answered with a task id; the
+    /// client polls `tasks/get`, may `tasks/cancel`): the run is the same,
+    /// output lines become the task's status message.
+    fn call_as_task(
+        &self,
+        caller: Caller,
+        name: String,
+        arguments: Option<serde_json::Map<String, Value>>,
+        approved_now: bool,
+    ) -> CallToolResponse {
+        let me = self.clone();
+        let principal = caller.principal.clone();
+        let ttl = task_ttl().as_millis().try_into().unwrap_or(u64::MAX);
+        let options = TaskOptions::new().with_ttl_ms(ttl);
+        let task = self.inner.tasks.spawn(options, move |tctx| {
+            Box::pin(async move {
+                let cancel = Cancel::new();
+                // A task past its TTL is dropped by the manager: its run is
+                // cancelled too (the process group killed).
+                let _on_drop = CancelOnDrop(cancel.clone());
+                let watch_cancel = {
+                    let (t, c) = (tctx.clone(), cancel.clone());
+                    tokio::spawn(async move {
+                        t.cancelled().await;
+                        c.cancel();
+                    })
+                };
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                let status = {
+                    let t = tctx.clone();
+                    tokio::spawn(async move {
+                        while let Some(line) = rx.recv().await {
+                            t.set_status_message(line);
+                        }
+                    })
+                };
+                let sink = Arc::new(LineSink {
+                    tx,
+                    partial: Mutex::new([Vec::new(), Vec::new()]),
+                });
+                let run = tokio::task::spawn_blocking(move || {
+                    let dyn_sink: Arc<dyn Sink> = sink.clone();
+                    let r = me.call(
+                        &caller,
+                        &name,
+                        arguments.as_ref(),
+                        Some(dyn_sink),
+                        cancel,
+                        approved_now,
+                    );
+                    sink.flush();
+                    r
+                })
+                .await;
+                watch_cancel.abort();
+                let _ = status.await;
+                let result = run
+                    .map_err(|e| TaskExit::Error(ErrorData::internal_error(e.to_string(), None)))?;
+                if tctx.is_cancel_requested() && result.is_error == Some(true) {
+                    return Err(TaskExit::Cancelled);
+                }
+                Ok(result)
+            }) as TaskFuture
+        });
+        if let Ok(mut o) = self.inner.task_owners.lock() {
+            // Forget tasks the manager has dropped (expired).
+            o.retain(|id, _| self.inner.tasks.get_task(id).is_ok());
+            o.insert(task.task_id.clone(), principal);
+        }
+        CallToolResponse::Task(CreateTaskResult::new(task))
+    }
+
+    /// A task of the caller's, or the error of an unknown task.
+    fn own_task(&self, context: &RequestContext<RoleServer>, id: &str) -> Result<(), ErrorData> {
+        let caller = self
+            .caller(&context.extensions)
+            .ok_or_else(unauthenticated)?;
+        let mine = self
+            .inner
+            .task_owners
+            .lock()
+            .ok()
+            .is_some_and(|o| o.get(id).is_some_and(|p| *p == caller.principal));
+        if mine {
+            Ok(())
+        } else {
+            Err(ErrorData::invalid_params(
+                format!("unknown task: {id}"),
+                None,
+            ))
         }
     }
 
@@ -339,6 +443,26 @@ impl Gathm {
             h.end(&env);
         }
         result_of(&env, host.is_some())
+    }
+}
+
+/// How long a task may run, and how long its result is kept after
+/// (`GATHM_MCP_TASK_TTL` seconds, default 3600).
+pub fn task_ttl() -> Duration {
+    let secs: f64 = crate::config::env_parse("GATHM_MCP_TASK_TTL").unwrap_or(3600.0);
+    Duration::from_secs_f64(if secs.is_finite() && (1.0..=604_800.0).contains(&secs) {
+        secs
+    } else {
+        3600.0
+    })
+}
+
+/// Cancels a run when dropped (a task future aborted mid-run).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
@@ -492,22 +616,27 @@ impl Sink for LineSink {
 
 impl ServerHandler for Gathm {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tool_list_changed()
-                .build(),
-        )
-        .with_protocol_version(ProtocolVersion::V_2026_07_28)
-        .with_server_info(
-            Implementation::new("gathm", env!("CARGO_PKG_VERSION")).with_title("gathm tool runner"),
-        )
-        .with_instructions(
-            "Each tool is a gathm tool (tool.yaml). Calls run behind gathm's policies, rate \
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed();
+        // Tasks outlive a request, so only over HTTP (`gathm serve`).
+        let caps = if self.inner.opts.host.is_some() {
+            caps.enable_tasks().build()
+        } else {
+            caps.build()
+        };
+        ServerConfig::new(caps)
+            .with_protocol_version(ProtocolVersion::V_2026_07_28)
+            .with_server_info(
+                Implementation::new("gathm", env!("CARGO_PKG_VERSION"))
+                    .with_title("gathm tool runner"),
+            )
+            .with_instructions(
+                "Each tool is a gathm tool (tool.yaml). Calls run behind gathm's policies, rate \
              limits, circuit breaker, fallbacks, cache and audit log. Tools without named \
              arguments take {\"args\": [strings]}; the result's structuredContent is the run \
              envelope.",
-        )
+            )
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -538,6 +667,18 @@ impl ServerHandler for Gathm {
         let caller = self
             .caller(&context.extensions)
             .ok_or_else(unauthenticated)?;
+        if self.inner.opts.host.is_some()
+            && context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+        {
+            let name = request.name.to_string();
+            let approved_now = self.needs_approval(&caller.role, &name)
+                && self
+                    .elicit_approval(&caller.role, &name, request.arguments.as_ref(), &context)
+                    .await;
+            return Ok(self.call_as_task(caller, name, request.arguments, approved_now));
+        }
         let cancel = Cancel::new();
         let watch_cancel = {
             let ct = context.ct.clone();
@@ -600,6 +741,26 @@ impl ServerHandler for Gathm {
             let _ = task.await;
         }
         Ok(CallToolResponse::Complete(result))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.own_task(&context, &request.task_id)?;
+        Ok(GetTaskResult::new(
+            self.inner.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.own_task(&context, &request.task_id)?;
+        self.inner.tasks.cancel_task(&request.task_id)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

@@ -392,15 +392,20 @@ fn mcp_http_without_keys_is_loopback_only() {
     );
 }
 
-/// A stateless (2026-07-28) `tools/call` in one POST: the JSON-RPC result
-/// from the SSE answer.
-fn stateless_call(srv: &Server, token: &str, tool: &str, args: &[&str]) -> Value {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": tool, "arguments": {"args": args}, "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {}}}
-    });
+/// A stateless (2026-07-28) request in one POST (`Mcp-Name`: the tool or
+/// task it names): the JSON-RPC response from the SSE answer. `tasks`: the
+/// client declares the tasks extension.
+fn rpc(srv: &Server, token: &str, method: &str, name: &str, params: Value, tasks: bool) -> Value {
+    let caps = if tasks {
+        json!({"extensions": {"io.modelcontextprotocol/tasks": {}}})
+    } else {
+        json!({})
+    };
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": caps});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
     let r = send(
         client()
             .post(srv.url("/mcp"))
@@ -408,8 +413,8 @@ fn stateless_call(srv: &Server, token: &str, tool: &str, args: &[&str]) -> Value
             .header("Content-Type", "application/json")
             .header("Accept", "application/json, text/event-stream")
             .header("MCP-Protocol-Version", "2026-07-28")
-            .header("Mcp-Method", "tools/call")
-            .header("Mcp-Name", tool)
+            .header("Mcp-Method", method)
+            .header("Mcp-Name", name)
             .body(body.to_string()),
     );
     assert_eq!(r.status, 200, "{}", r.body);
@@ -419,6 +424,88 @@ fn stateless_call(srv: &Server, token: &str, tool: &str, args: &[&str]) -> Value
         .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
         .find(|m| m["id"] == 1)
         .unwrap_or_else(|| panic!("no response in {text}"))
+}
+
+fn stateless_call(srv: &Server, token: &str, tool: &str, args: &[&str]) -> Value {
+    let params = json!({"name": tool, "arguments": {"args": args}});
+    rpc(srv, token, "tools/call", tool, params, false)
+}
+
+/// A client that declares the tasks extension gets each call as a task to
+/// poll (`tasks/get`), which only its principal can see or cancel;
+/// `tasks/cancel` kills the process group.
+#[test]
+fn mcp_http_calls_become_tasks_for_clients_that_declare_them() {
+    use std::time::Duration;
+
+    use crate::harness::{alive, wait_until};
+
+    let s = sandbox();
+    let srv = server(&s, &[]);
+    let call = |tool: &str, args: &[&str]| {
+        let params = json!({"name": tool, "arguments": {"args": args}});
+        let r = rpc(&srv, "t-user", "tools/call", tool, params, true);
+        assert_eq!(r["result"]["resultType"], "task", "{r}");
+        r["result"]["taskId"].as_str().unwrap().to_string()
+    };
+    let get =
+        |token: &str, id: &str| rpc(&srv, token, "tasks/get", id, json!({"taskId": id}), true);
+    let id = call("ok", &["a", "b c"]);
+    let mut last = Value::Null;
+    wait_until("the task to complete", Duration::from_secs(15), || {
+        last = get("t-user", &id);
+        last["result"]["status"] == "completed"
+    });
+    let result = &last["result"]["result"];
+    assert_eq!(result["isError"], false, "{last}");
+    assert_eq!(result["structuredContent"]["status"], "success", "{last}");
+    assert_eq!(result["content"][0]["text"], "[\"a\", \"b c\"]\n", "{last}");
+    // Not another principal's, even of the same role.
+    let other = get("t-user2", &id);
+    assert!(
+        other["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unknown task"),
+        "{other}"
+    );
+    // Cancel kills the tool's process group, grandchildren included.
+    let id = call("grandchild", &["gc-task.pid"]);
+    let pidfile = s.path().join("gc-task.pid");
+    let mut pid = 0;
+    wait_until("the grandchild to start", Duration::from_secs(10), || {
+        pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    assert!(alive(pid));
+    let r = rpc(
+        &srv,
+        "t-user2",
+        "tasks/cancel",
+        &id,
+        json!({"taskId": id}),
+        true,
+    );
+    assert!(r["error"].is_object(), "another principal cancelled: {r}");
+    assert!(alive(pid));
+    let r = rpc(
+        &srv,
+        "t-user",
+        "tasks/cancel",
+        &id,
+        json!({"taskId": id}),
+        true,
+    );
+    assert!(r["error"].is_null(), "{r}");
+    wait_until("the task to be cancelled", Duration::from_secs(15), || {
+        get("t-user", &id)["result"]["status"] == "cancelled"
+    });
+    wait_until("the grandchild to die", Duration::from_secs(15), || {
+        !alive(pid)
+    });
 }
 
 /// Each call counts in the principal's window (as execute); another
@@ -506,4 +593,45 @@ fn mcp_http_ended_session_kills_running_tools() {
         !alive(pid)
     });
     drop(conn);
+}
+
+/// A task past `GATHM_MCP_TASK_TTL` fails and its run is killed.
+#[test]
+fn mcp_http_expired_task_kills_its_run() {
+    use std::time::Duration;
+
+    use crate::harness::{alive, wait_until};
+
+    let s = sandbox();
+    let srv = server(&s, &[("GATHM_MCP_TASK_TTL", "1")]);
+    let params = json!({"name": "grandchild", "arguments": {"args": ["gc-ttl.pid"]}});
+    let r = rpc(&srv, "t-admin", "tools/call", "grandchild", params, true);
+    let id = r["result"]["taskId"].as_str().unwrap().to_string();
+    let pidfile = s.path().join("gc-ttl.pid");
+    let mut pid = 0;
+    wait_until("the grandchild to start", Duration::from_secs(10), || {
+        pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    // The manager notices the expiry when the task is looked at.
+    wait_until("the task to expire", Duration::from_secs(15), || {
+        let r = rpc(
+            &srv,
+            "t-admin",
+            "tasks/get",
+            &id,
+            json!({"taskId": id}),
+            true,
+        );
+        r["result"]["status"] == "failed"
+            || r["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown task"))
+    });
+    wait_until("the grandchild to die", Duration::from_secs(15), || {
+        !alive(pid)
+    });
 }
