@@ -1,11 +1,12 @@
-//! `gathm mcp`: an MCP server (Model Context Protocol, rmcp) over stdio.
+//! `gathm mcp`: an MCP server (Model Context Protocol, rmcp) over stdio;
+//! `gathm serve` mounts the same handler at `/mcp` (`crate::serve::mcp`).
 //!
 //! - `schema`: manifest → `inputSchema`, call arguments → argv, annotations,
 //!   the envelope's `outputSchema`;
 //! - `server`: the transport-independent handler ([`Gathm`]).
 //!
 //! Over HTTP the same handler mounts with rmcp's streamable HTTP service
-//! (README, "MCP").
+//! (`crate::serve::mcp`; README, "MCP").
 
 pub mod schema;
 pub mod server;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 
-pub use server::{Gathm, Options};
+pub use server::{Caller, Gathm, Host, Options};
 
 use crate::config::{Context, env_parse};
 use crate::error::{Error, Result};
@@ -38,6 +39,7 @@ pub fn serve(ctx: Context, role: &str, approve: Vec<String>) -> Result<i32> {
         role: role.to_string(),
         approve,
         poll: poll_interval(),
+        host: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,22 +3,29 @@
 //! with output lines, cancellation, and `tools/list_changed`.
 //!
 //! It knows no transport: `gathm mcp` serves it over stdio (`super::serve`);
-//! the same [`Gathm`] value can be handed to rmcp's streamable HTTP service
-//! (`StreamableHttpService::new(move || Ok(handler.clone()), ...)`).
+//! `gathm serve` hands one [`Gathm`] (with a [`Host`]) to rmcp's streamable
+//! HTTP service for every session (`crate::serve::mcp`), and each request's
+//! [`Caller`] gives the role. There, a client that declares the tasks
+//! extension (SEP-2663) gets each call as a task (rmcp's `TaskManager`):
+//! `tasks/get` and `tasks/cancel` for the principal that created it only.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::request::Parts;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ElicitRequestParams,
-    ElicitationAction, ElicitationSchema, Implementation, ListToolsResult, MetaObject,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    CreateTaskResult, ElicitRequestParams, ElicitationAction, ElicitationSchema, Extensions,
+    GetTaskParams, GetTaskResult, Implementation, ListToolsResult, MetaObject,
     PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ProtocolVersion,
     ServerCapabilities, ServerConfig, SubscriptionFilter, Tool as McpTool,
 };
 use rmcp::service::{ElicitationMode, NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::task_manager::{TaskExit, TaskFuture, TaskManager, TaskOptions};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -38,14 +45,55 @@ pub const PROTOCOL_VERSIONS: &[ProtocolVersion] =
     &[ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2026_07_28];
 
 /// How the server was started.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
-    /// Role for policy decisions (`--role`, `GATHM_ROLE`).
+    /// Role for policy decisions (`--role`, `GATHM_ROLE`); over HTTP each
+    /// request's [`Caller`] overrides it.
     pub role: String,
-    /// Globs of tools approved at start (`--approve-tools`).
+    /// Globs of tools approved at start (`--approve-tools`,
+    /// `GATHM_MCP_APPROVE_TOOLS` for `gathm serve`).
     pub approve: Vec<String>,
     /// How often manifests are checked for changes.
     pub poll: Duration,
+    /// The HTTP server around the handler (`gathm serve`); `None` on stdio.
+    pub host: Option<Arc<dyn Host>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("role", &self.role)
+            .field("approve", &self.approve)
+            .field("poll", &self.poll)
+            .field("host", &self.host.is_some())
+            .finish()
+    }
+}
+
+/// Who sends a request over HTTP: `serve::mcp` authenticates the bearer
+/// token and puts this in the HTTP request's extensions, which rmcp hands to
+/// the handler (`RequestContext::extensions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The role policies apply to.
+    pub role: String,
+    /// The principal (a hash of the token, or `local`), for the audit actor.
+    pub principal: String,
+}
+
+/// What the HTTP server adds around each tool run: its limits (principal
+/// and tool rate limits, execution slots, draining) and its metrics.
+pub trait Host: Send + Sync {
+    /// Before a run: a guard held until the run ends, or why it may not
+    /// start (the refusal's text).
+    fn begin(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        cancel: &Cancel,
+    ) -> Result<Box<dyn std::any::Any + Send>, String>;
+    /// After a run.
+    fn end(&self, env: &Envelope);
 }
 
 struct Inner {
@@ -54,6 +102,10 @@ struct Inner {
     changes: watch::Receiver<u64>,
     /// Cancel tokens of the calls running now, by a call number.
     running: Mutex<(u64, Vec<(u64, Cancel)>)>,
+    /// Calls run as tasks (the MCP tasks extension; HTTP only), and the
+    /// principal each task belongs to.
+    tasks: TaskManager,
+    task_owners: Mutex<HashMap<String, String>>,
 }
 
 /// Removes a call from `running` when it ends, however it ends.
@@ -109,6 +161,8 @@ impl Gathm {
                 opts,
                 changes: rx,
                 running: Mutex::new((0, Vec::new())),
+                tasks: TaskManager::new(),
+                task_owners: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -130,11 +184,26 @@ impl Gathm {
         self.inner.running.lock().map(|r| r.1.len()).unwrap_or(0)
     }
 
+    /// Who sends a request: on stdio the role the server was started with;
+    /// over HTTP the [`Caller`] `serve::mcp` put in the request (`None`
+    /// without one: refused, never a default role).
+    fn caller(&self, ext: &Extensions) -> Option<Caller> {
+        if self.inner.opts.host.is_none() {
+            return Some(Caller {
+                role: self.inner.opts.role.clone(),
+                principal: String::new(),
+            });
+        }
+        ext.get::<Parts>()
+            .and_then(|p| p.extensions.get::<Caller>())
+            .cloned()
+    }
+
     /// Whether a call of `tool` needs approval that was not given at start.
-    fn needs_approval(&self, tool: &str) -> bool {
+    fn needs_approval(&self, role: &str, tool: &str) -> bool {
         !self.approved(tool)
             && self.inner.ctx.policies().is_ok_and(|p| {
-                policy::decide(&p, &self.inner.opts.role, tool, Action::Execute, false).decision
+                policy::decide(&p, role, tool, Action::Execute, false).decision
                     == Verdict::ApprovalRequired
             })
     }
@@ -145,6 +214,7 @@ impl Gathm {
     /// server-to-client requests). No answer within 5 minutes is a refusal.
     async fn elicit_approval(
         &self,
+        role: &str,
         tool: &str,
         arguments: Option<&serde_json::Map<String, Value>>,
         context: &RequestContext<RoleServer>,
@@ -163,8 +233,7 @@ impl Gathm {
         let params = ElicitRequestParams::FormElicitationParams {
             meta: None,
             message: format!(
-                "gathm: the tool {tool:?} needs approval for role {:?}. Run it with arguments {args}?",
-                self.inner.opts.role
+                "gathm: the tool {tool:?} needs approval for role {role:?}. Run it with arguments {args}?"
             ),
             requested_schema: ElicitationSchema::builder()
                 .required_bool("approve")
@@ -186,6 +255,99 @@ impl Gathm {
         }
     }
 
+    /// Run a call as a task (`tools/call` answered with a task id; the
+    /// client polls `tasks/get`, may `tasks/cancel`): the run is the same,
+    /// output lines become the task's status message.
+    fn call_as_task(
+        &self,
+        caller: Caller,
+        name: String,
+        arguments: Option<serde_json::Map<String, Value>>,
+        approved_now: bool,
+    ) -> CallToolResponse {
+        let me = self.clone();
+        let principal = caller.principal.clone();
+        let ttl = task_ttl().as_millis().try_into().unwrap_or(u64::MAX);
+        let options = TaskOptions::new().with_ttl_ms(ttl);
+        let task = self.inner.tasks.spawn(options, move |tctx| {
+            Box::pin(async move {
+                let cancel = Cancel::new();
+                // A task past its TTL is dropped by the manager: its run is
+                // cancelled too (the process group killed).
+                let _on_drop = CancelOnDrop(cancel.clone());
+                let watch_cancel = {
+                    let (t, c) = (tctx.clone(), cancel.clone());
+                    tokio::spawn(async move {
+                        t.cancelled().await;
+                        c.cancel();
+                    })
+                };
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                let status = {
+                    let t = tctx.clone();
+                    tokio::spawn(async move {
+                        while let Some(line) = rx.recv().await {
+                            t.set_status_message(line);
+                        }
+                    })
+                };
+                let sink = Arc::new(LineSink {
+                    tx,
+                    partial: Mutex::new([Vec::new(), Vec::new()]),
+                });
+                let run = tokio::task::spawn_blocking(move || {
+                    let dyn_sink: Arc<dyn Sink> = sink.clone();
+                    let r = me.call(
+                        &caller,
+                        &name,
+                        arguments.as_ref(),
+                        Some(dyn_sink),
+                        cancel,
+                        approved_now,
+                    );
+                    sink.flush();
+                    r
+                })
+                .await;
+                watch_cancel.abort();
+                let _ = status.await;
+                let result = run
+                    .map_err(|e| TaskExit::Error(ErrorData::internal_error(e.to_string(), None)))?;
+                if tctx.is_cancel_requested() && result.is_error == Some(true) {
+                    return Err(TaskExit::Cancelled);
+                }
+                Ok(result)
+            }) as TaskFuture
+        });
+        if let Ok(mut o) = self.inner.task_owners.lock() {
+            // Forget tasks the manager has dropped (expired).
+            o.retain(|id, _| self.inner.tasks.get_task(id).is_ok());
+            o.insert(task.task_id.clone(), principal);
+        }
+        CallToolResponse::Task(CreateTaskResult::new(task))
+    }
+
+    /// A task of the caller's, or the error of an unknown task.
+    fn own_task(&self, context: &RequestContext<RoleServer>, id: &str) -> Result<(), ErrorData> {
+        let caller = self
+            .caller(&context.extensions)
+            .ok_or_else(unauthenticated)?;
+        let mine = self
+            .inner
+            .task_owners
+            .lock()
+            .ok()
+            .is_some_and(|o| o.get(id).is_some_and(|p| *p == caller.principal));
+        if mine {
+            Ok(())
+        } else {
+            Err(ErrorData::invalid_params(
+                format!("unknown task: {id}"),
+                None,
+            ))
+        }
+    }
+
     fn approved(&self, tool: &str) -> bool {
         self.inner
             .opts
@@ -194,10 +356,9 @@ impl Gathm {
             .any(|g| policy::glob(g, tool))
     }
 
-    /// The tools the role may see, as MCP tools.
-    pub fn tools(&self) -> Result<Vec<McpTool>, String> {
+    /// The tools `role` may see, as MCP tools.
+    pub fn tools(&self, role: &str) -> Result<Vec<McpTool>, String> {
         let ctx = &self.inner.ctx;
-        let role = &self.inner.opts.role;
         let p = ctx.policies().map_err(|e| e.to_string())?;
         let d = policy::decide(&p, role, "", Action::Discover, false);
         if !d.allowed() {
@@ -214,14 +375,15 @@ impl Gathm {
             .map(|t| {
                 let exec = policy::decide(&p, role, &t.name, Action::Execute, false);
                 let needs = exec.decision == Verdict::ApprovalRequired && !self.approved(&t.name);
-                describe(t, needs)
+                describe(t, needs, self.inner.opts.host.is_some())
             })
             .collect())
     }
 
-    /// Run one call (blocking: call it off the async threads).
+    /// Run one call for `caller` (blocking: call it off the async threads).
     pub fn call(
         &self,
+        caller: &Caller,
         name: &str,
         arguments: Option<&serde_json::Map<String, Value>>,
         sink: Option<Arc<dyn Sink>>,
@@ -254,25 +416,66 @@ impl Gathm {
         let mut req = RunRequest::new(
             name,
             args.into_iter().map(OsString::from).collect(),
-            &self.inner.opts.role,
+            &caller.role,
         );
-        req.actor = "mcp".into();
+        req.actor = if caller.principal.is_empty() {
+            "mcp".into()
+        } else {
+            format!(
+                "mcp:{}",
+                &caller.principal[..caller.principal.len().min(16)]
+            )
+        };
         req.approved = approved_now || self.approved(name);
         req.sink = sink;
         req.cancel = cancel;
+        let host = self.inner.opts.host.as_deref();
+        // Over HTTP the server applies the principal's and the tool's rate
+        // limits (as for `POST /api/v1/tools/{name}/execute`).
+        req.rate_limit = host.is_none();
+        let _slot = match host.map(|h| h.begin(caller, name, &req.cancel)) {
+            Some(Err(why)) => return error_result(&format!("gathm: {why}"), None),
+            Some(Ok(guard)) => Some(guard),
+            None => None,
+        };
         let env = run::run(ctx, &req);
-        result_of(&env)
+        if let Some(h) = host {
+            h.end(&env);
+        }
+        result_of(&env, host.is_some())
+    }
+}
+
+/// How long a task may run, and how long its result is kept after
+/// (`GATHM_MCP_TASK_TTL` seconds, default 3600).
+pub fn task_ttl() -> Duration {
+    let secs: f64 = crate::config::env_parse("GATHM_MCP_TASK_TTL").unwrap_or(3600.0);
+    Duration::from_secs_f64(if secs.is_finite() && (1.0..=604_800.0).contains(&secs) {
+        secs
+    } else {
+        3600.0
+    })
+}
+
+/// Cancels a run when dropped (a task future aborted mid-run).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 
 /// A manifest as an MCP tool.
-fn describe(t: &Tool, needs_approval: bool) -> McpTool {
+fn describe(t: &Tool, needs_approval: bool, http: bool) -> McpTool {
     let m = &t.manifest;
     let mut description = m.description.clone().unwrap_or_default();
     if needs_approval {
-        description.push_str(
-            " (needs approval: refused unless `gathm mcp` was started with --approve-tools matching it)",
-        );
+        description.push_str(if http {
+            " (needs approval: refused unless the client approves it when asked (elicitation) or `gathm serve` was started with GATHM_MCP_APPROVE_TOOLS matching it)"
+        } else {
+            " (needs approval: refused unless `gathm mcp` was started with --approve-tools matching it)"
+        });
     }
     let mut meta = serde_json::Map::new();
     meta.insert("gathm/requiresApproval".into(), needs_approval.into());
@@ -291,6 +494,10 @@ fn describe(t: &Tool, needs_approval: bool) -> McpTool {
     .with_meta(MetaObject(meta))
 }
 
+fn unauthenticated() -> ErrorData {
+    ErrorData::invalid_request("no authenticated caller", None)
+}
+
 fn envelope_value(env: &Envelope) -> Value {
     serde_json::to_value(env).unwrap_or(Value::Null)
 }
@@ -302,8 +509,9 @@ fn error_result(text: &str, env: Option<&Envelope>) -> CallToolResult {
 }
 
 /// The call's result: stdout as text; on failure `isError` with stderr and
-/// the reason; the envelope as `structuredContent`.
-pub fn result_of(env: &Envelope) -> CallToolResult {
+/// the reason; the envelope as `structuredContent`. `http`: served by
+/// `gathm serve` (how to approve differs).
+pub fn result_of(env: &Envelope, http: bool) -> CallToolResult {
     if env.status == RunStatus::Success {
         let mut r = CallToolResult::success(vec![ContentBlock::text(env.output.clone())]);
         r.structured_content = Some(envelope_value(env));
@@ -321,6 +529,10 @@ pub fn result_of(env: &Envelope) -> CallToolResult {
         .and_then(|r| serde_json::to_value(r).ok())
         .and_then(|v| v.as_str().map(String::from));
     let why = match (&reason, &env.message) {
+        (_, Some(m)) if env.reason == Some(Reason::ApprovalRequired) && http => format!(
+            "approval_required: {m}; approve it when the client asks (elicitation), start `gathm serve` with GATHM_MCP_APPROVE_TOOLS={}, or submit it as a job (POST /api/v1/jobs) for an admin to approve",
+            env.tool
+        ),
         (_, Some(m)) if env.reason == Some(Reason::ApprovalRequired) => format!(
             "approval_required: {m}; `gathm mcp` approves tools only at start: restart it with --approve-tools {}",
             env.tool
@@ -404,22 +616,27 @@ impl Sink for LineSink {
 
 impl ServerHandler for Gathm {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .enable_tool_list_changed()
-                .build(),
-        )
-        .with_protocol_version(ProtocolVersion::V_2026_07_28)
-        .with_server_info(
-            Implementation::new("gathm", env!("CARGO_PKG_VERSION")).with_title("gathm tool runner"),
-        )
-        .with_instructions(
-            "Each tool is a gathm tool (tool.yaml). Calls run behind gathm's policies, rate \
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed();
+        // Tasks outlive a request, so only over HTTP (`gathm serve`).
+        let caps = if self.inner.opts.host.is_some() {
+            caps.enable_tasks().build()
+        } else {
+            caps.build()
+        };
+        ServerConfig::new(caps)
+            .with_protocol_version(ProtocolVersion::V_2026_07_28)
+            .with_server_info(
+                Implementation::new("gathm", env!("CARGO_PKG_VERSION"))
+                    .with_title("gathm tool runner"),
+            )
+            .with_instructions(
+                "Each tool is a gathm tool (tool.yaml). Calls run behind gathm's policies, rate \
              limits, circuit breaker, fallbacks, cache and audit log. Tools without named \
              arguments take {\"args\": [strings]}; the result's structuredContent is the run \
              envelope.",
-        )
+            )
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
@@ -429,10 +646,13 @@ impl ServerHandler for Gathm {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self
+            .caller(&context.extensions)
+            .ok_or_else(unauthenticated)?;
         let me = self.clone();
-        let tools = tokio::task::spawn_blocking(move || me.tools())
+        let tools = tokio::task::spawn_blocking(move || me.tools(&caller.role))
             .await
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?
             .map_err(|m| ErrorData::invalid_request(m, None))?;
@@ -444,6 +664,21 @@ impl ServerHandler for Gathm {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self
+            .caller(&context.extensions)
+            .ok_or_else(unauthenticated)?;
+        if self.inner.opts.host.is_some()
+            && context
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+        {
+            let name = request.name.to_string();
+            let approved_now = self.needs_approval(&caller.role, &name)
+                && self
+                    .elicit_approval(&caller.role, &name, request.arguments.as_ref(), &context)
+                    .await;
+            return Ok(self.call_as_task(caller, name, request.arguments, approved_now));
+        }
         let cancel = Cancel::new();
         let watch_cancel = {
             let ct = context.ct.clone();
@@ -480,13 +715,20 @@ impl ServerHandler for Gathm {
         let me = self.clone();
         let name = request.name.to_string();
         let arguments = request.arguments;
-        let approved_now = self.needs_approval(&name)
+        let approved_now = self.needs_approval(&caller.role, &name)
             && self
-                .elicit_approval(&name, arguments.as_ref(), &context)
+                .elicit_approval(&caller.role, &name, arguments.as_ref(), &context)
                 .await;
         let result = tokio::task::spawn_blocking(move || {
             let dyn_sink = sink.clone().map(|s| s as Arc<dyn Sink>);
-            let r = me.call(&name, arguments.as_ref(), dyn_sink, cancel, approved_now);
+            let r = me.call(
+                &caller,
+                &name,
+                arguments.as_ref(),
+                dyn_sink,
+                cancel,
+                approved_now,
+            );
             if let Some(s) = &sink {
                 s.flush();
             }
@@ -499,6 +741,26 @@ impl ServerHandler for Gathm {
             let _ = task.await;
         }
         Ok(CallToolResponse::Complete(result))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.own_task(&context, &request.task_id)?;
+        Ok(GetTaskResult::new(
+            self.inner.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.own_task(&context, &request.task_id)?;
+        self.inner.tasks.cancel_task(&request.task_id)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

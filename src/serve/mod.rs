@@ -20,6 +20,7 @@
 
 pub mod auth;
 pub mod http;
+mod mcp;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;
@@ -243,13 +244,15 @@ struct App {
     ready: AtomicBool,
     streams: AtomicUsize,
     streams_by: Mutex<HashMap<String, usize>>,
-    executions: Semaphore,
+    executions: Arc<Semaphore>,
     connections: Arc<Semaphore>,
     conn_notes: Notes,
     opts: Options,
     sync_runs: Mutex<HashMap<u64, Cancel>>,
     next_run: AtomicU64,
     access: AccessLog,
+    /// `/mcp` (`mcp.rs`), made on its first request.
+    mcp: std::sync::OnceLock<mcp::Mcp>,
 }
 
 /// What a handler produced.
@@ -321,13 +324,14 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         ready: AtomicBool::new(true),
         streams: AtomicUsize::new(0),
         streams_by: Mutex::new(HashMap::new()),
-        executions: Semaphore::new(opts.max_executions),
+        executions: Arc::new(Semaphore::new(opts.max_executions)),
         connections: Arc::new(Semaphore::new(opts.max_connections)),
         conn_notes: Notes::new(),
         opts: opts.clone(),
         sync_runs: Mutex::new(HashMap::new()),
         next_run: AtomicU64::new(0),
         access: AccessLog::default(),
+        mcp: std::sync::OnceLock::new(),
     });
     {
         let (app, logger) = (Arc::clone(&app), ctx.logger.clone());
@@ -747,6 +751,14 @@ async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
         .copied()
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let path = parts.uri.path().to_string();
+    if mcp::is_mcp(&path) {
+        let method = parts.method.clone();
+        let (resp, role) = match head_checks(&parts) {
+            Err(r) => (respond(r), None),
+            Ok(()) => mcp::handle(&app, parts, body).await,
+        };
+        return finish(&app, t0, &method, path, "/mcp", role, resp);
+    }
     let routed = route(&parts.method, &path);
     let tpl = match &routed {
         Routed::Found(_, t) | Routed::Method(_, t) => *t,

@@ -330,6 +330,18 @@ fn described() -> Value {
                     "504": oerr("timeout: the chat tool ran longer than its timeout"),
                     "507": oerr("the disk is full: nothing was stored")
                 }))}},
+            "/mcp": {
+                "post": {"summary": "MCP over streamable HTTP (JSON-RPC; the MCP specification describes the messages): the tools the key's role may use, each call a run as execute (README, MCP)",
+                    "responses": common(json!({"200": {"description": "text/event-stream of JSON-RPC messages (progress, then the response)", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                        "202": {"description": "a notification or response was accepted"},
+                        "400": err("not JSON, no JSON-RPC message"), "404": err("unknown session, or another principal's"),
+                        "406": err("Accept lacks application/json or text/event-stream"), "415": err("Content-Type is not application/json"),
+                        "503": err("shutting down")}))},
+                "get": {"summary": "MCP: the session's server-to-client stream (Mcp-Session-Id)",
+                    "responses": common(json!({"200": {"description": "text/event-stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("unknown session, or another principal's")}))},
+                "delete": {"summary": "MCP: end a session (Mcp-Session-Id)",
+                    "responses": common(json!({"200": {"description": "ended"}, "404": err("unknown session, or another principal's")}))}
+            },
             "/api/v1/jobs/{id}/approve": {"post": {"summary": "Approve a job awaiting approval (admin, permission *)", "parameters": [path_param("id", "job id")],
                 "responses": common(json!({"200": ok("the job, now pending", r("Job")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
         }

@@ -10,6 +10,7 @@ mod first_hour;
 mod fleet;
 mod jobs;
 mod mcp;
+mod mcp_http;
 mod openai;
 mod parallel;
 mod pipeline;

@@ -21,7 +21,7 @@ audit:
   log_agent_decisions: true
 "#;
 
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-venv/bin/python");
     let ok = p.exists()
         && Command::new(&p)
@@ -46,7 +46,7 @@ fn python() -> Option<PathBuf> {
     None
 }
 
-fn sandbox() -> Sandbox {
+pub(crate) fn sandbox() -> Sandbox {
     let s = Sandbox::new(&["ok", "fail", "primary", "backup", "lines", "grandchild"]);
     s.write("home/policies.yaml", POLICIES);
     s
@@ -54,6 +54,13 @@ fn sandbox() -> Sandbox {
 
 /// Run one scenario (both protocol revisions) as `role`; false when skipped.
 fn scenario(s: &Sandbox, name: &str, role: &str) -> bool {
+    scenario_env(s, name, &[("GATHM_ROLE", role)])
+}
+
+/// Run one scenario (both protocol revisions) with extra environment
+/// (`GATHM_ROLE`, or `MCP_URL` and `MCP_TOKEN` for streamable HTTP); false
+/// when skipped.
+pub(crate) fn scenario_env(s: &Sandbox, name: &str, env: &[(&str, &str)]) -> bool {
     let Some(py) = python() else { return false };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/scenarios.py");
     let mut c = Command::new(py);
@@ -66,7 +73,7 @@ fn scenario(s: &Sandbox, name: &str, role: &str) -> bool {
         .env("GATHM_TOOLS_PATH", s.tools())
         .env("NO_COLOR", "1");
     let out = c
-        .env("GATHM_ROLE", role)
+        .envs(env.iter().copied())
         .env("GATHM_MCP_POLL", "0.2")
         .current_dir(s.path())
         .arg(script)

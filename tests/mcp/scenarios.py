@@ -4,7 +4,9 @@ Usage: python scenarios.py GATHM_BIN SCENARIO [MODE]
 MODE: "legacy" (initialize handshake, 2025-11-25) or "2026-07-28" (default: both
 where it matters). The environment (GATHM_HOME, GATHM_TOOLS_PATH, GATHM_ROLE,
 ...) is passed to the server. Prints "PASS <scenario>" and exits 0, or raises.
-Run by tests/it/mcp.rs.
+With MCP_URL set (and MCP_TOKEN, a bearer token), the client talks streamable
+HTTP to `gathm serve` at that URL instead of starting `gathm mcp`; the token's
+role plays GATHM_ROLE's part. Run by tests/it/mcp.rs and tests/it/mcp_http.rs.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import os
 import sys
 import time
 
+from contextlib import asynccontextmanager
+
 import anyio
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 BIN = sys.argv[1]
 SCENARIO = sys.argv[2]
@@ -23,7 +29,22 @@ MODES = [sys.argv[3]] if len(sys.argv) > 3 else ["legacy", "2026-07-28"]
 EXPECTED_VERSION = {"legacy": "2025-11-25", "2026-07-28": "2026-07-28"}
 
 
+URL = os.environ.get("MCP_URL")
+HTTP = URL is not None
+
+
+@asynccontextmanager
+async def http_transport(url: str):
+    headers = {"Authorization": f"Bearer {os.environ['MCP_TOKEN']}"} if os.environ.get("MCP_TOKEN") else {}
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(url, http_client=http) as streams:
+            yield streams
+
+
 def client(mode: str, *extra: str, **kw) -> Client:
+    if HTTP:
+        assert not extra, "over HTTP the server is already running"
+        return Client(http_transport(URL), mode=mode, **kw)
     params = StdioServerParameters(command=BIN, args=["mcp", *extra], env=dict(os.environ))
     return Client(params, mode=mode, **kw)
 
@@ -95,12 +116,31 @@ async def approval(mode: str) -> None:
         r = await c.call_tool("primary", {})
         assert r.is_error, r
         assert r.structured_content["reason"] == "approval_required", r.structured_content
-        assert "--approve-tools" in text_of(r), text_of(r)
+        how = "GATHM_MCP_APPROVE_TOOLS" if HTTP else "--approve-tools"
+        assert how in text_of(r), text_of(r)
+    if HTTP:
+        return  # approved at start: the `approved` scenario
     async with client(mode, "--approve-tools", "prim*") as c:
         tools = {t.name: t for t in (await c.list_tools()).tools}
         assert (tools["primary"].meta or {}).get("gathm/requiresApproval") is False
         r = await c.call_tool("primary", {})
         assert r.structured_content["reason"] != "approval_required", r.structured_content
+
+
+async def approved(mode: str) -> None:
+    # `gathm serve` started with GATHM_MCP_APPROVE_TOOLS=prim*.
+    async with client(mode) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        assert (tools["primary"].meta or {}).get("gathm/requiresApproval") is False
+        r = await c.call_tool("primary", {})
+        assert r.structured_content["reason"] != "approval_required", r.structured_content
+
+
+async def list_admin(mode: str) -> None:
+    # An admin sees what the user role does not.
+    async with client(mode) as c:
+        tools = {t.name for t in (await c.list_tools()).tools}
+        assert {"ok", "fail", "primary"} <= tools, sorted(tools)
 
 
 async def elicit(mode: str) -> None:
@@ -175,6 +215,33 @@ async def cancel(mode: str) -> None:
         assert not r.is_error and "after" in text_of(r)
 
 
+async def busy(mode: str) -> None:
+    # `gathm serve` with GATHM_MAX_EXECUTIONS=1: while one call runs, another
+    # is refused (a tool error naming the limit); the slot is freed after.
+    pidfile = "busy-old.pid" if mode == "legacy" else "busy-new.pid"
+    async with client(mode) as c:
+        async with anyio.create_task_group() as tg:
+            async def call() -> None:
+                await c.call_tool("grandchild", {"args": [pidfile]})
+
+            tg.start_soon(call)
+            deadline = time.monotonic() + 10
+            while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
+                assert time.monotonic() < deadline, "the grandchild never started"
+                await anyio.sleep(0.05)
+            r = await c.call_tool("ok", {"args": ["second"]})
+            assert r.is_error and "GATHM_MAX_EXECUTIONS" in text_of(r), text_of(r)
+            tg.cancel_scope.cancel()
+        deadline = time.monotonic() + 15
+        while True:
+            r = await c.call_tool("ok", {"args": ["after"]})
+            if not r.is_error:
+                break
+            assert time.monotonic() < deadline, text_of(r)
+            await anyio.sleep(0.1)
+        assert "after" in text_of(r)
+
+
 async def list_changed(mode: str) -> None:
     tools_dir = os.environ["GATHM_TOOLS_PATH"]
     name = "fresh" + mode.replace("-", "")
@@ -234,6 +301,9 @@ async def named_args(mode: str) -> None:
 
 
 SCENARIOS = {
+    "busy": busy,
+    "approved": approved,
+    "list_admin": list_admin,
     "named_args": named_args,
     "list_role": list_role,
     "call_ok": call_ok,
