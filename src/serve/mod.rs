@@ -18,6 +18,7 @@
 //! drain: `/readyz` turns 503, no new executions or jobs, running jobs get a
 //! grace period.
 
+pub mod artifacts;
 pub mod auth;
 pub mod http;
 pub mod metrics;
@@ -153,6 +154,8 @@ enum Route {
     JobCancel(String),
     JobStream(String),
     JobApprove(String),
+    JobArtifacts(String),
+    JobArtifact(String, String),
 }
 
 impl Route {
@@ -216,6 +219,16 @@ fn route(method: &Method, path: &str) -> Routed {
             "/api/v1/jobs/{id}/approve",
             Route::JobApprove(s(id)),
         ),
+        ["api", "v1", "jobs", id, "artifacts"] => one(
+            "GET",
+            "/api/v1/jobs/{id}/artifacts",
+            Route::JobArtifacts(s(id)),
+        ),
+        ["api", "v1", "jobs", id, "artifacts", name @ ..] => one(
+            "GET",
+            "/api/v1/jobs/{id}/artifacts/{name}",
+            Route::JobArtifact(s(id), name.join("/")),
+        ),
         _ => Routed::NotFound,
     }
 }
@@ -250,6 +263,7 @@ struct App {
 enum Outcome {
     Reply(Reply),
     Stream(Box<sse::Source>),
+    File(Box<artifacts::Download>),
 }
 
 impl From<Reply> for Outcome {
@@ -760,6 +774,7 @@ async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
     let resp = match outcome {
         Outcome::Reply(r) => respond(r),
         Outcome::Stream(src) => start_stream(&app, *src),
+        Outcome::File(d) => artifacts::respond(*d),
     };
     finish(&app, t0, &parts.method, path, tpl, role, resp)
 }
@@ -1278,6 +1293,14 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                 )),
             }
         }
+        Route::JobArtifacts(id) => {
+            permit(ctx, p, Action::Discover)?;
+            artifacts::list(app, &id, &p.id, is_admin(ctx, &p.role))
+        }
+        Route::JobArtifact(id, name) => {
+            permit(ctx, p, Action::Discover)?;
+            artifacts::fetch(app, &id, &name, &p.id, is_admin(ctx, &p.role))
+        }
         Route::JobStream(id) => {
             permit(ctx, p, Action::Discover)?;
             let admin = is_admin(ctx, &p.role);
@@ -1782,6 +1805,15 @@ mod tests {
             r(Method::GET, "/api/v1/jobs/abc/stream"),
             "JobStream(\"abc\") /api/v1/jobs/{id}/stream"
         );
+        assert_eq!(
+            r(Method::GET, "/api/v1/jobs/abc/artifacts"),
+            "JobArtifacts(\"abc\") /api/v1/jobs/{id}/artifacts"
+        );
+        assert_eq!(
+            r(Method::GET, "/api/v1/jobs/abc/artifacts/d/x%2e.txt"),
+            "JobArtifact(\"abc\", \"d/x%2e.txt\") /api/v1/jobs/{id}/artifacts/{name}"
+        );
+        assert_eq!(r(Method::POST, "/api/v1/jobs/abc/artifacts/x"), "405 GET");
     }
 
     #[test]
