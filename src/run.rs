@@ -1098,7 +1098,12 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
     let mut try_n = 1;
     loop {
         let out = match &isolated {
-            None => runner::run(&spec, req.sink.clone(), &req.cancel),
+            None => {
+                // A shared-directory try decides the result now: an earlier
+                // isolated try's artifacts are not this run's.
+                r.settle_workspace(false);
+                runner::run(&spec, req.sink.clone(), &req.cancel)
+            }
             Some(setting) => run_isolated(r, tool, setting, &mut spec),
         };
         let code = out.status.code();

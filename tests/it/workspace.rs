@@ -350,3 +350,30 @@ fn job_artifacts_are_listed_fetched_and_guarded() {
         404
     );
 }
+
+#[test]
+fn each_try_starts_in_a_fresh_workspace() {
+    let sb = Sandbox::new(&[]);
+    let state = sb.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // Fails the first try (leaving a file), succeeds the second.
+    sb.manifest(
+        "twice",
+        &format!(
+            "name: twice\n{HEAD}workspace: isolated\nretry: {{attempts: 2, delay: 0}}\nenv:\n  STATE: {}\n",
+            state.display()
+        ),
+        Some(
+            "#!/bin/sh\nif [ -e \"$STATE/once\" ]; then ls -A; exit 0; fi\ntouch \"$STATE/once\" first.txt\nexit 1\n",
+        ),
+    );
+    let (code, v) = sb.json(&["run", "--json", "twice"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(lines(&v), ["artifacts"], "{v}");
+    let run_id = v["run_id"].as_str().unwrap();
+    // The failed first try is kept (on_failure), the successful second not.
+    let work = sb.home().join("work");
+    assert!(work.join(run_id).join("first.txt").is_file());
+    assert!(!work.join(format!("{run_id}.2")).exists());
+}
