@@ -1068,6 +1068,22 @@ fn run_isolated(
 fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
     let ctx = r.ctx;
     let req = r.req;
+    let isolated = tool.manifest.workspace();
+    // An isolated tool starts elsewhere: a tool found through a relative
+    // search path (`./tools`, `--tools-dir tools`) gets absolute paths.
+    let absolute;
+    let tool = match std::path::absolute(&tool.dir) {
+        Ok(dir) if isolated.is_some() && tool.dir.is_relative() => {
+            absolute = Tool {
+                manifest_path: std::path::absolute(&tool.manifest_path)
+                    .unwrap_or_else(|_| tool.manifest_path.clone()),
+                dir,
+                ..tool.clone()
+            };
+            &absolute
+        }
+        _ => tool,
+    };
     let (program, mut args) = tool.program();
     args.extend(req.args.iter().cloned());
     let mut spec = Spec::new(program, args);
@@ -1094,7 +1110,6 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
     spec.env.extend(req.env.iter().cloned());
     let retry = tool.manifest.retry.clone();
     let tries = retry.as_ref().map_or(1, |x| x.attempts.max(1));
-    let isolated = tool.manifest.workspace();
     let mut try_n = 1;
     loop {
         let out = match &isolated {

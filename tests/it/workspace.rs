@@ -74,6 +74,14 @@ fn concurrent_isolated_runs_never_see_each_others_files() {
         dirs.push(want);
     }
     assert_ne!(dirs[0], dirs[1]);
+    // Found through a relative tools directory, it still starts.
+    let o = sb
+        .cmd()
+        .args(["--tools-dir", "tools", "run", "iso", "C"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", crate::harness::stderr(&o));
+    assert!(stdout(&o).contains("marker-C"), "{}", stdout(&o));
     // Nothing was written in the caller's directory.
     assert!(!sb.path().join("marker-A").exists());
     assert!(!sb.path().join("marker-B").exists());
