@@ -112,6 +112,11 @@ fn seed_is_copied_without_symlinks_and_keep_decides() {
     // keep: never removes even a failure's workspace; the seed is untouched.
     let ws = sb.home().join("work").join(v["run_id"].as_str().unwrap());
     assert!(!ws.exists());
+    let shown = stdout(&sb.run(&["show", "seeded"]));
+    assert!(
+        shown.contains(", seed seed, keep never  manifest"),
+        "{shown}"
+    );
     assert_eq!(
         std::fs::read_to_string(seed.join("sub/data.txt")).unwrap(),
         "seeded data"
