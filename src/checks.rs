@@ -46,7 +46,7 @@ pub fn interpreter_problem(script: &Path) -> Option<String> {
 }
 
 /// What keeps the tool from starting, as sentences, with the manifest key
-/// each is about (`command` or `name`).
+/// each is about (`command`, `name` or a workspace's `seed`).
 pub fn start_problems(tool: &Tool) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let (program, _) = tool.program();
@@ -100,6 +100,19 @@ pub fn start_problems(tool: &Tool) -> Vec<(&'static str, String)> {
         && let Some(problem) = interpreter_problem(&p)
     {
         out.push((key, problem));
+    }
+    if let Some(seed) = tool.manifest.workspace().and_then(|w| w.seed) {
+        let dir = tool.manifest_path.parent().unwrap_or(&tool.dir);
+        let p = crate::workspace::seed_path(dir, &seed);
+        if !p.is_dir() {
+            out.push((
+                "seed",
+                format!(
+                    "the workspace seed {} is not a directory (seed is relative to the manifest's directory)",
+                    p.display()
+                ),
+            ));
+        }
     }
     out
 }

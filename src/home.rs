@@ -85,6 +85,11 @@ impl Home {
         self.root.join("index").join("manifests.json")
     }
 
+    /// `<root>/work`: the isolated workspaces, one directory per run.
+    pub fn work(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
     /// The directory of one job.
     pub fn job_dir(&self, id: &str) -> PathBuf {
         self.jobs.join(id)

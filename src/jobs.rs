@@ -217,6 +217,11 @@ fn run_pipeline(
     (env, result)
 }
 
+/// Where a job keeps the artifacts of its isolated tool's run.
+pub fn artifacts_dir(store: &dyn JobStore, id: &str) -> std::path::PathBuf {
+    store.job_dir(id).join(crate::workspace::ARTIFACTS)
+}
+
 /// The audit actor of a job's runs: `job:<id>`, prefixed by the schedule
 /// for scheduled jobs (`schedule:<name>/job:<id>`).
 fn job_actor(job: &Job) -> String {
@@ -617,6 +622,11 @@ impl Jobs {
 
     fn store(&self) -> &dyn JobStore {
         &*self.inner.store
+    }
+
+    /// The folder holding job `id`'s artifacts (absent until its run ends).
+    pub fn artifacts(&self, id: &str) -> PathBuf {
+        artifacts_dir(self.store(), id)
     }
 
     /// Jobs left `running` by a crash become `failed`/`interrupted` (their
@@ -1162,6 +1172,9 @@ impl Jobs {
                     // Lets a restarted server find this job's processes if
                     // the server dies while it runs (see `kill_leftovers`).
                     req.env.push(("GATHM_JOB_ID".into(), job.id.clone().into()));
+                    // An isolated tool's artifacts outlive its workspace
+                    // here, until the job is swept (`serve/artifacts.rs`).
+                    req.artifacts_to = Some(artifacts_dir(self.store(), &job.id));
                     run::run(ctx, &req)
                 }
                 JobKind::Pipeline => {
@@ -1339,6 +1352,10 @@ impl Jobs {
             if let Err(e) = state::remove_dir_all(&store.job_dir(id)) {
                 self.log_error(id, &e);
             }
+        }
+        let work = self.inner.ctx.home.work();
+        if let Err(e) = crate::workspace::sweep(&work, now, crate::workspace::ttl()) {
+            self.log_error("sweep", &e);
         }
         old.len()
     }

@@ -49,6 +49,7 @@ pub mod state;
 pub mod table;
 pub mod views;
 pub mod words;
+pub mod workspace;
 pub mod yamlspan;
 
 // The job store counts executions; `crate::metrics` keeps its path stable.

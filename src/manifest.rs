@@ -21,8 +21,9 @@ pub const CATEGORIES: [&str; 8] = [
 ];
 
 /// Top-level keys a manifest may carry (anything else is a warning, an error under `--strict`).
-pub const KNOWN_KEYS: [&str; 24] = [
+pub const KNOWN_KEYS: [&str; 25] = [
     "chat",
+    "workspace",
     "retry_on_interrupt",
     "concurrency_group",
     "name",
@@ -254,6 +255,105 @@ pub fn valid_model(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// `workspace`: where the tool runs. Absent (or `shared`): the caller's
+/// working directory. `isolated`, or the map, a fresh directory per run
+/// (`crate::workspace`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WorkspaceField {
+    /// `workspace: isolated` (the defaults) or `workspace: shared` (today's behaviour).
+    Mode(WorkspaceMode),
+    /// `workspace: {isolated: true, seed: DIR, keep: on_failure}`.
+    Settings(WorkspaceSetting),
+}
+
+/// The string forms of `workspace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceMode {
+    /// A fresh directory per run, with the default settings.
+    Isolated,
+    /// The caller's working directory (the default).
+    Shared,
+}
+
+/// The map form of `workspace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkspaceSetting {
+    /// A fresh directory per run (default true; `false` is `shared`).
+    #[serde(default = "yes")]
+    pub isolated: bool,
+    /// A directory copied into each fresh workspace, relative to the
+    /// manifest's directory (symlinks in it are not copied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// When the workspace outlives its run (default `on_failure`); kept ones
+    /// are removed after `GATHM_WORKSPACE_TTL`.
+    #[serde(default)]
+    pub keep: Keep,
+}
+
+/// `workspace.keep`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// Keep the workspace of a run that failed (the default).
+    #[default]
+    OnFailure,
+    /// Keep every workspace.
+    Always,
+    /// Remove every workspace when its run ends.
+    Never,
+}
+
+/// Sub-keys of the map form of `workspace`.
+pub const WORKSPACE_KEYS: [&str; 3] = ["isolated", "seed", "keep"];
+
+impl<'de> Deserialize<'de> for WorkspaceField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = WorkspaceField;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`isolated`, `shared` or a map with `isolated`, `seed` and `keep`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "isolated" => Ok(WorkspaceField::Mode(WorkspaceMode::Isolated)),
+                    "shared" => Ok(WorkspaceField::Mode(WorkspaceMode::Shared)),
+                    _ => Err(E::custom(format!(
+                        "unknown workspace {v:?}: expected `isolated`, `shared` or a map with `isolated`, `seed` and `keep`"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                WorkspaceSetting::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(WorkspaceField::Settings)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl WorkspaceField {
+    /// The settings of an isolated workspace, or `None` for the shared one.
+    pub fn isolated(&self) -> Option<WorkspaceSetting> {
+        match self {
+            WorkspaceField::Mode(WorkspaceMode::Isolated) => Some(WorkspaceSetting {
+                isolated: true,
+                seed: None,
+                keep: Keep::default(),
+            }),
+            WorkspaceField::Mode(WorkspaceMode::Shared) => None,
+            WorkspaceField::Settings(s) if s.isolated => Some(s.clone()),
+            WorkspaceField::Settings(_) => None,
+        }
+    }
+}
+
 /// `retry`: the one retry setting (`crate::retry::Retry`).
 pub type RetrySetting = crate::retry::Retry;
 
@@ -346,6 +446,10 @@ pub struct Manifest {
     /// Extension: a chat backend of the OpenAI-compatible endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<Chat>,
+    /// Extension: run in a fresh directory per run (`isolated`, or
+    /// `{isolated, seed, keep}`); absent: the caller's working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceField>,
 }
 
 /// The reference's required fields: optional in the type (so `validate`
@@ -424,6 +528,11 @@ impl Manifest {
         self.breaker_settings()
             .map(|b| b.ignore_exit_codes.as_slice())
             .unwrap_or(&[])
+    }
+
+    /// The isolated-workspace settings, or `None` (the caller's directory).
+    pub fn workspace(&self) -> Option<WorkspaceSetting> {
+        self.workspace.as_ref().and_then(WorkspaceField::isolated)
     }
 
     /// Fallback names in order (`null`/empty: none).
@@ -886,6 +995,21 @@ pub fn check(file: &Path, text: &str, m: &Manifest, dir_name: Option<&str>) -> V
                     format!("invalid model name {name:?}: 1 to 128 visible ASCII characters"),
                 );
             }
+        }
+    }
+    if let Some(seed) = m.workspace().and_then(|w| w.seed) {
+        if seed.trim().is_empty() {
+            push(
+                Error,
+                "workspace.seed",
+                "workspace.seed must name a directory".into(),
+            );
+        } else if seed.contains('\0') {
+            push(
+                Error,
+                "workspace.seed",
+                "workspace.seed contains a NUL byte".into(),
+            );
         }
     }
     if m.max_concurrency == Some(0) {

@@ -62,6 +62,9 @@ pub struct RunRequest {
     pub group_wait: GroupWait,
     /// Who asked (for the audit log): `cli`, `http`, `job:<id>`, ...
     pub actor: String,
+    /// Where the `artifacts/` folder of an isolated workspace goes when the
+    /// run ends (a job's directory); `None`: it stays in the workspace.
+    pub artifacts_to: Option<std::path::PathBuf>,
 }
 
 impl RunRequest {
@@ -84,6 +87,7 @@ impl RunRequest {
             env: Vec::new(),
             group_wait: GroupWait::default(),
             actor: "cli".into(),
+            artifacts_to: None,
         }
     }
 }
@@ -163,6 +167,11 @@ struct Run<'a> {
     /// State that could not be read or written (degraded, not refused):
     /// the part and the first error.
     warnings: Vec<(&'static str, String)>,
+    /// Isolated workspaces created so far (names the next one).
+    workspaces: u32,
+    /// The latest isolated workspace and whether its try succeeded; settled
+    /// when the next one starts or when the run ends.
+    workspace: Option<(crate::workspace::Workspace, bool)>,
 }
 
 impl Run<'_> {
@@ -240,7 +249,34 @@ impl Run<'_> {
         }));
     }
 
+    /// Settle the latest isolated workspace (its artifacts go to
+    /// `artifacts_to` when `last`): kept or removed by its `keep`.
+    fn settle_workspace(&mut self, last: bool) {
+        let Some((ws, success)) = self.workspace.take() else {
+            return;
+        };
+        let to = if last {
+            self.req.artifacts_to.as_deref()
+        } else {
+            None
+        };
+        match crate::workspace::settle(ws, success, to) {
+            Ok(Some(dir)) => note(self.req, &format!("workspace kept: {}", dir.display())),
+            Ok(None) => {}
+            Err(e) => self.warn("workspace", &e),
+        }
+        if last {
+            // Kept workspaces of earlier runs past GATHM_WORKSPACE_TTL go
+            // now (only runs of isolated tools pay for the listing).
+            let ttl = crate::workspace::ttl();
+            if let Err(e) = crate::workspace::sweep(&self.ctx.home.work(), clock::now(), ttl) {
+                self.warn("workspace", &e);
+            }
+        }
+    }
+
     fn finish(mut self, mut env: Envelope) -> Envelope {
+        self.settle_workspace(true);
         env.duration_ms = self.t0.elapsed().as_millis() as u64;
         env.attempts = std::mem::take(&mut self.attempts);
         let log_exec = self.policies.as_ref().is_none_or(|p| {
@@ -318,6 +354,8 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         args: lossy(&req.args),
         policies: None,
         warnings: Vec::new(),
+        workspaces: 0,
+        workspace: None,
     };
     // 0. Arguments the OS cannot pass (a NUL byte) are a usage error before
     // anything runs; the breaker never counts them.
@@ -980,10 +1018,77 @@ fn conclude(
     }
 }
 
+/// One try of an isolated tool: settle the previous workspace, create a
+/// fresh one (`<run id>`, then `<run id>.N`), run in it. A workspace that
+/// cannot be prepared fails the try as a spawn failure.
+fn run_isolated(
+    r: &mut Run<'_>,
+    tool: &Tool,
+    setting: &crate::manifest::WorkspaceSetting,
+    spec: &mut Spec,
+) -> Outcome {
+    r.settle_workspace(false);
+    r.workspaces += 1;
+    let id = if r.workspaces == 1 {
+        r.run_id.clone()
+    } else {
+        format!("{}.{}", r.run_id, r.workspaces)
+    };
+    let ws = match crate::workspace::create(
+        &r.ctx.home.work(),
+        &id,
+        setting,
+        tool.manifest_path.parent().unwrap_or(&tool.dir),
+    ) {
+        Ok(ws) => ws,
+        Err(e) => {
+            return Outcome {
+                status: Status::SpawnFailed {
+                    message: format!(
+                        "cannot prepare the isolated workspace of {}: {e}",
+                        tool.name
+                    ),
+                },
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                truncated: false,
+                duration: Duration::ZERO,
+            };
+        }
+    };
+    spec.cwd = Some(ws.dir.clone());
+    spec.env
+        .retain(|(k, _)| k != "GATHM_WORKSPACE" && k != "GATHM_ARTIFACTS");
+    spec.env
+        .push(("GATHM_WORKSPACE".into(), ws.dir.clone().into()));
+    spec.env
+        .push(("GATHM_ARTIFACTS".into(), ws.artifacts().into()));
+    let out = runner::run(spec, r.req.sink.clone(), &r.req.cancel);
+    let success = out.status == Status::Exited(0) && !out.truncated;
+    r.workspace = Some((ws, success));
+    out
+}
+
 /// Execute one tool with its retries; every try is an attempt.
 fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
     let ctx = r.ctx;
     let req = r.req;
+    let isolated = tool.manifest.workspace();
+    // An isolated tool starts elsewhere: a tool found through a relative
+    // search path (`./tools`, `--tools-dir tools`) gets absolute paths.
+    let absolute;
+    let tool = match std::path::absolute(&tool.dir) {
+        Ok(dir) if isolated.is_some() && tool.dir.is_relative() => {
+            absolute = Tool {
+                manifest_path: std::path::absolute(&tool.manifest_path)
+                    .unwrap_or_else(|_| tool.manifest_path.clone()),
+                dir,
+                ..tool.clone()
+            };
+            &absolute
+        }
+        _ => tool,
+    };
     let (program, mut args) = tool.program();
     args.extend(req.args.iter().cloned());
     let mut spec = Spec::new(program, args);
@@ -1012,7 +1117,15 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
     let tries = retry.as_ref().map_or(1, |x| x.attempts.max(1));
     let mut try_n = 1;
     loop {
-        let out = runner::run(&spec, req.sink.clone(), &req.cancel);
+        let out = match &isolated {
+            None => {
+                // A shared-directory try decides the result now: an earlier
+                // isolated try's artifacts are not this run's.
+                r.settle_workspace(false);
+                runner::run(&spec, req.sink.clone(), &req.cancel)
+            }
+            Some(setting) => run_isolated(r, tool, setting, &mut spec),
+        };
         let code = out.status.code();
         let outcome = match &out.status {
             Status::Exited(0) => AttemptOutcome::Success,

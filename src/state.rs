@@ -567,6 +567,42 @@ pub fn remove_dir_all(path: &Path) -> Result<()> {
     }
 }
 
+/// Create a directory that must not exist yet (mode 0700; parents 0700 if
+/// new): two callers never get the same one.
+pub fn create_fresh_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent() {
+        create_dir(parent)?;
+    }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io("creating directory", dir, e))
+}
+
+/// Copy a regular file's bytes to a new file (mode 0600, or 0700 when the
+/// source is executable by its owner), refusing to replace anything.
+pub fn copy_new_file(from: &Path, to: &Path) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut src = File::open(from).map_err(|e| Error::io("reading", from, e))?;
+    let exec = src
+        .metadata()
+        .map(|m| m.permissions().mode() & 0o100 != 0)
+        .unwrap_or(false);
+    let mut dst = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if exec { 0o700 } else { 0o600 })
+        .open(to)
+        .map_err(|e| Error::io("creating", to, e))?;
+    std::io::copy(&mut src, &mut dst).map_err(|e| Error::io("writing", to, e))
+}
+
+/// Rename a file or directory (same filesystem).
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::io("moving", from, e))
+}
+
 /// List the entries of a directory (absent: empty).
 pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     match fs::read_dir(dir) {

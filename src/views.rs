@@ -180,7 +180,8 @@ pub fn show(ctx: &Context, t: &Tool) -> String {
 /// One effective setting of a tool and where its value comes from.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Effective {
-    /// `command`, `timeout`, `cache`, `breaker`, `retry`, `fallbacks`.
+    /// `command`, `timeout`, `cache`, `breaker`, `retry`, `fallbacks`,
+    /// `workspace`.
     pub setting: &'static str,
     /// The value in effect, as a person reads it.
     pub value: String,
@@ -298,6 +299,32 @@ pub fn effective(ctx: &Context, t: &Tool) -> Vec<Effective> {
         },
         if fb.is_empty() { "default" } else { "manifest" }.into(),
     ));
+    rows.push(match m.workspace() {
+        None => (
+            "workspace",
+            "the caller's directory".into(),
+            if m.workspace.is_some() {
+                "manifest"
+            } else {
+                "default"
+            }
+            .into(),
+        ),
+        Some(w) => (
+            "workspace",
+            format!(
+                "isolated under {}{}, keep {}",
+                ctx.home.work().display(),
+                w.seed.map(|s| format!(", seed {s}")).unwrap_or_default(),
+                match w.keep {
+                    crate::manifest::Keep::OnFailure => "on_failure",
+                    crate::manifest::Keep::Always => "always",
+                    crate::manifest::Keep::Never => "never",
+                }
+            ),
+            "manifest".into(),
+        ),
+    });
     rows.into_iter()
         .map(|(k, value, source)| Effective {
             setting: k,

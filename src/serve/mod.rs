@@ -18,6 +18,7 @@
 //! drain: `/readyz` turns 503, no new executions or jobs, running jobs get a
 //! grace period.
 
+pub mod artifacts;
 pub mod auth;
 pub mod http;
 mod mcp;
@@ -156,6 +157,8 @@ enum Route {
     JobApprove(String),
     Models,
     ChatCompletions,
+    JobArtifacts(String),
+    JobArtifact(String, String),
 }
 
 impl Route {
@@ -223,6 +226,16 @@ fn route(method: &Method, path: &str) -> Routed {
         ["v1", "chat", "completions"] => {
             one("POST", "/v1/chat/completions", Route::ChatCompletions)
         }
+        ["api", "v1", "jobs", id, "artifacts"] => one(
+            "GET",
+            "/api/v1/jobs/{id}/artifacts",
+            Route::JobArtifacts(s(id)),
+        ),
+        ["api", "v1", "jobs", id, "artifacts", name @ ..] => one(
+            "GET",
+            "/api/v1/jobs/{id}/artifacts/{name}",
+            Route::JobArtifact(s(id), name.join("/")),
+        ),
         _ => Routed::NotFound,
     }
 }
@@ -261,6 +274,7 @@ enum Outcome {
     Stream(Box<sse::Source>),
     /// A chat completion whose job is queued (`openai.rs`).
     Chat(Box<openai::Pending>),
+    File(Box<artifacts::Download>),
 }
 
 impl From<Reply> for Outcome {
@@ -815,6 +829,7 @@ async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
         Outcome::Reply(r) => respond(r),
         Outcome::Stream(src) => start_stream(&app, *src),
         Outcome::Chat(p) => openai::answer(Arc::clone(&app), *p).await,
+        Outcome::File(d) => artifacts::respond(*d),
     };
     finish(&app, t0, &parts.method, path, tpl, role, resp)
 }
@@ -1345,6 +1360,14 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                 )),
             }
         }
+        Route::JobArtifacts(id) => {
+            permit(ctx, p, Action::Discover)?;
+            artifacts::list(app, &id, &p.id, is_admin(ctx, &p.role))
+        }
+        Route::JobArtifact(id, name) => {
+            permit(ctx, p, Action::Discover)?;
+            artifacts::fetch(app, &id, &name, &p.id, is_admin(ctx, &p.role))
+        }
         Route::JobStream(id) => {
             permit(ctx, p, Action::Discover)?;
             let admin = is_admin(ctx, &p.role);
@@ -1852,6 +1875,15 @@ mod tests {
             r(Method::GET, "/api/v1/jobs/abc/stream"),
             "JobStream(\"abc\") /api/v1/jobs/{id}/stream"
         );
+        assert_eq!(
+            r(Method::GET, "/api/v1/jobs/abc/artifacts"),
+            "JobArtifacts(\"abc\") /api/v1/jobs/{id}/artifacts"
+        );
+        assert_eq!(
+            r(Method::GET, "/api/v1/jobs/abc/artifacts/d/x%2e.txt"),
+            "JobArtifact(\"abc\", \"d/x%2e.txt\") /api/v1/jobs/{id}/artifacts/{name}"
+        );
+        assert_eq!(r(Method::POST, "/api/v1/jobs/abc/artifacts/x"), "405 GET");
     }
 
     #[test]

@@ -132,8 +132,71 @@ pub fn spec() -> Value {
     let mut doc = described();
     if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
         schemas.extend(derived_schemas());
+        schemas.insert("ArtifactList".into(), artifact_list());
+    }
+    if let Some(Value::Object(paths)) = doc.pointer_mut("/paths") {
+        paths.extend(artifact_paths());
     }
     doc
+}
+
+/// The body of `GET /api/v1/jobs/{id}/artifacts` (`serve/artifacts.rs`).
+fn artifact_list() -> Value {
+    json!({"type": "object", "additionalProperties": false,
+    "required": ["job_id", "status", "count", "truncated", "max_bytes", "artifacts"],
+    "properties": {
+        "job_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]},
+        "count": {"type": "integer"},
+        "truncated": {"type": "boolean", "description": "more than 1,000 files: the first 1,000 by name are listed"},
+        "max_bytes": {"type": "integer", "description": "the largest file served (GATHM_MAX_ARTIFACT_MB)"},
+        "artifacts": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+            "required": ["name", "size", "url"],
+            "properties": {
+                "name": {"type": "string", "description": "path inside artifacts/, `/`-separated"},
+                "size": {"type": "integer"},
+                "url": {"type": "string", "description": "where to GET it (the name percent-encoded)"}
+            }}}
+    }})
+}
+
+/// The artifacts routes (`serve/artifacts.rs`).
+fn artifact_paths() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(
+        "/api/v1/jobs/{id}/artifacts".into(),
+        json!({"get": {"summary": "Files the job's isolated tool left in its workspace's artifacts/ folder (tool:discover; 404 if not yours); empty until the job ends",
+            "parameters": [path_param("id", "job id")],
+            "responses": common(json!({"200": ok("artifacts", r("ArtifactList")), "404": err("no such job, or not yours")}))}}),
+    );
+    let mut content = Map::new();
+    let types = super::artifacts::TYPES.iter().map(|(_, t)| *t);
+    for t in types.chain([super::artifacts::OCTETS]) {
+        let bare = t.split(';').next().unwrap_or(t).trim();
+        content.insert(
+            bare.into(),
+            json!({"schema": {"description": "the file's bytes"}}),
+        );
+    }
+    let mut fetch = common(json!({
+        "200": {"description": "the file, as an attachment (Content-Type from a few inert extensions, else application/octet-stream)", "content": content},
+        "400": err("a name with `..`, `.`, an empty part, a leading `/`, a NUL byte, a backslash or a bad escape"),
+        "404": err("no such job or artifact (a symlink leading out of the folder is not found)")
+    }));
+    if let Value::Object(o) = &mut fetch {
+        // A GET has no body: 413 is the artifact's size here.
+        o.insert(
+            "413".into(),
+            err("the artifact is larger than GATHM_MAX_ARTIFACT_MB (max_bytes, size)"),
+        );
+    }
+    m.insert(
+        "/api/v1/jobs/{id}/artifacts/{name}".into(),
+        json!({"get": {"summary": "One artifact's bytes (tool:discover), as an attachment; `name` may contain `/`",
+            "parameters": [path_param("id", "job id"), path_param("name", "path inside artifacts/, percent-encoded")],
+            "responses": fetch}}),
+    );
+    m
 }
 
 fn described() -> Value {

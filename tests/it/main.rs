@@ -25,3 +25,4 @@ mod serve;
 mod serve_limits;
 mod serve_openapi;
 mod validate;
+mod workspace;

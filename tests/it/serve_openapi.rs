@@ -76,6 +76,11 @@ fn serve_every_route_matches_the_openapi_document() {
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/echo-agent"),
         &sb.tools().join("echo-agent"),
     );
+    sb.manifest(
+        "art",
+        "name: art\nversion: \"1.0.0\"\ndescription: \"Leaves artifacts\"\ncategory: utility\nrequires_internet: false\nworkspace: isolated\n",
+        Some("#!/bin/sh\nprintf 'x' > \"$GATHM_ARTIFACTS/a.bin\"\necho '{\"k\": 1}' > \"$GATHM_ARTIFACTS/b.json\"\n"),
+    );
     let s = Server::start(&sb, &[("GATHM_API_KEYS", "adm:admin,usr:user")]);
     let mut r = Recorder {
         s: &s,
@@ -263,6 +268,32 @@ fn serve_every_route_matches_the_openapi_document() {
         );
     }
     r.call("get", one, "/api/v1/jobs/ffff", a, None);
+    // Artifacts: a job of an isolated tool that leaves two files.
+    let (_, art) = r.call("post", jobs, jobs, a, Some(json!({"tool": "art"})));
+    let art = art["id"].as_str().unwrap().to_string();
+    wait_until("the artifacts job to end", WAIT, || {
+        job_status(&s, &art, a)["status"] == "completed"
+    });
+    let list = "/api/v1/jobs/{id}/artifacts";
+    let (_, listed) = r.call(
+        "get",
+        list,
+        &format!("/api/v1/jobs/{art}/artifacts"),
+        a,
+        None,
+    );
+    assert_eq!(listed["count"], 2, "{listed}");
+    r.call("get", list, "/api/v1/jobs/ffff/artifacts", a, None);
+    let item = "/api/v1/jobs/{id}/artifacts/{name}";
+    for name in ["a.bin", "b.json", "%2e%2e/x", "missing"] {
+        r.call(
+            "get",
+            item,
+            &format!("/api/v1/jobs/{art}/artifacts/{name}"),
+            a,
+            None,
+        );
+    }
     r.call("delete", one, &format!("/api/v1/jobs/{}", ids[0]), a, None);
     r.call(
         "delete",
