@@ -326,4 +326,4 @@ pub fn breaker_model(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

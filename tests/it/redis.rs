@@ -127,7 +127,10 @@ fn redis_server_restarts_with_its_aof() {
     let mut r = RedisServer::start();
     assert!(r.url.ends_with(&format!(":{}/0", r.port())));
     assert_eq!(r.command("SET k v").as_deref(), Some("+OK"));
-    assert!(std::fs::read_dir(r.dir()).unwrap().next().is_some(), "AOF written");
+    assert!(
+        std::fs::read_dir(r.dir()).unwrap().next().is_some(),
+        "AOF written"
+    );
     r.restart();
     assert_eq!(r.command("GET k").as_deref(), Some("$1"));
     r.kill();
