@@ -7,6 +7,7 @@ mod chain;
 mod cli;
 mod degraded;
 mod first_hour;
+mod fleet_jobs;
 mod jobs;
 mod mcp;
 mod parallel;
