@@ -1849,7 +1849,7 @@ mod tests {
     #[test]
     fn live_output_is_split_into_numbered_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let live = Live::new(dir.path());
+        let live = Live::new(dir.path(), None);
         live.feed(0, b"a\nb");
         live.feed(1, b"e\n");
         live.feed(0, b"c\n");
