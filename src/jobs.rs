@@ -330,7 +330,10 @@ impl Live {
 
     fn feed(&self, stream: usize, chunk: &[u8]) {
         let mut st = lock(&self.state);
-        if let Some(f) = Self::files(&mut st) {
+        // A fleet keeps no local files: the events in the store are the output.
+        if st.shared.is_none()
+            && let Some(f) = Self::files(&mut st)
+        {
             let _ = if stream == 0 {
                 f.out.write(chunk)
             } else {
@@ -881,6 +884,7 @@ impl Jobs {
         }
         if job.status == JobStatus::Running
             && let Some(live) = live
+            && !self.store().shared()
         {
             let ls = lock(&live.state);
             job.stdout_lines = ls.lines[0];
@@ -888,7 +892,8 @@ impl Jobs {
             drop(ls);
             job.live_output = Some(read_output(&self.store().job_dir(id).join("stdout")));
         } else if job.status == JobStatus::Running && self.store().shared() {
-            // Run by another instance: its output so far is in the events.
+            // A fleet (this instance or another runs it): the output so far
+            // is in the shared events.
             let out = output_of_events(self.store(), id);
             job.stdout_lines = out.matches('\n').count() as u64;
             job.live_output = Some(out);

@@ -183,6 +183,43 @@ fn fleet_jobs_a_killed_instance_s_jobs_are_reclaimed_once() {
     }
 }
 
+/// A paused instance (SIGSTOP past its lease) loses its job to the fleet;
+/// resumed, its fencing token is refused: the reclaimed record stays.
+#[test]
+fn fleet_jobs_a_paused_instance_cannot_overwrite_a_reclaimed_job() {
+    let redis = RedisServer::start();
+    let (sa, sb) = (instance(&[]), instance(&[]));
+    let env = fleet_env(&redis, &[]);
+    let a = Server::start(&sa, &env);
+    let id = id_of(&submit(
+        &a,
+        None,
+        json!({"tool": "lines", "args": ["40", "0.1"]}),
+    ));
+    wait_job(&a, &id, None, &["running"]);
+    let b = Server::start(&sb, &env);
+    a.signal(rustix::process::Signal::STOP);
+    let end = wait_job(&b, &id, None, &["failed"]);
+    assert_eq!(end["reason"], "interrupted", "{end}");
+    a.signal(rustix::process::Signal::CONT);
+    // A finishes its run (the tool kept going) or stops it; either way its
+    // end is refused and the record stays as the reclaim left it.
+    wait_until("A to answer again", WAIT, || {
+        client()
+            .get(a.url("/api/v1/ping"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+    });
+    // A's worker tried to record the end and was refused.
+    let log = sa.home().join("logs/gathm.log");
+    wait_until("A's refused end", WAIT, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("superseded"))
+    });
+    let now = get(&a, &format!("/api/v1/jobs/{id}"), None).body;
+    assert_eq!(now["status"], "failed", "{now}");
+    assert_eq!(now["finished_at"], end["finished_at"], "{now}");
+}
+
 #[test]
 fn fleet_jobs_survive_a_redis_restart_during_a_burst() {
     let mut redis = RedisServer::start();
