@@ -14,6 +14,10 @@
 -- `ev:<id>` (list of event lines), `outbox` (zset by due time), `dead`
 -- (zset: deliveries that gave up), `dlv:<id>` (hash).
 
+-- ARGV[3] is also the request id: a call retried after an I/O error (same
+-- id) gets the answer of the first one (kept a minute) instead of running
+-- twice.
+
 local op, P, DLV = ARGV[1], ARGV[2], ARGV[3]
 
 local function now()
@@ -126,178 +130,199 @@ local function rest(from)
   return out
 end
 
-if op == 'now' then
-  return fmt(now())
-elseif op == 'submit' then
-  -- id owner tool status idem_key ttl nset ndel pairs…
-  local t = now()
-  local id, owner, tool, status, key, ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
-  local ik = P .. 'idem:' .. string.len(owner) .. ':' .. owner .. ':' .. key
-  if key ~= '' then
-    local old = redis.call('GET', ik)
-    if old then
-      local c = redis.call('HGET', jk(old), 'created_at')
-      if c and tonumber(c) >= t - ttl then return { 'existing', old } end
+local function run()
+  if op == 'now' then
+    return fmt(now())
+  elseif op == 'submit' then
+    -- id owner tool status idem_key ttl nset ndel pairs…
+    local t = now()
+    local id, owner, tool, status, key, ttl = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
+    local ik = P .. 'idem:' .. string.len(owner) .. ':' .. owner .. ':' .. key
+    if key ~= '' then
+      local old = redis.call('GET', ik)
+      if old then
+        local c = redis.call('HGET', jk(old), 'created_at')
+        if c and tonumber(c) >= t - ttl then return { 'existing', old } end
+      end
     end
-  end
-  local seq = redis.call('INCR', P .. 'seq')
-  apply(id, 10)
-  redis.call('HSET', jk(id), 'created_at', fmt(t), 'seq', seq, 'token', 0, 'status', status)
-  redis.call('ZADD', P .. 'all', seq, id)
-  redis.call('ZADD', P .. 'own:' .. owner, seq, id)
-  redis.call('ZADD', P .. 'tool:' .. tool, seq, id)
-  redis.call('ZADD', P .. 'st:' .. status, seq, id)
-  if status == 'pending' then redis.call('ZADD', P .. 'pending', seq, id) end
-  if key ~= '' then
-    redis.call('SET', ik, id, 'EX', math.max(1, math.ceil(ttl)))
-  end
-  return { 'new', fmt(t) }
-elseif op == 'claim' then
-  -- lease prefer…
-  return claim(now(), tonumber(ARGV[4]), rest(5))
-elseif op == 'heartbeat' then
-  -- id token lease
-  local t, id = now(), ARGV[4]
-  local k = jk(id)
-  if redis.call('HGET', k, 'status') ~= 'running' or redis.call('HGET', k, 'token') ~= ARGV[5] then
-    return '0'
-  end
-  local until_ = t + tonumber(ARGV[6])
-  redis.call('HSET', k, 'lease', fmt(until_))
-  redis.call('ZADD', P .. 'leases', until_, id)
-  return '1'
-elseif op == 'finish' then
-  -- id token status claim(0/1) lease nprefer prefer… nset ndel pairs…
-  local t, id = now(), ARGV[4]
-  local np = tonumber(ARGV[9])
-  local prefer = {}
-  for i = 1, np do prefer[i] = ARGV[9 + i] end
-  local done = finish(t, id, ARGV[5], ARGV[6], 10 + np)
-  local out = { done and 'done' or 'superseded' }
-  if done then
-    for _, v in ipairs(record(id)) do out[#out + 1] = v end
-  end
-  local c = false
-  if ARGV[7] == '1' then c = claim(t, tonumber(ARGV[8]), prefer) end
-  return { out, c or {} }
-elseif op == 'transition' then
-  -- id to ends(0/1) nfrom from… nset ndel pairs…
-  local t, id, to = now(), ARGV[4], ARGV[5]
-  local s = redis.call('HGET', jk(id), 'status')
-  local nfrom = tonumber(ARGV[7])
-  local ok = false
-  for i = 1, nfrom do
-    if ARGV[7 + i] == s then ok = true end
-  end
-  if not s or not ok then return false end
-  apply(id, 8 + nfrom)
-  move(id, s, to)
-  if ARGV[6] == '1' then ended(id, t) end
-  return record(id)
-elseif op == 'cancel' then
-  local t, id = now(), ARGV[4]
-  local s = redis.call('HGET', jk(id), 'status')
-  if not s then return { 'notfound' } end
-  local kind
-  if TERMINAL[s] then
-    kind = 'terminal'
-  elseif s == 'running' then
-    redis.call('HSET', jk(id), 'cancel', '1')
-    kind = 'requested'
-  else
-    move(id, s, 'cancelled')
-    redis.call('HSET', jk(id), 'reason', 'cancelled')
-    ended(id, t)
-    kind = 'cancelled'
-  end
-  local out = { kind }
-  for _, v in ipairs(record(id)) do out[#out + 1] = v end
-  return out
-elseif op == 'reclaim' then
-  -- id requeue(0/1): only a running job whose lease ran out
-  local t, id = now(), ARGV[4]
-  local k = jk(id)
-  if redis.call('HGET', k, 'status') ~= 'running' then return false end
-  local l = redis.call('ZSCORE', P .. 'leases', id)
-  if l and tonumber(l) >= t then return false end
-  if ARGV[5] == '1' then
-    move(id, 'running', 'pending')
-    redis.call('HDEL', k, 'started_at', 'envelope')
-    redis.call('HSET', k, 'cancel', '0')
-    redis.call('DEL', P .. 'ev:' .. id)
-  else
-    move(id, 'running', 'failed')
-    redis.call('HSET', k, 'reason', 'interrupted')
-    redis.call('HDEL', k, 'envelope')
-    ended(id, t)
-  end
-  return record(id)
-elseif op == 'expire' then
-  -- id before
-  local t, id = now(), ARGV[4]
-  local k = jk(id)
-  if redis.call('HGET', k, 'status') ~= 'awaiting_approval' then return false end
-  if tonumber(redis.call('HGET', k, 'created_at')) >= tonumber(ARGV[5]) then return false end
-  move(id, 'awaiting_approval', 'failed')
-  redis.call('HSET', k, 'reason', 'approval_expired')
-  ended(id, t)
-  return record(id)
-elseif op == 'drop' then
-  -- before id…: terminal jobs finished before `before`
-  local before, out = tonumber(ARGV[4]), {}
-  for i = 5, #ARGV do
-    local id = ARGV[i]
+    local seq = redis.call('INCR', P .. 'seq')
+    apply(id, 10)
+    redis.call('HSET', jk(id), 'created_at', fmt(t), 'seq', seq, 'token', 0, 'status', status)
+    redis.call('ZADD', P .. 'all', seq, id)
+    redis.call('ZADD', P .. 'own:' .. owner, seq, id)
+    redis.call('ZADD', P .. 'tool:' .. tool, seq, id)
+    redis.call('ZADD', P .. 'st:' .. status, seq, id)
+    if status == 'pending' then redis.call('ZADD', P .. 'pending', seq, id) end
+    if key ~= '' then
+      redis.call('SET', ik, id, 'EX', math.max(1, math.ceil(ttl)))
+    end
+    return { 'new', fmt(t) }
+  elseif op == 'claim' then
+    -- lease prefer…
+    return claim(now(), tonumber(ARGV[4]), rest(5))
+  elseif op == 'heartbeat' then
+    -- id token lease
+    local t, id = now(), ARGV[4]
     local k = jk(id)
-    local h = redis.call('HMGET', k, 'status', 'finished_at', 'owner', 'tool')
-    if h[1] and TERMINAL[h[1]] and h[2] and tonumber(h[2]) < before then
-      redis.call('DEL', k, P .. 'ev:' .. id)
-      redis.call('ZREM', P .. 'all', id)
-      redis.call('ZREM', P .. 'own:' .. h[3], id)
-      redis.call('ZREM', P .. 'tool:' .. h[4], id)
-      redis.call('ZREM', P .. 'st:' .. h[1], id)
-      out[#out + 1] = id
+    if redis.call('HGET', k, 'status') ~= 'running' or redis.call('HGET', k, 'token') ~= ARGV[5] then
+      return '0'
     end
-    redis.call('ZREM', P .. 'fin', id)
-  end
-  for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'dead', '-inf', '(' .. before)) do
-    redis.call('DEL', P .. 'dlv:' .. d)
-    redis.call('ZREM', P .. 'dead', d)
-  end
-  return out
-elseif op == 'outbox_due' then
-  -- limit claim_for: due deliveries are claimed (moved claim_for ahead) so
-  -- one instance sends each attempt
-  local t = now()
-  local out = {}
-  for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'outbox', '-inf', fmt(t), 'LIMIT', 0, tonumber(ARGV[4]))) do
-    local h = redis.call('HMGET', P .. 'dlv:' .. d, 'job', 'url', 'attempts')
-    if h[1] then
-      redis.call('ZADD', P .. 'outbox', t + tonumber(ARGV[5]), d)
-      out[#out + 1] = { d, h[1], h[2], h[3] }
+    local until_ = t + tonumber(ARGV[6])
+    redis.call('HSET', k, 'lease', fmt(until_))
+    redis.call('ZADD', P .. 'leases', until_, id)
+    return '1'
+  elseif op == 'finish' then
+    -- id token status claim(0/1) lease nprefer prefer… nset ndel pairs…
+    local t, id = now(), ARGV[4]
+    local np = tonumber(ARGV[9])
+    local prefer = {}
+    for i = 1, np do prefer[i] = ARGV[9 + i] end
+    local done = finish(t, id, ARGV[5], ARGV[6], 10 + np)
+    local out = { done and 'done' or 'superseded' }
+    if done then
+      for _, v in ipairs(record(id)) do out[#out + 1] = v end
+    end
+    local c = false
+    if ARGV[7] == '1' then c = claim(t, tonumber(ARGV[8]), prefer) end
+    return { out, c or {} }
+  elseif op == 'transition' then
+    -- id to ends(0/1) nfrom from… nset ndel pairs…
+    local t, id, to = now(), ARGV[4], ARGV[5]
+    local s = redis.call('HGET', jk(id), 'status')
+    local nfrom = tonumber(ARGV[7])
+    local ok = false
+    for i = 1, nfrom do
+      if ARGV[7 + i] == s then ok = true end
+    end
+    if not s or not ok then return false end
+    apply(id, 8 + nfrom)
+    move(id, s, to)
+    if ARGV[6] == '1' then ended(id, t) end
+    return record(id)
+  elseif op == 'cancel' then
+    local t, id = now(), ARGV[4]
+    local s = redis.call('HGET', jk(id), 'status')
+    if not s then return { 'notfound' } end
+    local kind
+    if TERMINAL[s] then
+      kind = 'terminal'
+    elseif s == 'running' then
+      redis.call('HSET', jk(id), 'cancel', '1')
+      kind = 'requested'
     else
-      redis.call('ZREM', P .. 'outbox', d)
+      move(id, s, 'cancelled')
+      redis.call('HSET', jk(id), 'reason', 'cancelled')
+      ended(id, t)
+      kind = 'cancelled'
     end
+    local out = { kind }
+    for _, v in ipairs(record(id)) do out[#out + 1] = v end
+    return out
+  elseif op == 'reclaim' then
+    -- id requeue(0/1): only a running job whose lease ran out
+    local t, id = now(), ARGV[4]
+    local k = jk(id)
+    if redis.call('HGET', k, 'status') ~= 'running' then return false end
+    local l = redis.call('ZSCORE', P .. 'leases', id)
+    if l and tonumber(l) >= t then return false end
+    if ARGV[5] == '1' then
+      move(id, 'running', 'pending')
+      redis.call('HDEL', k, 'started_at', 'envelope')
+      redis.call('HSET', k, 'cancel', '0')
+      redis.call('DEL', P .. 'ev:' .. id)
+    else
+      move(id, 'running', 'failed')
+      redis.call('HSET', k, 'reason', 'interrupted')
+      redis.call('HDEL', k, 'envelope')
+      ended(id, t)
+    end
+    return record(id)
+  elseif op == 'expire' then
+    -- id before
+    local t, id = now(), ARGV[4]
+    local k = jk(id)
+    if redis.call('HGET', k, 'status') ~= 'awaiting_approval' then return false end
+    if tonumber(redis.call('HGET', k, 'created_at')) >= tonumber(ARGV[5]) then return false end
+    move(id, 'awaiting_approval', 'failed')
+    redis.call('HSET', k, 'reason', 'approval_expired')
+    ended(id, t)
+    return record(id)
+  elseif op == 'drop' then
+    -- before id…: terminal jobs finished before `before`
+    local before, out = tonumber(ARGV[4]), {}
+    for i = 5, #ARGV do
+      local id = ARGV[i]
+      local k = jk(id)
+      local h = redis.call('HMGET', k, 'status', 'finished_at', 'owner', 'tool')
+      if h[1] and TERMINAL[h[1]] and h[2] and tonumber(h[2]) < before then
+        redis.call('DEL', k, P .. 'ev:' .. id)
+        redis.call('ZREM', P .. 'all', id)
+        redis.call('ZREM', P .. 'own:' .. h[3], id)
+        redis.call('ZREM', P .. 'tool:' .. h[4], id)
+        redis.call('ZREM', P .. 'st:' .. h[1], id)
+        out[#out + 1] = id
+      end
+      redis.call('ZREM', P .. 'fin', id)
+    end
+    for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'dead', '-inf', '(' .. before)) do
+      redis.call('DEL', P .. 'dlv:' .. d)
+      redis.call('ZREM', P .. 'dead', d)
+    end
+    return out
+  elseif op == 'outbox_due' then
+    -- limit claim_for: due deliveries are claimed (moved claim_for ahead) so
+    -- one instance sends each attempt
+    local t = now()
+    local out = {}
+    for _, d in ipairs(redis.call('ZRANGEBYSCORE', P .. 'outbox', '-inf', fmt(t), 'LIMIT', 0, tonumber(ARGV[4]))) do
+      local h = redis.call('HMGET', P .. 'dlv:' .. d, 'job', 'url', 'attempts')
+      if h[1] then
+        redis.call('ZADD', P .. 'outbox', t + tonumber(ARGV[5]), d)
+        out[#out + 1] = { d, h[1], h[2], h[3] }
+      else
+        redis.call('ZREM', P .. 'outbox', d)
+      end
+    end
+    return out
+  elseif op == 'events' then
+    -- id line…: a job's event lines
+    local k = P .. 'ev:' .. ARGV[4]
+    for i = 5, #ARGV, 256 do
+      redis.call('RPUSH', k, unpack(ARGV, i, math.min(i + 255, #ARGV)))
+    end
+    return true
+  elseif op == 'outbox_next' then
+    local t = now()
+    local first = redis.call('ZRANGE', P .. 'outbox', 0, 0, 'WITHSCORES')
+    if not first[1] then return false end
+    return fmt(math.max(0, tonumber(first[2]) - t))
+  elseif op == 'outbox_retry' then
+    -- id delay error give_up
+    local t, d = now(), ARGV[4]
+    local k = P .. 'dlv:' .. d
+    if redis.call('EXISTS', k) == 0 then return false end
+    redis.call('HINCRBY', k, 'attempts', 1)
+    redis.call('HSET', k, 'error', ARGV[6])
+    local at = t + tonumber(ARGV[5])
+    if ARGV[7] == '1' then
+      redis.call('ZREM', P .. 'outbox', d)
+      redis.call('ZADD', P .. 'dead', at, d)
+    else
+      redis.call('ZADD', P .. 'outbox', at, d)
+    end
+    return true
   end
-  return out
-elseif op == 'outbox_next' then
-  local t = now()
-  local first = redis.call('ZRANGE', P .. 'outbox', 0, 0, 'WITHSCORES')
-  if not first[1] then return false end
-  return fmt(math.max(0, tonumber(first[2]) - t))
-elseif op == 'outbox_retry' then
-  -- id delay error give_up
-  local t, d = now(), ARGV[4]
-  local k = P .. 'dlv:' .. d
-  if redis.call('EXISTS', k) == 0 then return false end
-  redis.call('HINCRBY', k, 'attempts', 1)
-  redis.call('HSET', k, 'error', ARGV[6])
-  local at = t + tonumber(ARGV[5])
-  if ARGV[7] == '1' then
-    redis.call('ZREM', P .. 'outbox', d)
-    redis.call('ZADD', P .. 'dead', at, d)
-  else
-    redis.call('ZADD', P .. 'outbox', at, d)
-  end
-  return true
+  return redis.error_reply('unknown job store operation ' .. tostring(op))
 end
-return redis.error_reply('unknown job store operation ' .. tostring(op))
+
+if op == 'now' or op == 'outbox_next' then
+  return run()
+end
+local rk = P .. 'reply:' .. DLV
+local before = redis.call('GET', rk)
+if before then
+  return cjson.decode(before)
+end
+local r = run()
+redis.call('SET', rk, cjson.encode(r), 'EX', 60)
+return r

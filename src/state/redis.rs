@@ -35,6 +35,8 @@ const DELIVERY_CLAIM: f64 = 60.0;
 const EVENTS_MAX: isize = 4096;
 /// Idle connections kept.
 const POOL_MAX: usize = 16;
+/// Tries of a call that failed on I/O (each on a new connection).
+const TRIES: u32 = 3;
 
 /// How acknowledged writes are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +321,7 @@ impl RedisStore {
     }
 
     fn facts(&self) -> StoreResult<ServerFacts> {
-        self.with(|c| {
+        self.with(|c, _| {
             let get = |c: &mut redis::Connection, k: &str| -> Option<String> {
                 redis::cmd("CONFIG")
                     .arg("GET")
@@ -344,48 +346,77 @@ impl RedisStore {
     }
 
     /// Run `f` on a pooled connection (opened with a timeout); a failed
-    /// call drops its connection.
+    /// call drops its connection. `f` gets a request id, the same on each
+    /// try: an I/O error (a timeout, a signal interrupting the read, a
+    /// dropped connection) is retried on a new connection, and a script
+    /// called again with the same request id answers what it answered the
+    /// first time instead of running twice.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut redis::Connection, &str) -> redis::RedisResult<T>,
     ) -> StoreResult<T> {
+        let rid = crate::clock::new_id();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_with(&mut f, &rid) {
+                Err((e, true)) if tries < TRIES => {
+                    let _ = e;
+                    continue;
+                }
+                Err((e, _)) => return Err(self.err(e)),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+
+    /// One try of [`RedisStore::with`]: the error and whether to try again.
+    fn try_with<T>(
+        &self,
+        f: &mut impl FnMut(&mut redis::Connection, &str) -> redis::RedisResult<T>,
+        rid: &str,
+    ) -> Result<T, (String, bool)> {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("the job store is closed".into()));
+            return Err(("the job store is closed".into(), false));
         }
         let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut con = match pooled {
             Some(c) => c,
             None => {
+                let fail = |e: redis::RedisError| (e.to_string(), false);
                 let c = self
                     .client
                     .get_connection_with_timeout(self.timeout)
-                    .map_err(|e| self.err(e))?;
-                c.set_read_timeout(Some(self.timeout))
-                    .map_err(|e| self.err(e))?;
-                c.set_write_timeout(Some(self.timeout))
-                    .map_err(|e| self.err(e))?;
+                    .map_err(fail)?;
+                c.set_read_timeout(Some(self.timeout)).map_err(fail)?;
+                c.set_write_timeout(Some(self.timeout)).map_err(fail)?;
                 c
             }
         };
-        let r = f(&mut con).map_err(|e| self.err(e));
-        if r.is_ok() {
-            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < POOL_MAX {
-                pool.push(con);
+        match f(&mut con, rid) {
+            Ok(v) => {
+                let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+                if pool.len() < POOL_MAX {
+                    pool.push(con);
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let again = e.is_io_error() && !e.is_connection_refusal();
+                Err((e.to_string(), again))
             }
         }
-        r
     }
 
     /// Run a write (a script call) and make it durable before answering.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut redis::Connection, &str) -> redis::RedisResult<T>,
     ) -> StoreResult<T> {
         let wait = self.durability == Durability::WaitAof;
         let ms = self.timeout.as_millis() as u64;
-        self.with(|c| {
-            let v = f(c)?;
+        self.with(|c, rid| {
+            let v = f(c, rid)?;
             if wait {
                 let (local, _): (i64, i64) =
                     redis::cmd("WAITAOF").arg(1).arg(0).arg(ms).query(c)?;
@@ -400,15 +431,16 @@ impl RedisStore {
         })
     }
 
-    fn inv<'a>(&'a self, op: &str) -> redis::ScriptInvocation<'a> {
+    /// A script call: the operation, the key prefix and the request id.
+    fn inv<'a>(&'a self, op: &str, rid: &str) -> redis::ScriptInvocation<'a> {
         let mut inv = self.script.prepare_invoke();
-        inv.arg(op).arg(PREFIX).arg(crate::clock::new_id());
+        inv.arg(op).arg(PREFIX).arg(rid);
         inv
     }
 
     fn ids_by_score(&self, key: &str, max: f64, limit: usize) -> StoreResult<Vec<String>> {
         let key = format!("{PREFIX}{key}");
-        self.with(|c| {
+        self.with(|c, _| {
             redis::cmd("ZRANGEBYSCORE")
                 .arg(&key)
                 .arg("-inf")
@@ -421,8 +453,8 @@ impl RedisStore {
     }
 
     fn claim_op(&self, lease: f64, prefer: &[String]) -> StoreResult<Option<Claim>> {
-        let v: Option<Vec<String>> = self.write(|c| {
-            let mut inv = self.inv("claim");
+        let v: Option<Vec<String>> = self.write(|c, rid| {
+            let mut inv = self.inv("claim", rid);
             inv.arg(lease);
             for p in prefer {
                 inv.arg(p);
@@ -439,8 +471,8 @@ impl RedisStore {
         f: &Finish,
         claim: Option<(f64, &[String])>,
     ) -> StoreResult<(Option<Job>, Option<Claim>)> {
-        let (done, next): (Vec<String>, Vec<String>) = self.write(|c| {
-            let mut inv = self.inv("finish");
+        let (done, next): (Vec<String>, Vec<String>) = self.write(|c, rid| {
+            let mut inv = self.inv("finish", rid);
             inv.arg(id)
                 .arg(token.to_string())
                 .arg(f.status.as_str())
@@ -469,7 +501,7 @@ impl Drop for RedisStore {
 
 impl JobStore for RedisStore {
     fn now(&self) -> f64 {
-        self.with(|c| self.inv("now").invoke::<String>(c))
+        self.with(|c, rid| self.inv("now", rid).invoke::<String>(c))
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(crate::clock::now)
@@ -489,8 +521,8 @@ impl JobStore for RedisStore {
     }
 
     fn submit(&self, job: Job, idem: Option<&Idempotency>) -> StoreResult<Submitted> {
-        let r: Vec<String> = self.write(|c| {
-            let mut inv = self.inv("submit");
+        let r: Vec<String> = self.write(|c, rid| {
+            let mut inv = self.inv("submit", rid);
             inv.arg(&job.id)
                 .arg(&job.owner)
                 .arg(&job.tool)
@@ -518,7 +550,7 @@ impl JobStore for RedisStore {
 
     fn find_idempotent(&self, owner: &str, idem: &Idempotency) -> StoreResult<Option<Job>> {
         let key = format!("{PREFIX}idem:{}:{owner}:{}", owner.len(), idem.key);
-        let id: Option<String> = self.with(|c| redis::cmd("GET").arg(&key).query(c))?;
+        let id: Option<String> = self.with(|c, _| redis::cmd("GET").arg(&key).query(c))?;
         let Some(id) = id else { return Ok(None) };
         let since = self.now() - idem.ttl;
         Ok(self.get(&id)?.filter(|j| j.created_at >= since))
@@ -544,8 +576,8 @@ impl JobStore for RedisStore {
     }
 
     fn heartbeat(&self, id: &str, token: u64, lease: f64) -> StoreResult<bool> {
-        let r: String = self.with(|c| {
-            self.inv("heartbeat")
+        let r: String = self.with(|c, rid| {
+            self.inv("heartbeat", rid)
                 .arg(id)
                 .arg(token.to_string())
                 .arg(lease)
@@ -589,8 +621,8 @@ impl JobStore for RedisStore {
             fields.set.push(("stdout_lines", o.to_string()));
             fields.set.push(("stderr_lines", e.to_string()));
         }
-        let r: Option<Vec<String>> = self.write(|c| {
-            let mut inv = self.inv("transition");
+        let r: Option<Vec<String>> = self.write(|c, rid| {
+            let mut inv = self.inv("transition", rid);
             inv.arg(id)
                 .arg(to.as_str())
                 .arg(if ends { "1" } else { "0" })
@@ -605,7 +637,7 @@ impl JobStore for RedisStore {
     }
 
     fn request_cancel(&self, id: &str) -> StoreResult<CancelRequest> {
-        let r: Vec<String> = self.write(|c| self.inv("cancel").arg(id).invoke(c))?;
+        let r: Vec<String> = self.write(|c, rid| self.inv("cancel", rid).arg(id).invoke(c))?;
         let job =
             || job_of(&r[1..]).ok_or_else(|| StoreError::Other(format!("job {id} has no record")));
         Ok(match r.first().map(String::as_str) {
@@ -617,7 +649,7 @@ impl JobStore for RedisStore {
     }
 
     fn cancel_requested(&self, id: &str) -> StoreResult<bool> {
-        let v: Option<String> = self.with(|c| {
+        let v: Option<String> = self.with(|c, _| {
             redis::cmd("HGET")
                 .arg(format!("{PREFIX}job:{id}"))
                 .arg("cancel")
@@ -627,7 +659,7 @@ impl JobStore for RedisStore {
     }
 
     fn get(&self, id: &str) -> StoreResult<Option<Job>> {
-        let v: Vec<String> = self.with(|c| {
+        let v: Vec<String> = self.with(|c, _| {
             redis::cmd("HGETALL")
                 .arg(format!("{PREFIX}job:{id}"))
                 .query(c)
@@ -651,7 +683,7 @@ impl JobStore for RedisStore {
         };
         let mut max = "+inf".to_string();
         if let Some(after) = &q.after {
-            let seq: Option<String> = self.with(|c| {
+            let seq: Option<String> = self.with(|c, _| {
                 redis::cmd("HGET")
                     .arg(format!("{PREFIX}job:{after}"))
                     .arg("seq")
@@ -684,7 +716,7 @@ impl JobStore for RedisStore {
         let chunk = q.limit.clamp(16, 1000);
         let mut out = Vec::new();
         loop {
-            let page: Vec<(String, f64)> = self.with(|c| {
+            let page: Vec<(String, f64)> = self.with(|c, _| {
                 redis::cmd("ZREVRANGEBYSCORE")
                     .arg(&index)
                     .arg(&max)
@@ -698,7 +730,7 @@ impl JobStore for RedisStore {
             if page.is_empty() {
                 return Ok(out);
             }
-            let rows: Vec<Vec<Option<String>>> = self.with(|c| {
+            let rows: Vec<Vec<Option<String>>> = self.with(|c, _| {
                 let mut p = redis::pipe();
                 for (id, _) in &page {
                     p.cmd("HMGET")
@@ -734,7 +766,7 @@ impl JobStore for RedisStore {
     }
 
     fn counts(&self) -> StoreResult<[u64; 6]> {
-        let v: Vec<u64> = self.with(|c| {
+        let v: Vec<u64> = self.with(|c, _| {
             let mut p = redis::pipe();
             for s in STATUSES {
                 p.cmd("ZCARD").arg(format!("{PREFIX}st:{s}"));
@@ -760,11 +792,14 @@ impl JobStore for RedisStore {
         if items.is_empty() {
             return Ok(());
         }
-        self.with(|c| {
-            redis::cmd("RPUSH")
-                .arg(format!("{PREFIX}ev:{id}"))
-                .arg(items)
-                .query::<()>(c)
+        // A script, so a retried append (same request id) is not doubled.
+        self.with(|c, rid| {
+            let mut inv = self.inv("events", rid);
+            inv.arg(id);
+            for l in &items {
+                inv.arg(*l);
+            }
+            inv.invoke::<()>(c)
         })
     }
 
@@ -781,7 +816,7 @@ impl JobStore for RedisStore {
         };
         // Line n is at index n-1 when every number was appended once, in order.
         let start = after as isize;
-        let v: Vec<String> = self.with(|c| {
+        let v: Vec<String> = self.with(|c, _| {
             redis::cmd("LRANGE")
                 .arg(&key)
                 .arg(start)
@@ -796,13 +831,13 @@ impl JobStore for RedisStore {
             if v.is_empty() && after > 0 {
                 // Fewer lines than `after`, or numbered otherwise: look at all.
                 let all: Vec<String> =
-                    self.with(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
+                    self.with(|c, _| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
                 return Ok(parse(all).into_iter().take(EVENTS_MAX as usize).collect());
             }
             return Ok(parse(v));
         }
         let all: Vec<String> =
-            self.with(|c| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
+            self.with(|c, _| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
         Ok(parse(all).into_iter().take(EVENTS_MAX as usize).collect())
     }
 
@@ -814,8 +849,8 @@ impl JobStore for RedisStore {
         for id in ids {
             let Some(job) = self.get(&id)? else { continue };
             let again = requeue(&job);
-            let r: Option<Vec<String>> = self.write(|c| {
-                self.inv("reclaim")
+            let r: Option<Vec<String>> = self.write(|c, rid| {
+                self.inv("reclaim", rid)
                     .arg(&id)
                     .arg(if again { "1" } else { "0" })
                     .invoke(c)
@@ -830,11 +865,11 @@ impl JobStore for RedisStore {
     fn expire_approvals(&self, before: f64) -> StoreResult<Vec<Job>> {
         let key = format!("{PREFIX}st:awaiting_approval");
         let ids: Vec<String> =
-            self.with(|c| redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query(c))?;
+            self.with(|c, _| redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query(c))?;
         let mut out = Vec::new();
         for id in ids {
             let r: Option<Vec<String>> =
-                self.write(|c| self.inv("expire").arg(&id).arg(before).invoke(c))?;
+                self.write(|c, rid| self.inv("expire", rid).arg(&id).arg(before).invoke(c))?;
             if let Some(j) = r.as_deref().and_then(job_of) {
                 out.push(j);
             }
@@ -847,8 +882,8 @@ impl JobStore for RedisStore {
         loop {
             let ids = self.ids_by_score("fin", before, 1000)?;
             let n = ids.len();
-            let dropped: Vec<String> = self.write(|c| {
-                let mut inv = self.inv("drop");
+            let dropped: Vec<String> = self.write(|c, rid| {
+                let mut inv = self.inv("drop", rid);
                 inv.arg(before);
                 for id in &ids {
                     inv.arg(id);
@@ -863,8 +898,8 @@ impl JobStore for RedisStore {
     }
 
     fn outbox_due(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
-        let rows: Vec<Vec<String>> = self.write(|c| {
-            self.inv("outbox_due")
+        let rows: Vec<Vec<String>> = self.write(|c, rid| {
+            self.inv("outbox_due", rid)
                 .arg(limit)
                 .arg(DELIVERY_CLAIM)
                 .invoke(c)
@@ -891,12 +926,12 @@ impl JobStore for RedisStore {
     }
 
     fn outbox_next(&self) -> StoreResult<Option<f64>> {
-        let v: Option<String> = self.with(|c| self.inv("outbox_next").invoke(c))?;
+        let v: Option<String> = self.with(|c, rid| self.inv("outbox_next", rid).invoke(c))?;
         Ok(v.and_then(|s| s.parse().ok()))
     }
 
     fn outbox_done(&self, id: &str) -> StoreResult<()> {
-        self.write(|c| {
+        self.write(|c, _| {
             redis::pipe()
                 .atomic()
                 .cmd("ZREM")
@@ -911,8 +946,8 @@ impl JobStore for RedisStore {
     }
 
     fn outbox_retry(&self, id: &str, delay: f64, error: &str, give_up: bool) -> StoreResult<()> {
-        self.write(|c| {
-            self.inv("outbox_retry")
+        self.write(|c, rid| {
+            self.inv("outbox_retry", rid)
                 .arg(id)
                 .arg(delay)
                 .arg(error)
@@ -984,6 +1019,44 @@ mod tests {
         let s = RedisStore::open(&on.url, dir.path(), false).unwrap();
         assert_eq!(s.durability(), Durability::Always);
         assert!(s.warnings().is_empty());
+    }
+
+    #[test]
+    fn a_retried_call_answers_the_first_answer() {
+        let server = RedisServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedisStore::open(&server.url, dir.path(), false).unwrap();
+        for _ in 0..2 {
+            s.submit(
+                crate::state::conformance::job("u", JobStatus::Pending),
+                None,
+            )
+            .unwrap();
+        }
+        // The same request id twice (a retry after a lost reply): one claim.
+        let claim = |rid: &str| -> Vec<String> {
+            s.with(|c, _| s.inv("claim", rid).arg(60.0).invoke(c))
+                .unwrap()
+        };
+        let first = claim("r1");
+        assert_eq!(claim("r1"), first);
+        assert_eq!(s.counts().unwrap()[0], 1);
+        let other = claim("r2");
+        assert_ne!(other[0], first[0]);
+        assert_eq!(s.counts().unwrap()[0], 0);
+        // Events appended twice with one request id are stored once.
+        let append = |rid: &str| {
+            s.with(|c, _| {
+                s.inv("events", rid)
+                    .arg(&first[0])
+                    .arg("1\t{}")
+                    .invoke::<()>(c)
+            })
+            .unwrap()
+        };
+        append("e1");
+        append("e1");
+        assert_eq!(s.read_events(&first[0], 0).unwrap().len(), 1);
     }
 
     #[test]
