@@ -785,16 +785,6 @@ impl Jobs {
             if st.draining {
                 return Err(SubmitError::ShuttingDown);
             }
-            if self.store().shared() {
-                // The fleet's queue, not this instance's view of it.
-                drop(st);
-                if let Ok(c) = self.store().counts() {
-                    let waiting = (c[0] + c[1]) as usize;
-                    let mut st = lock(&self.inner.state);
-                    st.waiting = waiting;
-                }
-                st = lock(&self.inner.state);
-            }
             if st.waiting >= self.inner.cfg.max_queue_depth {
                 drop(st);
                 // A retry of a submission that was stored gets its job, full queue or not.
@@ -1366,9 +1356,13 @@ impl Jobs {
             }
             if shared {
                 // Cancels asked through other instances; jobs of instances
-                // that died.
+                // that died; the fleet's queue depth (other instances submit
+                // and claim too), for `GATHM_MAX_QUEUE_DEPTH`.
                 self.poll_cancels();
                 self.reclaim();
+                if let Ok(c) = self.store().counts() {
+                    lock(&self.inner.state).waiting = (c[0] + c[1]) as usize;
+                }
             }
             if last_sweep.elapsed().as_secs_f64() >= every {
                 self.sweep();

@@ -36,7 +36,7 @@ const EVENTS_MAX: isize = 4096;
 /// Idle connections kept.
 const POOL_MAX: usize = 16;
 /// Tries of a call that failed on I/O (each on a new connection).
-const TRIES: u32 = 3;
+const TRIES: u32 = 5;
 
 /// How acknowledged writes are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,7 +383,12 @@ impl RedisStore {
         let mut con = match pooled {
             Some(c) => c,
             None => {
-                let fail = |e: redis::RedisError| (e.to_string(), false);
+                // A refused connection fails at once (Redis is down); an
+                // interrupted set-up is tried again.
+                let fail = |e: redis::RedisError| {
+                    let again = e.is_io_error() && !e.is_connection_refusal();
+                    (e.to_string(), again)
+                };
                 let c = self
                     .client
                     .get_connection_with_timeout(self.timeout)
