@@ -35,8 +35,11 @@ const DELIVERY_CLAIM: f64 = 60.0;
 const EVENTS_MAX: isize = 4096;
 /// Idle connections kept.
 const POOL_MAX: usize = 16;
-/// Tries of a call that failed on I/O (each on a new connection).
-const TRIES: u32 = 5;
+/// Tries of a call that failed on I/O (each on a new connection, after 1,
+/// 2, 4, … ms). A read with a timeout cannot be restarted by the kernel:
+/// any signal reaching the thread (a tool's exit sends SIGCHLD) ends it with
+/// EINTR, which bursts of job ends make common under load.
+const TRIES: u32 = 8;
 
 /// How acknowledged writes are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,8 +363,8 @@ impl RedisStore {
         loop {
             tries += 1;
             match self.try_with(&mut f, &rid) {
-                Err((e, true)) if tries < TRIES => {
-                    let _ = e;
+                Err((_, true)) if tries < TRIES => {
+                    std::thread::sleep(Duration::from_millis(1 << (tries - 1)));
                     continue;
                 }
                 Err((e, _)) => return Err(self.err(e)),
