@@ -3,8 +3,10 @@
 //! Any instance answers get, list and SSE of a job another one runs; a
 //! cancel through one kills the process group on the other; a job whose
 //! instance is killed is reclaimed within the lease TTL and ends once; a
-//! Redis restart during a burst loses no acknowledged job; a Redis without
-//! AOF is refused unless `GATHM_REDIS_VOLATILE=1`.
+//! Redis restart during a burst loses no acknowledged job; a paused
+//! instance cannot overwrite a reclaimed job; each callback is sent once by
+//! one instance; a Redis without AOF is refused unless
+//! `GATHM_REDIS_VOLATILE=1`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,9 @@ use serde_json::{Value, json};
 
 use crate::harness::{Sandbox, alive, wait_until};
 use crate::redis::RedisServer;
-use crate::serve::{Server, WAIT, client, delete, get, read_sse, submit, wait_job};
+use crate::serve::{
+    Server, WAIT, client, delete, get, read_http_request, read_sse, submit, wait_job,
+};
 
 /// The lease of the tests' instances, seconds.
 const LEASE: &str = "2";
@@ -315,4 +319,75 @@ fn fleet_jobs_refuse_a_redis_without_aof_unless_volatile() {
     drop(s);
     let log = std::fs::read_to_string(sb.path().join("server.err")).unwrap();
     assert!(log.contains("warning") && log.contains("loses"), "{log}");
+}
+
+/// The shared outbox: every job's callback arrives once (one delivery id
+/// each, first attempt), whichever instance ran the job and whichever
+/// polls the outbox.
+#[test]
+fn fleet_jobs_callbacks_are_delivered_once_by_one_instance() {
+    use std::io::Write;
+    let redis = RedisServer::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    {
+        let got = Arc::clone(&got);
+        std::thread::spawn(move || {
+            for c in listener.incoming() {
+                let Ok(mut c) = c else { return };
+                let (head, _) = read_http_request(&mut c);
+                let h = |name: &str| {
+                    head.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                got.lock().unwrap().push((
+                    h("x-gathm-job"),
+                    h("x-gathm-delivery"),
+                    h("x-gathm-delivery-attempt"),
+                ));
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+    }
+    let (sa, sb) = (instance(&[]), instance(&[]));
+    let env = fleet_env(
+        &redis,
+        &[
+            ("GATHM_CALLBACK_SECRET", "s3cret"),
+            ("GATHM_CALLBACK_ALLOW", "127.0.0.0/8"),
+        ],
+    );
+    let a = Server::start(&sa, &env);
+    let b = Server::start(&sb, &env);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let v = submit(
+            s,
+            None,
+            json!({"tool": "lines", "args": ["1", "0"], "callback_url": url}),
+        );
+        ids.push(id_of(&v));
+    }
+    for id in &ids {
+        wait_job(&a, id, None, &["completed"]);
+    }
+    wait_until("20 callbacks", WAIT, || got.lock().unwrap().len() >= 20);
+    // Both instances keep polling the outbox; nothing is sent again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 20, "{got:?}");
+    let jobs: HashSet<&str> = got.iter().map(|(j, _, _)| j.as_str()).collect();
+    let want: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(jobs, want);
+    let deliveries: HashSet<&str> = got.iter().map(|(_, d, _)| d.as_str()).collect();
+    assert_eq!(deliveries.len(), 20);
+    assert!(got.iter().all(|(_, _, n)| n == "1"), "{got:?}");
 }
