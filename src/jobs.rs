@@ -1,7 +1,11 @@
 //! Durable asynchronous jobs for `gathm serve` (PRODUCT.md §7).
 //!
 //! The records live in a [`JobStore`] (`state::jobs`; the embedded default
-//! is SQLite at `$GATHM_HOME/jobs/jobs.db`, `state::sqlite`). A submission
+//! is SQLite at `$GATHM_HOME/jobs/jobs.db`, `state::sqlite`; with
+//! `GATHM_STATE_URL=redis://…` a fleet's shared store, `state::redis`, where
+//! the events live in the store, cancels asked through another instance are
+//! polled, expired leases are reclaimed every poll, and nothing is written
+//! under `jobs/<id>/`). A submission
 //! is acknowledged only after its record is committed (concurrent
 //! submissions share one commit). Each job's output lives in
 //! `$GATHM_HOME/jobs/<id>/`: `stdout` and `stderr` (raw bytes, appended as

@@ -836,14 +836,10 @@ impl JobStore for RedisStore {
             .and_then(|l| l.split_once('\t'))
             .and_then(|(n, _)| n.parse::<u64>().ok());
         if v.is_empty() || first == Some(after + 1) {
-            if v.is_empty() && after > 0 {
-                // Fewer lines than `after`, or numbered otherwise: look at all.
-                let all: Vec<String> =
-                    self.with(|c, _| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
-                return Ok(parse(all).into_iter().take(EVENTS_MAX as usize).collect());
-            }
+            // Nothing new (a follower polls here), or the lines after `after`.
             return Ok(parse(v));
         }
+        // Numbered otherwise (not written by `Live`): look at them all.
         let all: Vec<String> =
             self.with(|c, _| redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(c))?;
         Ok(parse(all).into_iter().take(EVENTS_MAX as usize).collect())
