@@ -1,8 +1,9 @@
 //! Job-submission load generator for bench/serve.sh (std only; build with
 //! `rustc -O bench/jobload.rs -o target/jobload`).
 //!
-//! Usage: jobload HOST:PORT TOTAL CONCURRENCY TOOL
-//! Submits TOTAL jobs over CONCURRENCY keep-alive connections, then waits
+//! Usage: jobload HOST:PORT[,HOST:PORT…] TOTAL CONCURRENCY TOOL
+//! Submits TOTAL jobs over CONCURRENCY keep-alive connections (spread over
+//! the servers given, e.g. the instances of a fleet), then waits
 //! until every job has finished (polling /metrics). Prints the submission
 //! rate overall and for the first and the last 1,000 submissions, and the
 //! time until all jobs had finished.
@@ -92,10 +93,12 @@ fn finished(host: &str) -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 5 {
-        eprintln!("usage: jobload HOST:PORT TOTAL CONCURRENCY TOOL");
+        eprintln!("usage: jobload HOST:PORT[,HOST:PORT…] TOTAL CONCURRENCY TOOL");
         std::process::exit(2);
     }
-    let host = args[1].clone();
+    let hosts: Vec<String> = args[1].split(',').map(String::from).collect();
+    // Finished jobs are counted on the first server (a fleet's counts are shared).
+    let host = hosts[0].clone();
     let total: usize = args[2].parse().expect("TOTAL");
     let conc: usize = args[3].parse().expect("CONCURRENCY");
     let body = format!("{{\"tool\":\"{}\",\"args\":[]}}", args[4]);
@@ -104,9 +107,13 @@ fn main() {
     let stamps = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let t0 = Instant::now();
     let threads: Vec<_> = (0..conc)
-        .map(|_| {
-            let (host, body, next, stamps) =
-                (host.clone(), body.clone(), next.clone(), stamps.clone());
+        .map(|i| {
+            let (host, body, next, stamps) = (
+                hosts[i % hosts.len()].clone(),
+                body.clone(),
+                next.clone(),
+                stamps.clone(),
+            );
             std::thread::spawn(move || {
                 let (mut r, mut w) = connect(&host);
                 let mut mine = Vec::new();

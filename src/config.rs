@@ -67,10 +67,10 @@ pub fn env_seconds(name: &str, positive: bool, default: f64) -> f64 {
 
 /// The lease of anything a process holds in the shared state and renews
 /// while it lives (Redis group slots, fleet job claims):
-/// `GATHM_LEASE_TTL` seconds, default 15. A holder that dies is forgotten
+/// `GATHM_LEASE_TTL` seconds, default 30. A holder that dies is forgotten
 /// at most this long after its last renewal.
 pub fn lease_ttl() -> f64 {
-    env_seconds("GATHM_LEASE_TTL", true, 15.0).max(0.5)
+    env_seconds("GATHM_LEASE_TTL", true, 30.0).max(0.5)
 }
 
 /// A Redis client for `url`, or why it cannot be one.

@@ -1,7 +1,11 @@
 //! Durable asynchronous jobs for `gathm serve` (PRODUCT.md §7).
 //!
 //! The records live in a [`JobStore`] (`state::jobs`; the embedded default
-//! is SQLite at `$GATHM_HOME/jobs/jobs.db`, `state::sqlite`). A submission
+//! is SQLite at `$GATHM_HOME/jobs/jobs.db`, `state::sqlite`; with
+//! `GATHM_STATE_URL=redis://…` a fleet's shared store, `state::redis`, where
+//! the events live in the store, cancels asked through another instance are
+//! polled, expired leases are reclaimed every poll, and nothing is written
+//! under `jobs/<id>/`). A submission
 //! is acknowledged only after its record is committed (concurrent
 //! submissions share one commit). Each job's output lives in
 //! `$GATHM_HOME/jobs/<id>/`: `stdout` and `stderr` (raw bytes, appended as
@@ -48,8 +52,9 @@ use crate::state::{self, Appender};
 
 pub use crate::state::jobs::{ALL_STATUSES, Job, JobKind, JobStatus, STATUSES};
 
-/// Seconds a claim's lease lasts; running jobs are heartbeaten every third of it.
-const LEASE: f64 = 60.0;
+/// How often a fleet instance looks for cancels asked through another
+/// instance and for expired leases (at most; a third of the lease if shorter).
+const FLEET_POLL: f64 = 0.5;
 
 /// `output` of a running job is read from its stdout file up to this many
 /// bytes (the runner's capture limit).
@@ -79,6 +84,9 @@ pub struct Config {
     /// `GATHM_CALLBACK_ALLOW`: hosts and CIDRs callbacks may reach even
     /// though they are loopback, private, link-local or metadata addresses.
     pub callback_allow: Vec<Allow>,
+    /// `GATHM_LEASE_TTL` seconds (default 30): a claim's lease; a job whose
+    /// instance died is reclaimed within it.
+    pub lease: f64,
 }
 
 impl Config {
@@ -101,6 +109,7 @@ impl Config {
                 .unwrap_or(5),
             callback_backoff: crate::config::env_seconds("GATHM_CALLBACK_BACKOFF", false, 0.5),
             callback_allow: parse_allow(&std::env::var("GATHM_CALLBACK_ALLOW").unwrap_or_default()),
+            lease: crate::config::lease_ttl(),
         }
     }
 }
@@ -113,8 +122,15 @@ struct Files {
     events: Appender,
 }
 
+/// Where a shared store keeps the events (`JobStore::append_events`).
+struct SharedEvents {
+    store: Arc<dyn JobStore>,
+    id: String,
+}
+
 struct LiveState {
     seq: u64,
+    shared: Option<SharedEvents>,
     lines: [u64; 2],
     partial: [Vec<u8>; 2],
     dir: PathBuf,
@@ -260,17 +276,25 @@ impl Live {
         let mut st = lock(&self.state);
         st.seq += 1;
         let line = format!("{}\t{data}\n", st.seq);
-        if let Some(f) = Self::files(&mut st) {
-            let _ = f.events.write(line.as_bytes());
-        }
+        Self::write_events(&mut st, line.as_bytes());
         drop(st);
         self.cond.notify_all();
     }
 
-    fn new(dir: &Path) -> Live {
+    /// Append event lines: to the shared store's events, or to the events file.
+    fn write_events(st: &mut LiveState, lines: &[u8]) {
+        if let Some(sh) = &st.shared {
+            let _ = sh.store.append_events(&sh.id, lines);
+        } else if let Some(f) = Self::files(st) {
+            let _ = f.events.write(lines);
+        }
+    }
+
+    fn new(dir: &Path, shared: Option<SharedEvents>) -> Live {
         Live {
             state: Mutex::new(LiveState {
                 seq: 0,
+                shared,
                 lines: [0, 0],
                 partial: [Vec::new(), Vec::new()],
                 dir: dir.to_path_buf(),
@@ -311,7 +335,10 @@ impl Live {
 
     fn feed(&self, stream: usize, chunk: &[u8]) {
         let mut st = lock(&self.state);
-        if let Some(f) = Self::files(&mut st) {
+        // A fleet keeps no local files: the events in the store are the output.
+        if st.shared.is_none()
+            && let Some(f) = Self::files(&mut st)
+        {
             let _ = if stream == 0 {
                 f.out.write(chunk)
             } else {
@@ -329,7 +356,9 @@ impl Live {
         partial.drain(..start);
         st.partial[stream] = partial;
         if !batch.is_empty() {
-            if let Some(f) = st.files.as_mut() {
+            if st.shared.is_some() {
+                Self::write_events(&mut st, &batch);
+            } else if let Some(f) = st.files.as_mut() {
                 let _ = f.events.write(&batch);
             }
             drop(st);
@@ -347,10 +376,8 @@ impl Live {
                 Self::emit(&mut st, stream, &rest, &mut batch);
             }
         }
-        if !batch.is_empty()
-            && let Some(f) = Self::files(&mut st)
-        {
-            let _ = f.events.write(&batch);
+        if !batch.is_empty() {
+            Self::write_events(&mut st, &batch);
         }
         st.files = None;
         st.lines
@@ -566,8 +593,17 @@ impl Jobs {
     /// recover jobs left by a crash, start the workers, the sweeper and the
     /// callback sender. One server per `GATHM_HOME`.
     pub fn start(ctx: Arc<Context>, cfg: Config, metrics: Arc<Metrics>) -> Result<Jobs> {
-        let store: Arc<dyn JobStore> =
-            Arc::new(crate::state::sqlite::SqliteStore::open(&ctx.home.jobs)?);
+        let mut warnings = Vec::new();
+        let store: Arc<dyn JobStore> = match ctx.state_url() {
+            None => Arc::new(crate::state::sqlite::SqliteStore::open(&ctx.home.jobs)?),
+            Some(url) => {
+                let volatile = std::env::var("GATHM_REDIS_VOLATILE").is_ok_and(|v| v == "1");
+                let s = crate::state::redis::RedisStore::open(&url, &ctx.home.jobs, volatile)
+                    .map_err(|e| Error::Usage(format!("cannot use the job store: {e}")))?;
+                warnings = s.warnings().to_vec();
+                Arc::new(s)
+            }
+        };
         // A read-only home cannot hold the lock, nor can any server change it.
         let store_lock = if store.read_only() {
             None
@@ -593,6 +629,14 @@ impl Jobs {
                 _store_lock: store_lock,
             }),
         };
+        for w in &warnings {
+            // Said at start, on stderr and in the log.
+            eprintln!("gathm serve: warning: {w}");
+            jobs.inner
+                .ctx
+                .logger
+                .app(Level::Warn, "jobs", w, serde_json::Map::new());
+        }
         if jobs.store().read_only() {
             // Jobs can be read; submissions get 503. Nothing runs.
             jobs.inner.ctx.logger.app(
@@ -629,10 +673,24 @@ impl Jobs {
         artifacts_dir(self.store(), id)
     }
 
+    /// The store, when it is shared with other instances (a fleet): job
+    /// events are read from it rather than from local files.
+    pub fn shared_store(&self) -> Option<Arc<dyn JobStore>> {
+        self.store().shared().then(|| Arc::clone(&self.inner.store))
+    }
+
     /// Jobs left `running` by a crash become `failed`/`interrupted` (their
     /// leftover processes killed); the waiting count is rebuilt.
     fn recover(&self) -> Result<()> {
         let store = self.store();
+        if store.shared() {
+            // Other instances run the other jobs: only expired leases are
+            // taken, by the same reclaim as every sweep.
+            self.reclaim();
+            let counts = store.counts()?;
+            lock(&self.inner.state).waiting = (counts[0] + counts[1]) as usize;
+            return Ok(());
+        }
         let running: Vec<String> = store
             .list(&ListQuery {
                 status: Some(JobStatus::Running),
@@ -649,7 +707,7 @@ impl Jobs {
             .into_iter()
             .filter(|j| j.status == JobStatus::Failed)
         {
-            let lines = count_lines(&events_path(&self.inner.ctx, &job.id));
+            let lines = count_lines(store, &job.id);
             store.transition(
                 &job.id,
                 &[JobStatus::Failed],
@@ -829,12 +887,19 @@ impl Jobs {
         }
         if job.status == JobStatus::Running
             && let Some(live) = live
+            && !self.store().shared()
         {
             let ls = lock(&live.state);
             job.stdout_lines = ls.lines[0];
             job.stderr_lines = ls.lines[1];
             drop(ls);
             job.live_output = Some(read_output(&self.store().job_dir(id).join("stdout")));
+        } else if job.status == JobStatus::Running && self.store().shared() {
+            // A fleet (this instance or another runs it): the output so far
+            // is in the shared events.
+            let out = output_of_events(self.store(), id);
+            job.stdout_lines = out.matches('\n').count() as u64;
+            job.live_output = Some(out);
         }
         Some(job)
     }
@@ -945,9 +1010,12 @@ impl Jobs {
             CancelRequest::Requested(j) => {
                 match st.running.get(id) {
                     Some(r) => r.cancel.cancel(),
-                    None => {
+                    // Another instance runs it (it polls the request), or it
+                    // is being taken in here.
+                    None if !self.store().shared() => {
                         st.cancel_pending.insert(id.to_string());
                     }
+                    None => {}
                 }
                 drop(st);
                 let wait = Duration::from_secs_f64(self.inner.ctx.settings.kill_grace + 3.0);
@@ -1080,7 +1148,7 @@ impl Jobs {
                 st.generation
             };
             let prefer = self.drain_preference();
-            let claim = match self.store().claim_preferring(LEASE, &prefer) {
+            let claim = match self.store().claim_preferring(self.inner.cfg.lease, &prefer) {
                 Ok(c) => c,
                 Err(e) => {
                     self.log_error("claim", &e.into());
@@ -1089,7 +1157,9 @@ impl Jobs {
             };
             let Some(c) = claim else {
                 let mut st = lock(&self.inner.state);
-                let deadline = Instant::now() + Duration::from_secs(1);
+                // Other instances' submissions wake nobody here: poll sooner.
+                let poll = if self.store().shared() { 0.2 } else { 1.0 };
+                let deadline = Instant::now() + Duration::from_secs_f64(poll);
                 while st.generation == seen && !st.stopped && !st.draining {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
@@ -1126,7 +1196,11 @@ impl Jobs {
             );
             return None;
         }
-        let live = Arc::new(Live::new(&self.store().job_dir(&id)));
+        let shared = self.store().shared().then(|| SharedEvents {
+            store: Arc::clone(&self.inner.store),
+            id: id.clone(),
+        });
+        let live = Arc::new(Live::new(&self.store().job_dir(&id), shared));
         let cancel = Cancel::new();
         if st.cancel_pending.remove(&id) {
             cancel.cancel();
@@ -1238,10 +1312,13 @@ impl Jobs {
                 (self.store().finish(&job.id, token, &f), None)
             } else {
                 let prefer = self.drain_preference();
-                match self
-                    .store()
-                    .finish_and_claim_preferring(&job.id, token, &f, LEASE, &prefer)
-                {
+                match self.store().finish_and_claim_preferring(
+                    &job.id,
+                    token,
+                    &f,
+                    self.inner.cfg.lease,
+                    &prefer,
+                ) {
                     Ok((d, c)) => (Ok(d), c),
                     Err(e) => (Err(e), None),
                 }
@@ -1270,8 +1347,16 @@ impl Jobs {
 
     fn sweeper(&self) {
         let every = self.inner.cfg.sweep_interval;
-        let tick = Duration::from_secs_f64(every.min(LEASE / 3.0));
+        let beat = self.inner.cfg.lease / 3.0;
+        let shared = self.store().shared();
+        let tick = if shared {
+            every.min(beat).min(FLEET_POLL)
+        } else {
+            every.min(beat)
+        };
+        let tick = Duration::from_secs_f64(tick);
         let mut last_sweep = Instant::now();
+        let mut last_beat = Instant::now();
         loop {
             {
                 let st = lock(&self.inner.state);
@@ -1284,11 +1369,68 @@ impl Jobs {
                     return;
                 }
             }
-            self.heartbeat();
+            if !shared || last_beat.elapsed().as_secs_f64() >= beat - tick.as_secs_f64() / 2.0 {
+                self.heartbeat();
+                last_beat = Instant::now();
+            }
+            if shared {
+                // Cancels asked through other instances; jobs of instances
+                // that died; the fleet's queue depth (other instances submit
+                // and claim too), for `GATHM_MAX_QUEUE_DEPTH`.
+                self.poll_cancels();
+                self.reclaim();
+                if let Ok(c) = self.store().counts() {
+                    lock(&self.inner.state).waiting = (c[0] + c[1]) as usize;
+                }
+            }
             if last_sweep.elapsed().as_secs_f64() >= every {
                 self.sweep();
                 last_sweep = Instant::now();
             }
+        }
+    }
+
+    /// Kill the jobs running here whose cancel was asked through another
+    /// instance (the store's `cancel_requested`).
+    fn poll_cancels(&self) {
+        let ids: Vec<String> = lock(&self.inner.state)
+            .running
+            .iter()
+            .filter(|(_, r)| !r.cancel.is_cancelled())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Ok(true) = self.store().cancel_requested(&id)
+                && let Some(r) = lock(&self.inner.state).running.get(&id)
+            {
+                r.cancel.cancel();
+            }
+        }
+    }
+
+    /// Jobs whose lease ran out (their instance died or stalled) become
+    /// `failed`/`interrupted`, or `pending` again with `retry_on_interrupt`.
+    fn reclaim(&self) {
+        let requeue = |j: &Job| self.retries_on_interrupt(j);
+        match self.store().reclaim(false, &requeue) {
+            Ok(v) => {
+                let failed: Vec<String> = v
+                    .iter()
+                    .filter(|j| j.status == JobStatus::Failed)
+                    .map(|j| j.id.clone())
+                    .collect();
+                if self.store().shared() {
+                    // Their instance is gone: processes it left on this
+                    // machine go too.
+                    kill_leftovers(&failed);
+                }
+                let again = v.iter().filter(|j| j.status == JobStatus::Pending).count();
+                if again > 0 {
+                    lock(&self.inner.state).waiting += again;
+                    self.kick();
+                }
+            }
+            Err(e) => self.log_error("sweep", &e.into()),
         }
     }
 
@@ -1300,7 +1442,7 @@ impl Jobs {
             .map(|(id, r)| (id.clone(), r.token))
             .collect();
         for (id, token) in tokens {
-            match self.store().heartbeat(&id, token, LEASE) {
+            match self.store().heartbeat(&id, token, self.inner.cfg.lease) {
                 Ok(true) => {}
                 Ok(false) => {
                     // Reclaimed meanwhile: stop running it.
@@ -1330,17 +1472,7 @@ impl Jobs {
             Ok(_) => {}
             Err(e) => self.log_error("sweep", &e.into()),
         }
-        let requeue = |j: &Job| self.retries_on_interrupt(j);
-        match store.reclaim(false, &requeue) {
-            Ok(v) => {
-                let again = v.iter().filter(|j| j.status == JobStatus::Pending).count();
-                if again > 0 {
-                    lock(&self.inner.state).waiting += again;
-                    self.kick();
-                }
-            }
-            Err(e) => self.log_error("sweep", &e.into()),
-        }
+        self.reclaim();
         let old = match store.sweep(now - self.inner.cfg.ttl) {
             Ok(v) => v,
             Err(e) => {
@@ -1460,22 +1592,48 @@ fn kill_leftovers(ids: &[String]) -> usize {
     killed
 }
 
-fn count_lines(events: &Path) -> [u64; 2] {
+/// The stdout and stderr lines in a job's events.
+fn count_lines(store: &dyn JobStore, id: &str) -> [u64; 2] {
     let mut n = [0u64; 2];
-    if let Ok(Some(bytes)) = state::read_bytes(events) {
-        for line in bytes.split(|b| *b == b'\n') {
-            if memfind(line, b"\"stream\":\"stderr\"") {
+    let mut after = 0;
+    while let Ok(v) = store.read_events(id, after) {
+        let Some(last) = v.last().map(|(k, _)| *k) else {
+            break;
+        };
+        for (_, line) in &v {
+            if line.contains("\"stream\":\"stderr\"") {
                 n[1] += 1;
-            } else if !line.is_empty() {
+            } else {
                 n[0] += 1;
             }
         }
+        after = last;
     }
     n
 }
 
-fn memfind(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// A running job's stdout lines so far, from its events (a job another
+/// instance runs).
+fn output_of_events(store: &dyn JobStore, id: &str) -> String {
+    let mut out = String::new();
+    let mut after = 0;
+    while let Ok(v) = store.read_events(id, after) {
+        let Some(last) = v.last().map(|(k, _)| *k) else {
+            break;
+        };
+        for (_, line) in &v {
+            if let Ok(e) = serde_json::from_str::<Value>(line)
+                && e["stream"] == "stdout"
+                && let Some(l) = e["line"].as_str()
+                && out.len() < OUTPUT_LIMIT as usize
+            {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        after = last;
+    }
+    out
 }
 
 // ---------------------------------------------------------------- callbacks
@@ -1713,7 +1871,7 @@ mod tests {
     #[test]
     fn live_output_is_split_into_numbered_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let live = Live::new(dir.path());
+        let live = Live::new(dir.path(), None);
         live.feed(0, b"a\nb");
         live.feed(1, b"e\n");
         live.feed(0, b"c\n");

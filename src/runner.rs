@@ -160,6 +160,19 @@ pub fn install_signal_flags() {
     }
 }
 
+/// Keep SIGCHLD pending in this thread and every thread it starts (call it
+/// before starting any): a long-lived server never takes it, so a tool's end
+/// cannot interrupt another thread's socket read that has a timeout (the
+/// kernel cannot restart those: EINTR, which failed Redis calls under load).
+/// Ends of runs are seen through pidfds and `wait`, never through the
+/// signal; tools start with an empty mask (std resets it in the child).
+pub fn hold_sigchld() {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+}
+
 /// Whether gathm received an interrupt.
 pub fn interrupted() -> bool {
     INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst))

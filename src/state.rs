@@ -17,10 +17,13 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod groups;
 pub mod jobs;
 #[cfg(test)]
 mod race_tests;
+pub mod redis;
 pub mod shared;
 #[cfg(test)]
 mod shared_conformance;

@@ -21,6 +21,11 @@ pub(crate) struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Start with extra `redis-server` arguments (later ones win).
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let bin = std::env::var("GATHM_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -43,6 +48,7 @@ impl RedisServer {
                 "--dir",
                 dir.path().to_str().unwrap(),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -287,6 +287,7 @@ type HResult = std::result::Result<Outcome, Reply>;
 
 /// Run the server until SIGTERM/SIGINT; returns the exit code.
 pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
+    crate::runner::hold_sigchld();
     ctx.logger.keep_open();
     crate::parsed::memoise();
     let keys = Keys::parse(

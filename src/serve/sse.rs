@@ -24,6 +24,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::jobs::{Job, JobStatus, Jobs, Live, Progress};
+use crate::state::jobs::JobStore;
 
 /// Time between keep-alive comments.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -34,10 +35,12 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest read of the events file at once (replay is chunked).
 const CHUNK: u64 = 64 * 1024;
 
-/// Reads complete lines appended to the events file (also followed by
-/// `openai.rs` for chat completions).
+/// Reads complete lines appended to the events file, or (a fleet's shared
+/// store) the job's events in the store (also followed by `openai.rs` for
+/// chat completions).
 pub(super) struct Tail {
     path: PathBuf,
+    store: Option<(Arc<dyn JobStore>, String)>,
     file: Option<File>,
     buf: Vec<u8>,
     /// The number of the last line read.
@@ -49,15 +52,30 @@ impl Tail {
     pub(super) fn new(path: PathBuf) -> Tail {
         Tail {
             path,
+            store: None,
             file: None,
             buf: Vec::new(),
             read: 0,
         }
     }
 
+    /// Read the job's events from a fleet's shared store instead of the file.
+    pub(super) fn with_store(mut self, store: Option<(Arc<dyn JobStore>, String)>) -> Tail {
+        self.store = store;
+        self
+    }
+
     /// Read what is new (at most [`CHUNK`] bytes); returns complete
     /// `(n, json)` lines and whether the read was cut at the chunk size.
     pub(super) fn poll(&mut self) -> (Vec<(u64, String)>, bool) {
+        if let Some((store, id)) = &self.store {
+            let lines = store.read_events(id, self.read).unwrap_or_default();
+            if let Some((n, _)) = lines.last() {
+                self.read = *n;
+            }
+            let more = !lines.is_empty();
+            return (lines, more);
+        }
         if self.file.is_none() {
             self.file = File::open(&self.path).ok();
         }
@@ -187,12 +205,15 @@ async fn follow(out: &mut Out, jobs: &Jobs, events: PathBuf, src: Source) -> Res
         admin,
         last_id,
     } = src;
-    let mut tail = Tail::new(events);
+    let shared = jobs.shared_store();
+    let mut tail = Tail::new(events).with_store(shared.clone().map(|s| (s, job.id.clone())));
     out.send(Event::default().comment(format!("job {}", job.id)))
         .await?;
     let (mut job, mut live) = (job, live);
-    // Not started yet: wait (with keep-alives) until it runs or ends.
-    while live.is_none() && !job.status.terminal() {
+    // Not started yet: wait (with keep-alives) until it runs or ends (or,
+    // in a fleet, runs on another instance).
+    let remote = |job: &Job| shared.is_some() && job.status == JobStatus::Running;
+    while live.is_none() && !job.status.terminal() && !remote(&job) {
         match jobs.wait_started(&job.id, Duration::ZERO) {
             Some((j, l)) => {
                 job = j;
@@ -204,7 +225,7 @@ async fn follow(out: &mut Out, jobs: &Jobs, events: PathBuf, src: Source) -> Res
                         live = l;
                     }
                 }
-                if live.is_none() && !job.status.terminal() {
+                if live.is_none() && !job.status.terminal() && !remote(&job) {
                     out.idle().await?;
                 }
             }
@@ -224,6 +245,23 @@ async fn follow(out: &mut Out, jobs: &Jobs, events: PathBuf, src: Source) -> Res
                     out.drain(&mut tail, last_id).await?;
                     return out.done(tail.read, status, code).await;
                 }
+            }
+        }
+    }
+    if live.is_none() && remote(&job) {
+        // Another instance runs it: follow its events in the store until
+        // its record is terminal (its last events are stored before that).
+        loop {
+            if out.lines(&mut tail, last_id).await? {
+                continue;
+            }
+            match jobs.stream_source(&job.id, &owner, admin) {
+                Some((j, _)) if j.status.terminal() => {
+                    job = j;
+                    break;
+                }
+                Some(_) => out.idle().await?,
+                None => return Ok(()),
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The job store: the records of `gathm serve`'s durable jobs behind one
 //! trait, so the embedded SQLite store (`state::sqlite`) and a distributed
-//! one (Redis, next) give the same guarantees to `jobs.rs`.
+//! one (Redis, `state::redis`) give the same guarantees to `jobs.rs`.
 //!
 //! Rules every backend follows:
 //!
@@ -18,8 +18,8 @@
 //!   carry that token and are refused once another claim (or a reclaim) has
 //!   superseded it.
 //! - **Durable acknowledgement.** A method returns `Ok` only once its change
-//!   is committed (SQLite: `synchronous=FULL`); concurrent writers share a
-//!   commit (group commit).
+//!   is committed (SQLite: `synchronous=FULL`; concurrent writers share a
+//!   commit) or, on Redis, in the AOF (`appendfsync always`, or `WAITAOF`).
 //! - **Outbox.** A job that ends with a `callback_url` gets its delivery row
 //!   in the same commit as its terminal state, so a callback is never lost
 //!   nor sent for a state that was not stored.
@@ -377,6 +377,15 @@ pub trait JobStore: Send + Sync {
     /// filesystem): every change fails with [`StoreError::Unavailable`].
     fn read_only(&self) -> bool;
 
+    /// The records, events and outbox are shared with other instances (a
+    /// fleet on Redis): events are read through [`JobStore::read_events`]
+    /// rather than from local files, cancels may come from another instance
+    /// (see [`JobStore::cancel_requested`]), and [`JobStore::reclaim`] takes
+    /// expired leases only.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Finish the changes already queued, flush, and stop: every later
     /// change fails with [`StoreError::Unavailable`].
     fn close(&self);
@@ -477,11 +486,14 @@ pub trait JobStore: Send + Sync {
     /// Append numbered event lines (`<n>\t<json>\n`) to a job's events.
     fn append_events(&self, id: &str, lines: &[u8]) -> StoreResult<()>;
 
-    /// The events of a job numbered above `after`, in order.
+    /// The events of a job numbered above `after`, in order (a shared store
+    /// may return a bounded prefix: call again after its last number).
     fn read_events(&self, id: &str, after: u64) -> StoreResult<Vec<(u64, String)>>;
 
     /// Running jobs whose lease ran out (every running job with `all`: on
-    /// the start of the one server that owns an embedded store) become
+    /// the start of the one server that owns an embedded store; a shared
+    /// store ignores `all` and takes expired leases only, since other live
+    /// instances hold the rest) become
     /// `failed` with reason `interrupted` (callbacks queued), or `pending`
     /// again when `requeue` says so (the manifest's `retry_on_interrupt`:
     /// at-least-once). Each is a compare-and-set from `running`; the old

@@ -8,6 +8,7 @@ mod cli;
 mod degraded;
 mod first_hour;
 mod fleet;
+mod fleet_jobs;
 mod jobs;
 mod mcp;
 mod mcp_http;
