@@ -305,6 +305,15 @@ fn fleet_without_redis_fails_closed_or_falls_back_as_configured() {
         &json!({"args": []}),
     );
     assert_eq!(r.status, 503, "{:?}", r.body);
+    // Nothing is acknowledged that is not stored: a submission is a 503.
+    let r = post(
+        &server,
+        "/api/v1/jobs",
+        None,
+        &json!({"tool": "noop", "args": []}),
+    );
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert!(r.body.to_string().contains("127.0.0.1"), "{:?}", r.body);
     // GATHM_STATE_FALLBACK=local: runs on the embedded store, with a warning.
     let o = cli(&s, &env)
         .args(["run", "noop"])
@@ -336,6 +345,13 @@ fn fleet_without_redis_fails_closed_or_falls_back_as_configured() {
         cli(&s, &env).args(["run", "noop"]).status().unwrap().code(),
         Some(0)
     );
+    let r = post(
+        &server,
+        "/api/v1/jobs",
+        None,
+        &json!({"tool": "noop", "args": []}),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
 }
 
 #[test]
@@ -392,4 +408,89 @@ fn fleet_an_invalid_config_never_silently_means_the_embedded_store() {
         stderr(&o)
     );
     assert!(!s.home().join("ratelimit").exists());
+}
+
+fn slot_jobs(s: &Sandbox) -> Vec<(String, String)> {
+    let h: serde_json::Value = std::fs::read(s.home().join("schedules/sec.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    h["slots"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                // Skipped slots (overlap: the fleet's job of that slot was
+                // still running) name no job of their own.
+                .filter(|r| r["outcome"] != "skipped")
+                .filter_map(|r| {
+                    let job = r["message"].as_str()?.strip_prefix("job ")?;
+                    let id = job.split_whitespace().next()?;
+                    Some((r["slot"].as_str()?.to_string(), id.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Two instances with the same schedule: each slot becomes one job of the
+/// fleet (its deterministic slot id is the idempotency key), run once.
+#[test]
+fn fleet_schedule_slots_run_once_across_instances() {
+    let redis = RedisServer::start();
+    let stamps = tempfile::NamedTempFile::new().unwrap();
+    let stamp_file = stamps.path().to_str().unwrap().to_string();
+    let machines: Vec<Sandbox> = (0..2)
+        .map(|_| {
+            let s = Sandbox::new(&["stamp"]);
+            s.write(
+                "gathm.yaml",
+                "schedules:\n  - name: sec\n    cron: '* * * * * *'\n    tool: stamp\n    args: [s]\n",
+            );
+            s
+        })
+        .collect();
+    let env = [
+        ("GATHM_STATE_URL", redis.url.as_str()),
+        ("STAMP_FILE", stamp_file.as_str()),
+    ];
+    let servers: Vec<Server> = machines.iter().map(|s| Server::start(s, &env)).collect();
+    wait_until(
+        "both instances submitted 4 slots",
+        Duration::from_secs(30),
+        || machines.iter().all(|s| slot_jobs(s).len() >= 4),
+    );
+    // Let what was submitted finish, then stop both.
+    wait_until("the queue drains", Duration::from_secs(20), || {
+        let r = crate::serve::get(&servers[0], "/api/v1/jobs?status=running", None).body;
+        let p = crate::serve::get(&servers[0], "/api/v1/jobs?status=pending", None).body;
+        r["count"] == 0 && p["count"] == 0
+    });
+    let listed = crate::serve::get(&servers[1], "/api/v1/jobs?tool=stamp&limit=1000", None).body;
+    drop(servers);
+    let mut by_slot = std::collections::BTreeMap::new();
+    for s in &machines {
+        for (slot, id) in slot_jobs(s) {
+            if let Some(other) = by_slot.insert(slot.clone(), id.clone()) {
+                assert_eq!(other, id, "slot {slot} became two jobs");
+            }
+        }
+    }
+    // A slot submitted by both instances got one job (the second submission
+    // returned the first's); under load the second may skip it instead
+    // (overlap: skip, the fleet's job of that slot still running).
+    assert!(!by_slot.is_empty());
+    let jobs = listed["jobs"].as_array().unwrap();
+    let mut ids: Vec<&str> = jobs.iter().map(|j| j["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    let mut slot_ids: Vec<&String> = by_slot.values().collect();
+    slot_ids.sort();
+    slot_ids.dedup();
+    assert_eq!(ids.len(), slot_ids.len(), "one job per slot: {listed}");
+    let runs = std::fs::read_to_string(stamps.path())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("start"))
+        .count();
+    assert_eq!(runs, ids.len(), "each job ran once");
 }
