@@ -56,12 +56,26 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A client for `url` as every gathm connection wants it: `TCP_NODELAY`
+/// (requests are single small writes; Nagle would hold a second one back)
+/// and no `CLIENT SETINFO` at connect (a round trip per CLI run, refused
+/// anyway by Redis < 7.2).
+pub fn client(url: &str) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let info = url.into_connection_info()?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let info = info
+        .set_redis_settings(settings)
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    redis::Client::open(info)
+}
+
 impl Redis {
     /// Prepare a client for `url` (`redis://` or `rediss://`); nothing is
     /// sent until the first call, which connects with `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Redis, RedisError> {
         let shown = redact(url);
-        let client = redis::Client::open(url).map_err(|e| RedisError {
+        let client = client(url).map_err(|e| RedisError {
             url: shown.clone(),
             cause: e.to_string(),
         })?;

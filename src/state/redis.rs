@@ -292,7 +292,7 @@ impl RedisStore {
                 "unsupported state URL {shown}: use redis://HOST:PORT/DB or rediss://…"
             )));
         }
-        let client = redis::Client::open(url)
+        let client = crate::fleet::client(url)
             .map_err(|e| StoreError::Unavailable(format!("redis at {shown}: {e}")))?;
         let mut store = RedisStore {
             client,

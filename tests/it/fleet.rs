@@ -494,3 +494,111 @@ fn fleet_schedule_slots_run_once_across_instances() {
         .count();
     assert_eq!(runs, ids.len(), "each job ran once");
 }
+
+/// `rediss://`: TLS to Redis (rustls), trusting the CA that
+/// `SSL_CERT_FILE` names; the certificate is checked (a client without the
+/// CA is refused, and says so).
+#[test]
+fn fleet_over_tls_with_rediss() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("openssl (Debian: openssl; .ci/run installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=gathm test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+    ]);
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+        "-out",
+        "srv.pem",
+    ]);
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let redis = RedisServer::with_args(&[
+        "--appendonly",
+        "yes",
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &p("srv.pem"),
+        "--tls-key-file",
+        &p("srv.key"),
+        "--tls-ca-cert-file",
+        &p("ca.pem"),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let url = format!("rediss://127.0.0.1:{tls_port}/0");
+    let (s, _) = machine(&url);
+    let o = s
+        .cmd()
+        .args(["run", "noop"])
+        .env("GATHM_STATE_URL", &url)
+        .env("SSL_CERT_FILE", p("ca.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        redis.command("EXISTS gathm:ratelimit:tool-noop").as_deref(),
+        Some(":1"),
+        "the window is in Redis, reached over TLS"
+    );
+    // Without the CA the server's certificate is not trusted: refused.
+    let o = s
+        .cmd()
+        .args(["run", "noop"])
+        .env("GATHM_STATE_URL", &url)
+        .env("SSL_CERT_FILE", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&url), "{}", stderr(&o));
+}
