@@ -127,6 +127,8 @@ struct LiveState {
 pub struct Live {
     state: Mutex<LiveState>,
     cond: Condvar,
+    /// Bumped with every notification of `cond`, for async followers.
+    tick: tokio::sync::watch::Sender<u64>,
 }
 
 /// What a stream waiting on a job learns.
@@ -264,7 +266,7 @@ impl Live {
             let _ = f.events.write(line.as_bytes());
         }
         drop(st);
-        self.cond.notify_all();
+        self.notify();
     }
 
     fn new(dir: &Path) -> Live {
@@ -278,7 +280,20 @@ impl Live {
                 done: None,
             }),
             cond: Condvar::new(),
+            tick: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Wake blocking waiters and async followers.
+    fn notify(&self) {
+        self.cond.notify_all();
+        self.tick.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change whenever lines are appended or the job
+    /// ends (SSE streams wait on it).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tick.subscribe()
     }
 
     /// The output files, created on the first output (a silent job creates none).
@@ -333,7 +348,7 @@ impl Live {
                 let _ = f.events.write(&batch);
             }
             drop(st);
-            self.cond.notify_all();
+            self.notify();
         }
     }
 
@@ -358,7 +373,7 @@ impl Live {
 
     fn finish(&self, status: JobStatus, exit_code: Option<i32>) {
         lock(&self.state).done = Some((status, exit_code));
-        self.cond.notify_all();
+        self.notify();
     }
 
     /// Wait until more than `seen` lines exist, the job ends, or `timeout`.
@@ -429,6 +444,9 @@ struct Inner {
     store: Arc<dyn JobStore>,
     state: Mutex<State>,
     cond: Condvar,
+    /// Bumped when a job starts here or may have changed state (`kick`),
+    /// for async followers.
+    changes: tokio::sync::watch::Sender<u64>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: Mutex<Option<JoinHandle<()>>>,
     _store_lock: Option<state::Lock>,
@@ -588,6 +606,7 @@ impl Jobs {
                 store,
                 state: Mutex::new(State::default()),
                 cond: Condvar::new(),
+                changes: tokio::sync::watch::Sender::new(0),
                 threads: Mutex::new(Vec::new()),
                 sender: Mutex::new(None),
                 _store_lock: store_lock,
@@ -720,6 +739,17 @@ impl Jobs {
     fn kick(&self) {
         lock(&self.inner.state).generation += 1;
         self.inner.cond.notify_all();
+        self.changed();
+    }
+
+    fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change when a job starts here or may have
+    /// changed state (SSE streams waiting for a job to start).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// Accept a job: committed to the store, then queued (or left awaiting
@@ -1144,6 +1174,7 @@ impl Jobs {
         st.generation += 1;
         drop(st);
         self.inner.cond.notify_all();
+        self.changed();
         Some((c.job, c.token, cancel, live))
     }
 

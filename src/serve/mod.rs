@@ -20,6 +20,7 @@
 
 pub mod artifacts;
 pub mod auth;
+mod conn;
 pub mod http;
 mod mcp;
 pub mod metrics;
@@ -100,6 +101,9 @@ pub struct Options {
     pub header_timeout: Duration,
     /// `GATHM_SHUTDOWN_GRACE` seconds (default 30).
     pub grace: f64,
+    /// `GATHM_SSE_WRITE_TIMEOUT` seconds a write to a client may make no
+    /// progress before the client is dropped (default 30).
+    pub write_timeout: Duration,
 }
 
 fn env_count(name: &str, default: usize, max: usize) -> usize {
@@ -128,6 +132,11 @@ impl Options {
             grace: crate::config::env_parse("GATHM_SHUTDOWN_GRACE")
                 .filter(|n: &f64| (0.0..=86_400.0).contains(n))
                 .unwrap_or(30.0),
+            write_timeout: Duration::from_secs_f64(
+                crate::config::env_parse("GATHM_SSE_WRITE_TIMEOUT")
+                    .filter(|n: &f64| (0.1..=3600.0).contains(n))
+                    .unwrap_or(sse::WRITE_TIMEOUT.as_secs_f64()),
+            ),
         }
     }
 }
@@ -591,16 +600,25 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
             req.extensions_mut().insert(peer);
             router.clone().oneshot(req)
         });
+        let sock = conn::WriteTimeout::new(sock, app.opts.write_timeout);
         let conn = http.serve_connection(TokioIo::new(sock), svc);
         let app = Arc::clone(&app);
         tokio::spawn(async move {
-            if let Err(e) = conn.await
-                && (e.is_timeout() || e.is_parse() || e.is_parse_too_large())
-            {
-                app.conn_notes.note(
-                    &app.ctx.logger,
-                    &format!("closed the connection from {peer}: {e}"),
-                );
+            if let Err(e) = conn.await {
+                let stalled = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+                if stalled {
+                    app.conn_notes.note(
+                        &app.ctx.logger,
+                        &format!("dropped the connection from {peer}: it read nothing for GATHM_SSE_WRITE_TIMEOUT"),
+                    );
+                } else if e.is_timeout() || e.is_parse() || e.is_parse_too_large() {
+                    app.conn_notes.note(
+                        &app.ctx.logger,
+                        &format!("closed the connection from {peer}: {e}"),
+                    );
+                }
             }
             drop(permit);
         });
@@ -937,7 +955,14 @@ fn start_stream(app: &Arc<App>, src: sse::Source) -> Response {
         Err(r) => return respond(r),
     };
     let events = jobs::events_path(&app.ctx, &src.job.id);
-    let mut resp = Sse::new(sse::start(app.jobs.clone(), events, src, slot)).into_response();
+    let mut resp = Sse::new(sse::start(
+        app.jobs.clone(),
+        events,
+        src,
+        slot,
+        app.opts.write_timeout,
+    ))
+    .into_response();
     let h = resp.headers_mut();
     for (k, v) in http::SECURITY_HEADERS {
         h.insert(k, HeaderValue::from_static(v));

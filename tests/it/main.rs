@@ -24,5 +24,6 @@ mod schedule;
 mod serve;
 mod serve_limits;
 mod serve_openapi;
+mod serve_streams;
 mod validate;
 mod workspace;
