@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::{Envelope, RunStatus};
 use crate::clock;
@@ -316,12 +316,15 @@ impl Live {
         st.seq += 1;
         st.lines[stream] += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let data = json!({
-            "event": "output",
-            "stream": if stream == 0 { "stdout" } else { "stderr" },
-            "line": String::from_utf8_lossy(line),
-        });
-        batch.extend_from_slice(format!("{}\t{data}\n", st.seq).as_bytes());
+        let event = crate::state::jobs::OutputEvent {
+            event: "output",
+            line: &String::from_utf8_lossy(line),
+            stream: if stream == 0 { "stdout" } else { "stderr" },
+        };
+        batch.extend_from_slice(st.seq.to_string().as_bytes());
+        batch.push(b'\t');
+        let _ = serde_json::to_writer(&mut *batch, &event);
+        batch.push(b'\n');
     }
 
     fn feed(&self, stream: usize, chunk: &[u8]) {

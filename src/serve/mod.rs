@@ -20,6 +20,7 @@
 
 pub mod artifacts;
 pub mod auth;
+pub mod bodies;
 mod conn;
 pub mod http;
 mod mcp;
@@ -1197,7 +1198,11 @@ fn public(app: &App, route: &Route) -> Reply {
     match route {
         Route::Ping => Reply::json(
             200,
-            &json!({"status": "ok", "service": "gathm-api", "version": env!("CARGO_PKG_VERSION")}),
+            &bodies::Ping {
+                status: "ok",
+                service: "gathm-api",
+                version: env!("CARGO_PKG_VERSION"),
+            },
         ),
         Route::Healthz => Reply::json(200, &json!({"status": "ok"})),
         Route::Readyz if app.ready.load(Ordering::SeqCst) => {
@@ -1345,8 +1350,13 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                     query_param(query, k)
                 })
                 .map_err(|m| error(400, &m))?;
-            let v: Vec<Value> = list.iter().map(jobs::Job::public).collect();
-            Ok(to_json(&json!({"count": v.len(), "jobs": v, "next": next})).into())
+            let jobs: Vec<_> = list.iter().map(jobs::Job::to_public).collect();
+            Ok(to_json(&bodies::JobList {
+                count: jobs.len(),
+                jobs,
+                next,
+            })
+            .into())
         }
         Route::JobGet(id) => {
             permit(ctx, p, Action::Discover)?;
@@ -1354,18 +1364,16 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                 .jobs
                 .get(&id, &p.id, is_admin(ctx, &p.role))
                 .ok_or_else(job_not_found)?;
-            Ok(to_json(&job.public()).into())
+            Ok(to_json(&job.to_public()).into())
         }
         Route::JobCancel(id) => {
             permit(ctx, p, Action::Execute)?;
             match app.jobs.cancel(&id, &p.id, is_admin(ctx, &p.role)) {
                 None => Err(job_not_found()),
-                Some(Cancelled::Now(job)) => Ok(to_json(&job.public()).into()),
+                Some(Cancelled::Now(job)) => Ok(to_json(&job.to_public()).into()),
                 Some(Cancelled::AlreadyTerminal(job)) => {
-                    let mut v = job.public();
-                    if let Value::Object(o) = &mut v {
-                        o.insert("detail".into(), "Job already in terminal state".into());
-                    }
+                    let mut v = job.to_public();
+                    v.detail = Some("Job already in terminal state".into());
                     Ok(to_json(&v).into())
                 }
             }
@@ -1376,7 +1384,7 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                 permit(ctx, p, Action::Admin)?;
             }
             match app.jobs.approve(&id) {
-                Ok(job) => Ok(to_json(&job.public()).into()),
+                Ok(job) => Ok(to_json(&job.to_public()).into()),
                 Err(ApproveError::NotFound) => Err(job_not_found()),
                 Err(ApproveError::NotAwaiting(status)) => Err(error_with(
                     409,
@@ -1632,12 +1640,12 @@ fn agent_parallel(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
         app.metrics.execution(env);
     }
     let code = parallel::exit_code(&results);
-    Ok(to_json(&json!({
-        "status": if code == 0 { "success" } else { "error" },
-        "exit_code": code,
-        "count": results.len(),
-        "results": results,
-    }))
+    Ok(to_json(&bodies::ParallelReply {
+        status: if code == 0 { "success" } else { "error" },
+        exit_code: code,
+        count: results.len(),
+        results,
+    })
     .into())
 }
 
@@ -1853,7 +1861,7 @@ fn callback_field(o: &Map<String, Value>) -> std::result::Result<Option<String>,
 
 fn enqueue(app: &Arc<App>, p: &Principal, s: Submission) -> HResult {
     match app.jobs.submit(&p.id, &p.role, s) {
-        Ok(job) => Ok(Reply::json(202, &job.public())
+        Ok(job) => Ok(Reply::json(202, &job.to_public())
             .header("Location", format!("/api/v1/jobs/{}", job.id))
             .into()),
         Err(SubmitError::QueueFull(n)) => {

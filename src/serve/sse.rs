@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use axum::response::sse::Event;
 use futures_util::Stream;
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use super::bodies::DoneEvent;
 use crate::jobs::{Job, JobStatus, Jobs, Live, Progress};
 
 /// Time between keep-alive comments.
@@ -179,12 +179,17 @@ impl Out {
     }
 
     async fn done(&mut self, n: u64, status: JobStatus, code: Option<i32>) -> Result<(), Gone> {
-        let data = json!({"event": "done", "status": status.as_str(), "exit_code": code});
+        let data = DoneEvent {
+            event: "done",
+            exit_code: code,
+            status,
+        };
+        let data = serde_json::to_string(&data).unwrap_or_default();
         self.send(
             Event::default()
                 .id((n + 1).to_string())
                 .event("done")
-                .data(data.to_string()),
+                .data(data),
         )
         .await
     }

@@ -122,7 +122,7 @@ fn serve_stream_follow_delivers_a_new_line_promptly() {
     sb.manifest(
         "relay",
         "name: relay\nversion: \"1.0.0\"\ndescription: echoes lines read from a fifo\ncategory: utility\ntimeout: 60\ncache: false\n",
-        Some("#!/bin/sh\necho ready\nfor i in 1 2 3 4 5; do\n  read l < \"$1\"\n  echo \"got $l\"\ndone\n"),
+        Some("#!/bin/sh\necho ready\nexec 3< \"$1\"\nfor i in 1 2 3 4 5; do\n  read l <&3\n  echo \"got $l\"\ndone\n"),
     );
     let s = Server::start(&sb, &[]);
     let job = submit(
@@ -143,16 +143,34 @@ fn serve_stream_follow_delivers_a_new_line_promptly() {
         }
     };
     next_data("ready");
+    // One writer for every line (the tool opens the FIFO once); opened
+    // without blocking, retried until the tool has it open.
+    let t0 = Instant::now();
+    let mut feed = loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000) // O_NONBLOCK: ENXIO until a reader is there
+            .open(&fifo)
+        {
+            Ok(f) => break f,
+            Err(e) => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "the tool never opened the fifo: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
     // Each line is fed while the stream is idle; the time to see it is
     // summed. A follower that only polled every second (the fallback) would
     // take about 2.5 s for five lines; the notification takes milliseconds.
     let mut total = Duration::ZERO;
     for i in 1..=5 {
         std::thread::sleep(Duration::from_millis(200));
-        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
         let t0 = Instant::now();
-        f.write_all(format!("n{i}\n").as_bytes()).unwrap();
-        drop(f);
+        feed.write_all(format!("n{i}\n").as_bytes()).unwrap();
         let l = next_data(&format!("got n{i}"));
         total += t0.elapsed();
         assert!(l.contains("\"stream\":\"stdout\""), "{l}");
