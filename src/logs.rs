@@ -55,7 +55,8 @@ impl Level {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, as every `gathm.log` line carries it.
+pub fn hostname() -> String {
     rustix::system::uname()
         .nodename()
         .to_string_lossy()
@@ -95,7 +96,20 @@ impl Logger {
         level >= self.level
     }
 
-    fn write(&self, file: &'static str, records: &[Value]) -> crate::error::Result<()> {
+    /// Lines of `gathm.log` serialised as they are (each record carries the
+    /// common fields itself: timestamp, level, component, message, hostname,
+    /// pid); nothing below the logger's level.
+    pub fn app_records<T: serde::Serialize>(&self, level: Level, records: &[T]) {
+        if level >= self.level && !records.is_empty() {
+            let _ = self.write("gathm.log", records);
+        }
+    }
+
+    fn write<T: serde::Serialize>(
+        &self,
+        file: &'static str,
+        records: &[T],
+    ) -> crate::error::Result<()> {
         let mut buf = Vec::with_capacity(256 * records.len());
         for r in records {
             if serde_json::to_writer(&mut buf, r).is_ok() {

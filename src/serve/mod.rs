@@ -251,7 +251,7 @@ fn route(method: &Method, path: &str) -> Routed {
 }
 
 struct Access {
-    method: String,
+    method: Method,
     path: String,
     route: &'static str,
     status: u16,
@@ -274,6 +274,8 @@ struct App {
     sync_runs: Mutex<HashMap<u64, Cancel>>,
     next_run: AtomicU64,
     access: AccessLog,
+    /// The access log is written (`GATHM_LOG_LEVEL` is `INFO` or lower).
+    access_on: bool,
     /// `/mcp` (`mcp.rs`), made on its first request.
     mcp: std::sync::OnceLock<mcp::Mcp>,
 }
@@ -355,6 +357,7 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         sync_runs: Mutex::new(HashMap::new()),
         next_run: AtomicU64::new(0),
         access: AccessLog::default(),
+        access_on: ctx.logger.enabled(Level::Info),
         mcp: std::sync::OnceLock::new(),
     });
     {
@@ -538,24 +541,63 @@ impl AccessLog {
 
     fn flush(&self, logger: &Logger) {
         let batch = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
-        if !batch.is_empty() {
-            logger.app_batch(batch.into_iter().map(access_line).collect());
+        if batch.is_empty() {
+            return;
         }
+        let hostname = crate::logs::hostname();
+        let timestamp = crate::clock::rfc3339(crate::clock::now());
+        let pid = std::process::id();
+        let lines: Vec<AccessLine<'_>> = batch
+            .iter()
+            .map(|a| {
+                let method = clip(a.method.as_str(), 32);
+                AccessLine {
+                    component: "http",
+                    hostname: &hostname,
+                    level: "INFO",
+                    message: format!("{} {} {} {:.1}ms", method, a.path, a.status, a.ms),
+                    method,
+                    ms: (a.ms * 1000.0).round() / 1000.0,
+                    path: &a.path,
+                    pid,
+                    role: a.role.as_deref(),
+                    route: a.route,
+                    status: a.status,
+                    timestamp: &timestamp,
+                }
+            })
+            .collect();
+        logger.app_records(Level::Info, &lines);
     }
 }
 
-fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
-    let mut extra = Map::new();
-    extra.insert("method".into(), a.method.clone().into());
-    extra.insert("path".into(), a.path.clone().into());
-    extra.insert("route".into(), a.route.into());
-    extra.insert("status".into(), a.status.into());
-    extra.insert("ms".into(), json!((a.ms * 1000.0).round() / 1000.0));
-    if let Some(r) = a.role {
-        extra.insert("role".into(), r.into());
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
-    let msg = format!("{} {} {} {:.1}ms", a.method, a.path, a.status, a.ms);
-    (Level::Info, "http", msg, extra)
+    &s[..end]
+}
+
+/// One access-log line of `gathm.log`, fields in the order every app-log
+/// line has them (by name).
+#[derive(serde::Serialize)]
+struct AccessLine<'a> {
+    component: &'static str,
+    hostname: &'a str,
+    level: &'static str,
+    message: String,
+    method: &'a str,
+    ms: f64,
+    path: &'a str,
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    route: &'static str,
+    status: u16,
+    timestamp: &'a str,
 }
 
 /// Accept connections (at most `max_connections` open) and serve each with
@@ -866,9 +908,15 @@ fn finish(
     let status = resp.status().as_u16();
     let secs = t0.elapsed().as_secs_f64();
     app.metrics.request(method, tpl, status, secs);
+    if !app.access_on {
+        return resp;
+    }
+    let mut path = path;
+    let keep = clip(&path, 512).len();
+    path.truncate(keep);
     let rec = Access {
-        method: method.as_str().chars().take(32).collect(),
-        path: path.chars().take(512).collect(),
+        method: method.clone(),
+        path,
         route: tpl,
         status,
         ms: secs * 1000.0,
@@ -885,20 +933,34 @@ fn respond(r: Reply) -> Response {
     *resp.status_mut() =
         StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    let mut add = |k: &str, v: &str| {
+    h.reserve(1 + http::SECURITY_HEADERS.len() + r.headers.len());
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(r.content_type),
+    );
+    // Parsed once: a response clones them (no allocation).
+    static SECURITY: std::sync::LazyLock<Vec<(HeaderName, HeaderValue)>> =
+        std::sync::LazyLock::new(|| {
+            http::SECURITY_HEADERS
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        HeaderValue::from_static(v),
+                    ))
+                })
+                .collect()
+        });
+    for (k, v) in SECURITY.iter() {
+        h.append(k.clone(), v.clone());
+    }
+    for (k, v) in &r.headers {
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_str(v),
         ) {
             h.append(k, v);
         }
-    };
-    add("Content-Type", r.content_type);
-    for (k, v) in http::SECURITY_HEADERS {
-        add(k, v);
-    }
-    for (k, v) in &r.headers {
-        add(k, v);
     }
     resp
 }
