@@ -96,33 +96,33 @@ impl Logger {
         level >= self.level
     }
 
-    /// Lines of `gathm.log` serialised as they are (each record carries the
-    /// common fields itself: timestamp, level, component, message, hostname,
-    /// pid); nothing below the logger's level.
-    pub fn app_records<T: serde::Serialize>(&self, level: Level, records: &[T]) {
-        if level >= self.level && !records.is_empty() {
-            let _ = self.write("gathm.log", records);
+    /// Complete lines of `gathm.log` (JSON, each with the common fields:
+    /// timestamp, level, component, message, hostname, pid, and a newline);
+    /// nothing below the logger's level.
+    pub fn app_raw(&self, level: Level, lines: &[u8]) {
+        if level >= self.level && !lines.is_empty() {
+            let _ = self.write_bytes("gathm.log", lines);
         }
     }
 
-    fn write<T: serde::Serialize>(
-        &self,
-        file: &'static str,
-        records: &[T],
-    ) -> crate::error::Result<()> {
+    fn write(&self, file: &'static str, records: &[Value]) -> crate::error::Result<()> {
         let mut buf = Vec::with_capacity(256 * records.len());
         for r in records {
             if serde_json::to_writer(&mut buf, r).is_ok() {
                 buf.push(b'\n');
             }
         }
+        self.write_bytes(file, &buf)
+    }
+
+    fn write_bytes(&self, file: &'static str, buf: &[u8]) -> crate::error::Result<()> {
         // Logging never fails a run: errors are swallowed here on purpose.
         if let Some(kept) = &self.kept {
             let mut files = kept.lock().unwrap_or_else(|e| e.into_inner());
             let log = files
                 .entry(file)
                 .or_insert_with(|| state::KeptLog::new(self.home.log_file(file), RECHECK));
-            let len = log.append(&buf)?;
+            let len = log.append(buf)?;
             if len > self.max_bytes {
                 let _ = state::rotate(log.path(), self.max_bytes, self.keep);
                 log.reopen();
@@ -130,7 +130,7 @@ impl Logger {
             return Ok(());
         }
         let path = self.home.log_file(file);
-        let len = state::append(&path, &buf)?;
+        let len = state::append(&path, buf)?;
         if len > self.max_bytes {
             let _ = state::rotate(&path, self.max_bytes, self.keep);
         }

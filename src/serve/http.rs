@@ -117,9 +117,14 @@ pub struct Req {
 }
 
 /// The value of a request header (first occurrence, case-insensitive).
-pub fn header<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
+pub fn header<'a, K: axum::http::header::AsHeaderName>(req: &'a Req, name: K) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
+
+/// `Sec-Fetch-Site` (the `http` crate has no constant for it; a
+/// `HeaderName` looks up without parsing a name per request).
+pub const SEC_FETCH_SITE: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("sec-fetch-site");
 
 /// The reply for a body over [`MAX_BODY`].
 pub fn too_large() -> Reply {

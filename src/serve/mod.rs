@@ -544,30 +544,21 @@ impl AccessLog {
         if batch.is_empty() {
             return;
         }
-        let hostname = crate::logs::hostname();
-        let timestamp = crate::clock::rfc3339(crate::clock::now());
+        // The fields every line shares, escaped once.
+        let mut common = Vec::with_capacity(96);
+        common.extend_from_slice(b",\"hostname\":");
+        let _ = serde_json::to_writer(&mut common, &crate::logs::hostname());
+        let mut tail = Vec::with_capacity(48);
+        tail.extend_from_slice(b",\"timestamp\":");
+        let _ = serde_json::to_writer(&mut tail, &crate::clock::rfc3339(crate::clock::now()));
+        tail.extend_from_slice(b"}\n");
         let pid = std::process::id();
-        let lines: Vec<AccessLine<'_>> = batch
-            .iter()
-            .map(|a| {
-                let method = clip(a.method.as_str(), 32);
-                AccessLine {
-                    component: "http",
-                    hostname: &hostname,
-                    level: "INFO",
-                    message: format!("{} {} {} {:.1}ms", method, a.path, a.status, a.ms),
-                    method,
-                    ms: (a.ms * 1000.0).round() / 1000.0,
-                    path: &a.path,
-                    pid,
-                    role: a.role.as_deref(),
-                    route: a.route,
-                    status: a.status,
-                    timestamp: &timestamp,
-                }
-            })
-            .collect();
-        logger.app_records(Level::Info, &lines);
+        let mut buf = Vec::with_capacity(batch.len() * 300);
+        let mut msg = String::new();
+        for a in &batch {
+            access_line(&mut buf, &mut msg, a, &common, pid, &tail);
+        }
+        logger.app_raw(Level::Info, &buf);
     }
 }
 
@@ -581,23 +572,51 @@ fn clip(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// One access-log line of `gathm.log`, fields in the order every app-log
-/// line has them (by name).
-#[derive(serde::Serialize)]
-struct AccessLine<'a> {
-    component: &'static str,
-    hostname: &'a str,
-    level: &'static str,
-    message: String,
-    method: &'a str,
-    ms: f64,
-    path: &'a str,
+/// One access-log line of `gathm.log`, written as `Logger::app` writes a
+/// line (fields by name): component, hostname, level, message, method, ms,
+/// path, pid, role, route, status, timestamp. `common` is the hostname
+/// field, `tail` the timestamp field and the end of the line.
+fn access_line(
+    buf: &mut Vec<u8>,
+    msg: &mut String,
+    a: &Access,
+    common: &[u8],
     pid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'a str>,
-    route: &'static str,
-    status: u16,
-    timestamp: &'a str,
+    tail: &[u8],
+) {
+    use std::fmt::Write as _;
+    let method = clip(a.method.as_str(), 32);
+    msg.clear();
+    let _ = write!(msg, "{} {} {} {:.1}ms", method, a.path, a.status, a.ms);
+    buf.extend_from_slice(b"{\"component\":\"http\"");
+    buf.extend_from_slice(common);
+    buf.extend_from_slice(b",\"level\":\"INFO\",\"message\":");
+    let _ = serde_json::to_writer(&mut *buf, msg.as_str());
+    buf.extend_from_slice(b",\"method\":");
+    let _ = serde_json::to_writer(&mut *buf, method);
+    buf.extend_from_slice(b",\"ms\":");
+    let _ = serde_json::to_writer(&mut *buf, &((a.ms * 1000.0).round() / 1000.0));
+    buf.extend_from_slice(b",\"path\":");
+    let _ = serde_json::to_writer(&mut *buf, a.path.as_str());
+    let _ = write!(VecWriter(buf), ",\"pid\":{pid}");
+    if let Some(r) = &a.role {
+        buf.extend_from_slice(b",\"role\":");
+        let _ = serde_json::to_writer(&mut *buf, r.as_str());
+    }
+    buf.extend_from_slice(b",\"route\":");
+    let _ = serde_json::to_writer(&mut *buf, a.route);
+    let _ = write!(VecWriter(buf), ",\"status\":{}", a.status);
+    buf.extend_from_slice(tail);
+}
+
+/// `fmt::Write` into a byte buffer.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Accept connections (at most `max_connections` open) and serve each with
@@ -746,7 +765,12 @@ fn quick(routed: &Routed) -> bool {
 
 /// Headers a request must not repeat (a proxy and gathm could read
 /// different values).
-const SINGLE_HEADERS: [&str; 4] = ["host", "content-length", "sec-fetch-site", "origin"];
+const SINGLE_HEADERS: [HeaderName; 4] = [
+    axum::http::header::HOST,
+    axum::http::header::CONTENT_LENGTH,
+    http::SEC_FETCH_SITE,
+    axum::http::header::ORIGIN,
+];
 
 /// Checks on the request head before routing: URL length, head size,
 /// repeated headers.
@@ -779,7 +803,7 @@ fn head_checks(parts: &axum::http::request::Parts) -> std::result::Result<(), Re
         )
         .header("Connection", "close"));
     }
-    for h in SINGLE_HEADERS {
+    for h in &SINGLE_HEADERS {
         if parts.headers.get_all(h).iter().nth(1).is_some() {
             return Err(error(400, &format!("duplicate {h} header")).header("Connection", "close"));
         }
@@ -1173,10 +1197,10 @@ fn dispatch(
     if std::env::var("GATHM_DEBUG_PANIC").is_ok_and(|v| v.split(',').any(|p| p == req.path)) {
         panic!("GATHM_DEBUG_PANIC at {}", req.path);
     }
-    let host = http::header(req, "Host").map(str::to_string);
+    let host = http::header(req, axum::http::header::HOST).map(str::to_string);
     if let Some(why) = auth::cross_origin(
-        http::header(req, "Origin"),
-        http::header(req, "Sec-Fetch-Site"),
+        http::header(req, axum::http::header::ORIGIN),
+        http::header(req, http::SEC_FETCH_SITE),
         host.as_deref(),
     ) {
         return error(403, why).into();
@@ -1197,7 +1221,7 @@ fn dispatch(
             if app.keys.enabled()
                 && app
                     .keys
-                    .authenticate(http::header(req, "Authorization"))
+                    .authenticate(http::header(req, axum::http::header::AUTHORIZATION))
                     .is_none()
             {
                 return unauthorized().into();
@@ -1210,7 +1234,7 @@ fn dispatch(
                 && app.keys.enabled()
                 && app
                     .keys
-                    .authenticate(http::header(req, "Authorization"))
+                    .authenticate(http::header(req, axum::http::header::AUTHORIZATION))
                     .is_none()
             {
                 return unauthorized().into();
@@ -1224,7 +1248,10 @@ fn dispatch(
         return public(app, &route).into();
     }
     let principal = if app.keys.enabled() {
-        match app.keys.authenticate(http::header(req, "Authorization")) {
+        match app
+            .keys
+            .authenticate(http::header(req, axum::http::header::AUTHORIZATION))
+        {
             Some(p) => p,
             None => return unauthorized().into(),
         }
@@ -1946,6 +1973,30 @@ fn enqueue(app: &Arc<App>, p: &Principal, s: Submission) -> HResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_lines_have_the_app_log_format() {
+        let a = Access {
+            method: Method::GET,
+            path: "/a\"b".into(),
+            route: "/api/v1/ping",
+            status: 200,
+            ms: 1.23456,
+            role: Some("admin".into()),
+        };
+        let (mut buf, mut msg) = (Vec::new(), String::new());
+        let tail = b",\"timestamp\":\"t\"}\n";
+        access_line(&mut buf, &mut msg, &a, b",\"hostname\":\"h\"", 7, tail);
+        assert!(buf.ends_with(b"}\n"));
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(
+            v,
+            json!({"component": "http", "hostname": "h", "level": "INFO",
+                "message": "GET /a\"b 200 1.2ms", "method": "GET", "ms": 1.235,
+                "path": "/a\"b", "pid": 7, "role": "admin", "route": "/api/v1/ping",
+                "status": 200, "timestamp": "t"})
+        );
+    }
 
     fn r(m: Method, p: &str) -> String {
         match route(&m, p) {
