@@ -117,7 +117,7 @@ pub struct Req {
 }
 
 /// The value of a request header (first occurrence, case-insensitive).
-pub fn header<'a, K: axum::http::header::AsHeaderName>(req: &'a Req, name: K) -> Option<&'a str> {
+pub fn header<K: axum::http::header::AsHeaderName>(req: &Req, name: K) -> Option<&str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
