@@ -24,7 +24,8 @@ pub const PREV: &str = "{prev}";
 pub const PREV_WORDS: &str = "{prev_words}";
 
 /// One step of a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[schema(as = ChainStep)]
 pub struct Step {
     /// Tool name.
     pub tool: String,
@@ -55,7 +56,7 @@ impl Default for Options {
 }
 
 /// The result of a chain: every step that ran (or was refused), in order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct ChainResult {
     /// One envelope per step that was attempted.
     pub steps: Vec<Envelope>,

@@ -35,7 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::api::{Envelope, RunStatus};
 use crate::clock;
@@ -143,6 +143,8 @@ struct LiveState {
 pub struct Live {
     state: Mutex<LiveState>,
     cond: Condvar,
+    /// Bumped with every notification of `cond`, for async followers.
+    tick: tokio::sync::watch::Sender<u64>,
 }
 
 /// What a stream waiting on a job learns.
@@ -278,7 +280,7 @@ impl Live {
         let line = format!("{}\t{data}\n", st.seq);
         Self::write_events(&mut st, line.as_bytes());
         drop(st);
-        self.cond.notify_all();
+        self.notify();
     }
 
     /// Append event lines: to the shared store's events, or to the events file.
@@ -302,7 +304,20 @@ impl Live {
                 done: None,
             }),
             cond: Condvar::new(),
+            tick: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Wake blocking waiters and async followers.
+    fn notify(&self) {
+        self.cond.notify_all();
+        self.tick.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change whenever lines are appended or the job
+    /// ends (SSE streams wait on it).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tick.subscribe()
     }
 
     /// The output files, created on the first output (a silent job creates none).
@@ -325,12 +340,15 @@ impl Live {
         st.seq += 1;
         st.lines[stream] += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let data = json!({
-            "event": "output",
-            "stream": if stream == 0 { "stdout" } else { "stderr" },
-            "line": String::from_utf8_lossy(line),
-        });
-        batch.extend_from_slice(format!("{}\t{data}\n", st.seq).as_bytes());
+        let event = crate::state::jobs::OutputEvent {
+            event: "output",
+            line: &String::from_utf8_lossy(line),
+            stream: if stream == 0 { "stdout" } else { "stderr" },
+        };
+        batch.extend_from_slice(st.seq.to_string().as_bytes());
+        batch.push(b'\t');
+        let _ = serde_json::to_writer(&mut *batch, &event);
+        batch.push(b'\n');
     }
 
     fn feed(&self, stream: usize, chunk: &[u8]) {
@@ -362,7 +380,7 @@ impl Live {
                 let _ = f.events.write(&batch);
             }
             drop(st);
-            self.cond.notify_all();
+            self.notify();
         }
     }
 
@@ -385,7 +403,7 @@ impl Live {
 
     fn finish(&self, status: JobStatus, exit_code: Option<i32>) {
         lock(&self.state).done = Some((status, exit_code));
-        self.cond.notify_all();
+        self.notify();
     }
 
     /// Wait until more than `seen` lines exist, the job ends, or `timeout`.
@@ -456,6 +474,9 @@ struct Inner {
     store: Arc<dyn JobStore>,
     state: Mutex<State>,
     cond: Condvar,
+    /// Bumped when a job starts here or may have changed state (`kick`),
+    /// for async followers.
+    changes: tokio::sync::watch::Sender<u64>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     sender: Mutex<Option<JoinHandle<()>>>,
     _store_lock: Option<state::Lock>,
@@ -624,6 +645,7 @@ impl Jobs {
                 store,
                 state: Mutex::new(State::default()),
                 cond: Condvar::new(),
+                changes: tokio::sync::watch::Sender::new(0),
                 threads: Mutex::new(Vec::new()),
                 sender: Mutex::new(None),
                 _store_lock: store_lock,
@@ -778,6 +800,17 @@ impl Jobs {
     fn kick(&self) {
         lock(&self.inner.state).generation += 1;
         self.inner.cond.notify_all();
+        self.changed();
+    }
+
+    fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change when a job starts here or may have
+    /// changed state (SSE streams waiting for a job to start).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// Accept a job: committed to the store, then queued (or left awaiting
@@ -1218,6 +1251,7 @@ impl Jobs {
         st.generation += 1;
         drop(st);
         self.inner.cond.notify_all();
+        self.changed();
         Some((c.job, c.token, cancel, live))
     }
 

@@ -55,7 +55,8 @@ impl Level {
     }
 }
 
-fn hostname() -> String {
+/// This machine's name, as every `gathm.log` line carries it.
+pub fn hostname() -> String {
     rustix::system::uname()
         .nodename()
         .to_string_lossy()
@@ -95,6 +96,15 @@ impl Logger {
         level >= self.level
     }
 
+    /// Complete lines of `gathm.log` (JSON, each with the common fields:
+    /// timestamp, level, component, message, hostname, pid, and a newline);
+    /// nothing below the logger's level.
+    pub fn app_raw(&self, level: Level, lines: &[u8]) {
+        if level >= self.level && !lines.is_empty() {
+            let _ = self.write_bytes("gathm.log", lines);
+        }
+    }
+
     fn write(&self, file: &'static str, records: &[Value]) -> crate::error::Result<()> {
         let mut buf = Vec::with_capacity(256 * records.len());
         for r in records {
@@ -102,13 +112,17 @@ impl Logger {
                 buf.push(b'\n');
             }
         }
+        self.write_bytes(file, &buf)
+    }
+
+    fn write_bytes(&self, file: &'static str, buf: &[u8]) -> crate::error::Result<()> {
         // Logging never fails a run: errors are swallowed here on purpose.
         if let Some(kept) = &self.kept {
             let mut files = kept.lock().unwrap_or_else(|e| e.into_inner());
             let log = files
                 .entry(file)
                 .or_insert_with(|| state::KeptLog::new(self.home.log_file(file), RECHECK));
-            let len = log.append(&buf)?;
+            let len = log.append(buf)?;
             if len > self.max_bytes {
                 let _ = state::rotate(log.path(), self.max_bytes, self.keep);
                 log.reopen();
@@ -116,7 +130,7 @@ impl Logger {
             return Ok(());
         }
         let path = self.home.log_file(file);
-        let len = state::append(&path, &buf)?;
+        let len = state::append(&path, buf)?;
         if len > self.max_bytes {
             let _ = state::rotate(&path, self.max_bytes, self.keep);
         }

@@ -549,7 +549,7 @@ impl Manifest {
 }
 
 /// How serious a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Makes the file invalid.
@@ -561,11 +561,12 @@ pub enum Severity {
 }
 
 /// A problem at a place in a file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
     /// The file.
+    #[schema(value_type = String)]
     pub file: PathBuf,
     /// 1-based line (0: unknown).
     pub line: u64,

@@ -30,7 +30,8 @@ use crate::words;
 pub const ARGV_SEPARATOR: &str = ":::";
 
 /// One tool to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[schema(as = ParallelItem)]
 pub struct Item {
     /// Tool name.
     pub tool: String,

@@ -63,8 +63,9 @@ use self::when::{Expr, Facts, Field};
 pub use crate::retry::Retry;
 
 /// One step of a pipeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PipelineStep)]
 pub struct Step {
     /// Unique id (letters, digits, `-`, `_`).
     #[serde(deserialize_with = "de_id")]
@@ -85,6 +86,7 @@ pub struct Step {
     pub retry: Option<Retry>,
     /// Timeout of each attempt, seconds (default: the tool's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, maximum = 31536000)]
     pub timeout: Option<f64>,
     /// A failure does not fail the pipeline nor skip dependants.
     #[serde(default)]
@@ -92,7 +94,7 @@ pub struct Step {
 }
 
 /// A pipeline. Deserializes from YAML (through [`parse`]) or JSON.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
     /// A name for messages.
@@ -103,6 +105,7 @@ pub struct Pipeline {
     pub description: Option<String>,
     /// Timeout of the whole run, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0, maximum = 31536000)]
     pub timeout: Option<f64>,
     /// The steps.
     pub steps: Vec<Step>,
@@ -601,7 +604,7 @@ pub fn validate(ctx: &Context, p: &Pipeline) -> Vec<Diagnostic> {
 }
 
 /// What became of a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// The tool (or a fallback) succeeded.
@@ -638,7 +641,7 @@ impl StepStatus {
 }
 
 /// The outcome of one step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct StepResult {
     /// Step id.
     pub id: String,
@@ -663,7 +666,7 @@ pub struct StepResult {
 }
 
 /// How the whole pipeline ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PipelineStatus {
     /// Every step that ran succeeded (or may fail).
@@ -679,7 +682,7 @@ pub enum PipelineStatus {
 }
 
 /// The result of a pipeline run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
 pub struct PipelineResult {
     /// The pipeline's name.
     pub name: Option<String>,
@@ -697,8 +700,9 @@ pub struct PipelineResult {
 }
 
 /// A progress event, for a terminal display or a job's SSE stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[schema(as = StepEvent)]
 pub enum Event {
     /// A step started its first attempt.
     StepStarted {

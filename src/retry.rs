@@ -12,12 +12,15 @@ use crate::runner::{self, Cancel};
 /// `tool.yaml` or a pipeline step. Defaults: 1 attempt (no retry), 1 s delay
 /// doubling up to 30 s, any counted failure retried. Unknown keys are an
 /// error: a misspelt retry setting must not silently mean "no retry".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// Total attempts (1 = no retry).
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 100))]
+    #[schema(minimum = 1, maximum = 100)]
     pub attempts: u32,
     /// Seconds before the first retry.
     #[serde(default = "one_f")]

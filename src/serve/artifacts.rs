@@ -17,6 +17,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
+use super::bodies::{Artifact, ArtifactList};
 use super::http::{self, Reply, error, error_with};
 use super::{App, HResult, Outcome};
 use crate::workspace::{self, OpenError};
@@ -48,26 +49,24 @@ pub(super) fn list(app: &App, id: &str, owner: &str, admin: bool) -> HResult {
     let dir = app.jobs.artifacts(&job.id);
     let (files, more) = workspace::list_artifacts(&dir)
         .map_err(|e| error(500, &format!("cannot list the artifacts: {e}")))?;
-    let items: Vec<_> = files
+    let artifacts: Vec<_> = files
         .iter()
-        .map(|a| {
-            json!({
-                "name": a.name,
-                "size": a.size,
-                "url": format!("/api/v1/jobs/{}/artifacts/{}", job.id, encode(&a.name)),
-            })
+        .map(|a| Artifact {
+            name: a.name.clone(),
+            size: a.size,
+            url: format!("/api/v1/jobs/{}/artifacts/{}", job.id, encode(&a.name)),
         })
         .collect();
     Ok(Reply::json(
         200,
-        &json!({
-            "job_id": job.id,
-            "status": job.status,
-            "count": items.len(),
-            "truncated": more,
-            "max_bytes": max_bytes(),
-            "artifacts": items,
-        }),
+        &ArtifactList {
+            job_id: job.id.clone(),
+            status: job.status,
+            count: artifacts.len(),
+            truncated: more,
+            max_bytes: max_bytes(),
+            artifacts,
+        },
     )
     .into())
 }

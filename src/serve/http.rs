@@ -6,8 +6,10 @@
 
 use std::net::SocketAddr;
 
-use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::bodies::ErrorBody;
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1 << 20;
@@ -67,10 +69,17 @@ impl Reply {
 
 /// `{"error": msg}`.
 pub fn error(status: u16, msg: &str) -> Reply {
-    Reply::json(status, &json!({ "error": msg }))
+    Reply::json(
+        status,
+        &ErrorBody {
+            error: msg.to_string(),
+            ..ErrorBody::default()
+        },
+    )
 }
 
-/// `{"error": msg, …extra}`.
+/// `{"error": msg, …extra}`: an [`ErrorBody`] (`extra` holds some of its
+/// fields; a field it lacks is a bug, caught by debug builds and tests).
 pub fn error_with(status: u16, msg: &str, extra: Value) -> Reply {
     let mut o = Map::new();
     o.insert("error".into(), msg.into());
@@ -79,7 +88,14 @@ pub fn error_with(status: u16, msg: &str, extra: Value) -> Reply {
             o.entry(k).or_insert(v);
         }
     }
-    Reply::json(status, &Value::Object(o))
+    let o = Value::Object(o);
+    match ErrorBody::deserialize(&o) {
+        Ok(body) => Reply::json(status, &body),
+        Err(e) => {
+            debug_assert!(false, "an error field ErrorBody does not describe: {e}");
+            Reply::json(status, &o)
+        }
+    }
 }
 
 /// A request as the handlers see it: the head, the peer, and the body as
@@ -101,9 +117,14 @@ pub struct Req {
 }
 
 /// The value of a request header (first occurrence, case-insensitive).
-pub fn header<'a>(req: &'a Req, name: &str) -> Option<&'a str> {
+pub fn header<K: axum::http::header::AsHeaderName>(req: &Req, name: K) -> Option<&str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
+
+/// `Sec-Fetch-Site` (the `http` crate has no constant for it; a
+/// `HeaderName` looks up without parsing a name per request).
+pub const SEC_FETCH_SITE: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("sec-fetch-site");
 
 /// The reply for a body over [`MAX_BODY`].
 pub fn too_large() -> Reply {
@@ -205,6 +226,7 @@ pub fn string_field(o: &Map<String, Value>, key: &str) -> Result<Option<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn splits_like_a_shell_without_expansion() {

@@ -20,6 +20,8 @@
 
 pub mod artifacts;
 pub mod auth;
+pub mod bodies;
+mod conn;
 pub mod http;
 mod mcp;
 pub mod metrics;
@@ -100,6 +102,9 @@ pub struct Options {
     pub header_timeout: Duration,
     /// `GATHM_SHUTDOWN_GRACE` seconds (default 30).
     pub grace: f64,
+    /// `GATHM_SSE_WRITE_TIMEOUT` seconds a write to a client may make no
+    /// progress before the client is dropped (default 30).
+    pub write_timeout: Duration,
 }
 
 fn env_count(name: &str, default: usize, max: usize) -> usize {
@@ -128,6 +133,11 @@ impl Options {
             grace: crate::config::env_parse("GATHM_SHUTDOWN_GRACE")
                 .filter(|n: &f64| (0.0..=86_400.0).contains(n))
                 .unwrap_or(30.0),
+            write_timeout: Duration::from_secs_f64(
+                crate::config::env_parse("GATHM_SSE_WRITE_TIMEOUT")
+                    .filter(|n: &f64| (0.1..=3600.0).contains(n))
+                    .unwrap_or(sse::WRITE_TIMEOUT.as_secs_f64()),
+            ),
         }
     }
 }
@@ -241,7 +251,7 @@ fn route(method: &Method, path: &str) -> Routed {
 }
 
 struct Access {
-    method: String,
+    method: Method,
     path: String,
     route: &'static str,
     status: u16,
@@ -264,6 +274,8 @@ struct App {
     sync_runs: Mutex<HashMap<u64, Cancel>>,
     next_run: AtomicU64,
     access: AccessLog,
+    /// The access log is written (`GATHM_LOG_LEVEL` is `INFO` or lower).
+    access_on: bool,
     /// `/mcp` (`mcp.rs`), made on its first request.
     mcp: std::sync::OnceLock<mcp::Mcp>,
 }
@@ -346,6 +358,7 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         sync_runs: Mutex::new(HashMap::new()),
         next_run: AtomicU64::new(0),
         access: AccessLog::default(),
+        access_on: ctx.logger.enabled(Level::Info),
         mcp: std::sync::OnceLock::new(),
     });
     {
@@ -529,24 +542,82 @@ impl AccessLog {
 
     fn flush(&self, logger: &Logger) {
         let batch = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
-        if !batch.is_empty() {
-            logger.app_batch(batch.into_iter().map(access_line).collect());
+        if batch.is_empty() {
+            return;
         }
+        // The fields every line shares, escaped once.
+        let mut common = Vec::with_capacity(96);
+        common.extend_from_slice(b",\"hostname\":");
+        let _ = serde_json::to_writer(&mut common, &crate::logs::hostname());
+        let mut tail = Vec::with_capacity(48);
+        tail.extend_from_slice(b",\"timestamp\":");
+        let _ = serde_json::to_writer(&mut tail, &crate::clock::rfc3339(crate::clock::now()));
+        tail.extend_from_slice(b"}\n");
+        let pid = std::process::id();
+        let mut buf = Vec::with_capacity(batch.len() * 300);
+        let mut msg = String::new();
+        for a in &batch {
+            access_line(&mut buf, &mut msg, a, &common, pid, &tail);
+        }
+        logger.app_raw(Level::Info, &buf);
     }
 }
 
-fn access_line(a: Access) -> (Level, &'static str, String, Map<String, Value>) {
-    let mut extra = Map::new();
-    extra.insert("method".into(), a.method.clone().into());
-    extra.insert("path".into(), a.path.clone().into());
-    extra.insert("route".into(), a.route.into());
-    extra.insert("status".into(), a.status.into());
-    extra.insert("ms".into(), json!((a.ms * 1000.0).round() / 1000.0));
-    if let Some(r) = a.role {
-        extra.insert("role".into(), r.into());
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
-    let msg = format!("{} {} {} {:.1}ms", a.method, a.path, a.status, a.ms);
-    (Level::Info, "http", msg, extra)
+    &s[..end]
+}
+
+/// One access-log line of `gathm.log`, written as `Logger::app` writes a
+/// line (fields by name): component, hostname, level, message, method, ms,
+/// path, pid, role, route, status, timestamp. `common` is the hostname
+/// field, `tail` the timestamp field and the end of the line.
+fn access_line(
+    buf: &mut Vec<u8>,
+    msg: &mut String,
+    a: &Access,
+    common: &[u8],
+    pid: u32,
+    tail: &[u8],
+) {
+    use std::fmt::Write as _;
+    let method = clip(a.method.as_str(), 32);
+    msg.clear();
+    let _ = write!(msg, "{} {} {} {:.1}ms", method, a.path, a.status, a.ms);
+    buf.extend_from_slice(b"{\"component\":\"http\"");
+    buf.extend_from_slice(common);
+    buf.extend_from_slice(b",\"level\":\"INFO\",\"message\":");
+    let _ = serde_json::to_writer(&mut *buf, msg.as_str());
+    buf.extend_from_slice(b",\"method\":");
+    let _ = serde_json::to_writer(&mut *buf, method);
+    buf.extend_from_slice(b",\"ms\":");
+    let _ = serde_json::to_writer(&mut *buf, &((a.ms * 1000.0).round() / 1000.0));
+    buf.extend_from_slice(b",\"path\":");
+    let _ = serde_json::to_writer(&mut *buf, a.path.as_str());
+    let _ = write!(VecWriter(buf), ",\"pid\":{pid}");
+    if let Some(r) = &a.role {
+        buf.extend_from_slice(b",\"role\":");
+        let _ = serde_json::to_writer(&mut *buf, r.as_str());
+    }
+    buf.extend_from_slice(b",\"route\":");
+    let _ = serde_json::to_writer(&mut *buf, a.route);
+    let _ = write!(VecWriter(buf), ",\"status\":{}", a.status);
+    buf.extend_from_slice(tail);
+}
+
+/// `fmt::Write` into a byte buffer.
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Accept connections (at most `max_connections` open) and serve each with
@@ -592,16 +663,25 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
             req.extensions_mut().insert(peer);
             router.clone().oneshot(req)
         });
+        let sock = conn::WriteTimeout::new(sock, app.opts.write_timeout);
         let conn = http.serve_connection(TokioIo::new(sock), svc);
         let app = Arc::clone(&app);
         tokio::spawn(async move {
-            if let Err(e) = conn.await
-                && (e.is_timeout() || e.is_parse() || e.is_parse_too_large())
-            {
-                app.conn_notes.note(
-                    &app.ctx.logger,
-                    &format!("closed the connection from {peer}: {e}"),
-                );
+            if let Err(e) = conn.await {
+                let stalled = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+                if stalled {
+                    app.conn_notes.note(
+                        &app.ctx.logger,
+                        &format!("dropped the connection from {peer}: it read nothing for GATHM_SSE_WRITE_TIMEOUT"),
+                    );
+                } else if e.is_timeout() || e.is_parse() || e.is_parse_too_large() {
+                    app.conn_notes.note(
+                        &app.ctx.logger,
+                        &format!("closed the connection from {peer}: {e}"),
+                    );
+                }
             }
             drop(permit);
         });
@@ -686,7 +766,12 @@ fn quick(routed: &Routed) -> bool {
 
 /// Headers a request must not repeat (a proxy and gathm could read
 /// different values).
-const SINGLE_HEADERS: [&str; 4] = ["host", "content-length", "sec-fetch-site", "origin"];
+const SINGLE_HEADERS: [HeaderName; 4] = [
+    axum::http::header::HOST,
+    axum::http::header::CONTENT_LENGTH,
+    http::SEC_FETCH_SITE,
+    axum::http::header::ORIGIN,
+];
 
 /// Checks on the request head before routing: URL length, head size,
 /// repeated headers.
@@ -719,7 +804,7 @@ fn head_checks(parts: &axum::http::request::Parts) -> std::result::Result<(), Re
         )
         .header("Connection", "close"));
     }
-    for h in SINGLE_HEADERS {
+    for h in &SINGLE_HEADERS {
         if parts.headers.get_all(h).iter().nth(1).is_some() {
             return Err(error(400, &format!("duplicate {h} header")).header("Connection", "close"));
         }
@@ -848,9 +933,15 @@ fn finish(
     let status = resp.status().as_u16();
     let secs = t0.elapsed().as_secs_f64();
     app.metrics.request(method, tpl, status, secs);
+    if !app.access_on {
+        return resp;
+    }
+    let mut path = path;
+    let keep = clip(&path, 512).len();
+    path.truncate(keep);
     let rec = Access {
-        method: method.as_str().chars().take(32).collect(),
-        path: path.chars().take(512).collect(),
+        method: method.clone(),
+        path,
         route: tpl,
         status,
         ms: secs * 1000.0,
@@ -867,20 +958,34 @@ fn respond(r: Reply) -> Response {
     *resp.status_mut() =
         StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    let mut add = |k: &str, v: &str| {
+    h.reserve(1 + http::SECURITY_HEADERS.len() + r.headers.len());
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(r.content_type),
+    );
+    // Parsed once: a response clones them (no allocation).
+    static SECURITY: std::sync::LazyLock<Vec<(HeaderName, HeaderValue)>> =
+        std::sync::LazyLock::new(|| {
+            http::SECURITY_HEADERS
+                .iter()
+                .filter_map(|(k, v)| {
+                    Some((
+                        HeaderName::from_bytes(k.as_bytes()).ok()?,
+                        HeaderValue::from_static(v),
+                    ))
+                })
+                .collect()
+        });
+    for (k, v) in SECURITY.iter() {
+        h.append(k.clone(), v.clone());
+    }
+    for (k, v) in &r.headers {
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
             HeaderValue::from_str(v),
         ) {
             h.append(k, v);
         }
-    };
-    add("Content-Type", r.content_type);
-    for (k, v) in http::SECURITY_HEADERS {
-        add(k, v);
-    }
-    for (k, v) in &r.headers {
-        add(k, v);
     }
     resp
 }
@@ -938,7 +1043,14 @@ fn start_stream(app: &Arc<App>, src: sse::Source) -> Response {
         Err(r) => return respond(r),
     };
     let events = jobs::events_path(&app.ctx, &src.job.id);
-    let mut resp = Sse::new(sse::start(app.jobs.clone(), events, src, slot)).into_response();
+    let mut resp = Sse::new(sse::start(
+        app.jobs.clone(),
+        events,
+        src,
+        slot,
+        app.opts.write_timeout,
+    ))
+    .into_response();
     let h = resp.headers_mut();
     for (k, v) in http::SECURITY_HEADERS {
         h.insert(k, HeaderValue::from_static(v));
@@ -1086,10 +1198,10 @@ fn dispatch(
     if std::env::var("GATHM_DEBUG_PANIC").is_ok_and(|v| v.split(',').any(|p| p == req.path)) {
         panic!("GATHM_DEBUG_PANIC at {}", req.path);
     }
-    let host = http::header(req, "Host").map(str::to_string);
+    let host = http::header(req, axum::http::header::HOST).map(str::to_string);
     if let Some(why) = auth::cross_origin(
-        http::header(req, "Origin"),
-        http::header(req, "Sec-Fetch-Site"),
+        http::header(req, axum::http::header::ORIGIN),
+        http::header(req, http::SEC_FETCH_SITE),
         host.as_deref(),
     ) {
         return error(403, why).into();
@@ -1110,7 +1222,7 @@ fn dispatch(
             if app.keys.enabled()
                 && app
                     .keys
-                    .authenticate(http::header(req, "Authorization"))
+                    .authenticate(http::header(req, axum::http::header::AUTHORIZATION))
                     .is_none()
             {
                 return unauthorized().into();
@@ -1123,7 +1235,7 @@ fn dispatch(
                 && app.keys.enabled()
                 && app
                     .keys
-                    .authenticate(http::header(req, "Authorization"))
+                    .authenticate(http::header(req, axum::http::header::AUTHORIZATION))
                     .is_none()
             {
                 return unauthorized().into();
@@ -1137,7 +1249,10 @@ fn dispatch(
         return public(app, &route).into();
     }
     let principal = if app.keys.enabled() {
-        match app.keys.authenticate(http::header(req, "Authorization")) {
+        match app
+            .keys
+            .authenticate(http::header(req, axum::http::header::AUTHORIZATION))
+        {
             Some(p) => p,
             None => return unauthorized().into(),
         }
@@ -1173,7 +1288,11 @@ fn public(app: &App, route: &Route) -> Reply {
     match route {
         Route::Ping => Reply::json(
             200,
-            &json!({"status": "ok", "service": "gathm-api", "version": env!("CARGO_PKG_VERSION")}),
+            &bodies::Ping {
+                status: "ok",
+                service: "gathm-api",
+                version: env!("CARGO_PKG_VERSION"),
+            },
         ),
         Route::Healthz => Reply::json(200, &json!({"status": "ok"})),
         Route::Readyz if app.ready.load(Ordering::SeqCst) => {
@@ -1321,8 +1440,13 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                     query_param(query, k)
                 })
                 .map_err(|m| error(400, &m))?;
-            let v: Vec<Value> = list.iter().map(jobs::Job::public).collect();
-            Ok(to_json(&json!({"count": v.len(), "jobs": v, "next": next})).into())
+            let jobs: Vec<_> = list.iter().map(jobs::Job::to_public).collect();
+            Ok(to_json(&bodies::JobList {
+                count: jobs.len(),
+                jobs,
+                next,
+            })
+            .into())
         }
         Route::JobGet(id) => {
             permit(ctx, p, Action::Discover)?;
@@ -1330,18 +1454,16 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                 .jobs
                 .get(&id, &p.id, is_admin(ctx, &p.role))
                 .ok_or_else(job_not_found)?;
-            Ok(to_json(&job.public()).into())
+            Ok(to_json(&job.to_public()).into())
         }
         Route::JobCancel(id) => {
             permit(ctx, p, Action::Execute)?;
             match app.jobs.cancel(&id, &p.id, is_admin(ctx, &p.role)) {
                 None => Err(job_not_found()),
-                Some(Cancelled::Now(job)) => Ok(to_json(&job.public()).into()),
+                Some(Cancelled::Now(job)) => Ok(to_json(&job.to_public()).into()),
                 Some(Cancelled::AlreadyTerminal(job)) => {
-                    let mut v = job.public();
-                    if let Value::Object(o) = &mut v {
-                        o.insert("detail".into(), "Job already in terminal state".into());
-                    }
+                    let mut v = job.to_public();
+                    v.detail = Some("Job already in terminal state".into());
                     Ok(to_json(&v).into())
                 }
             }
@@ -1352,7 +1474,7 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
                 permit(ctx, p, Action::Admin)?;
             }
             match app.jobs.approve(&id) {
-                Ok(job) => Ok(to_json(&job.public()).into()),
+                Ok(job) => Ok(to_json(&job.to_public()).into()),
                 Err(ApproveError::NotFound) => Err(job_not_found()),
                 Err(ApproveError::NotAwaiting(status)) => Err(error_with(
                     409,
@@ -1608,12 +1730,12 @@ fn agent_parallel(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResult {
         app.metrics.execution(env);
     }
     let code = parallel::exit_code(&results);
-    Ok(to_json(&json!({
-        "status": if code == 0 { "success" } else { "error" },
-        "exit_code": code,
-        "count": results.len(),
-        "results": results,
-    }))
+    Ok(to_json(&bodies::ParallelReply {
+        status: if code == 0 { "success" } else { "error" },
+        exit_code: code,
+        count: results.len(),
+        results,
+    })
     .into())
 }
 
@@ -1829,7 +1951,7 @@ fn callback_field(o: &Map<String, Value>) -> std::result::Result<Option<String>,
 
 fn enqueue(app: &Arc<App>, p: &Principal, s: Submission) -> HResult {
     match app.jobs.submit(&p.id, &p.role, s) {
-        Ok(job) => Ok(Reply::json(202, &job.public())
+        Ok(job) => Ok(Reply::json(202, &job.to_public())
             .header("Location", format!("/api/v1/jobs/{}", job.id))
             .into()),
         Err(SubmitError::QueueFull(n)) => {
@@ -1852,6 +1974,30 @@ fn enqueue(app: &Arc<App>, p: &Principal, s: Submission) -> HResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_lines_have_the_app_log_format() {
+        let a = Access {
+            method: Method::GET,
+            path: "/a\"b".into(),
+            route: "/api/v1/ping",
+            status: 200,
+            ms: 1.23456,
+            role: Some("admin".into()),
+        };
+        let (mut buf, mut msg) = (Vec::new(), String::new());
+        let tail = b",\"timestamp\":\"t\"}\n";
+        access_line(&mut buf, &mut msg, &a, b",\"hostname\":\"h\"", 7, tail);
+        assert!(buf.ends_with(b"}\n"));
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(
+            v,
+            json!({"component": "http", "hostname": "h", "level": "INFO",
+                "message": "GET /a\"b 200 1.2ms", "method": "GET", "ms": 1.235,
+                "path": "/a\"b", "pid": 7, "role": "admin", "route": "/api/v1/ping",
+                "status": 200, "timestamp": "t"})
+        );
+    }
 
     fn r(m: Method, p: &str) -> String {
         match route(&m, p) {

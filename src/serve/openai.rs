@@ -36,6 +36,10 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::auth::Principal;
+use super::bodies::{
+    AssistantMessage, ChatCompletion, Choice, Model, ModelList, OpenAIError, OpenAIErrorDetail,
+    Usage,
+};
 use super::http::{self, Reply, Req};
 use super::sse::{KEEPALIVE, POLL, Tail, WRITE_TIMEOUT};
 use super::{App, HResult, Outcome, StreamSlot};
@@ -68,7 +72,14 @@ pub(super) fn error(
 ) -> Reply {
     Reply::json(
         status,
-        &json!({"error": {"message": message, "type": kind, "param": param, "code": code}}),
+        &OpenAIError {
+            error: OpenAIErrorDetail {
+                message: message.to_string(),
+                kind: kind.to_string(),
+                param: param.map(str::to_string),
+                code: code.map(str::to_string),
+            },
+        },
     )
 }
 
@@ -146,7 +157,7 @@ fn chat_tools(app: &App, role: &str) -> Result<Vec<(String, Tool)>, Reply> {
 /// `GET /v1/models`.
 pub(super) fn models(app: &Arc<App>, p: &Principal) -> HResult {
     super::permit(&app.ctx, p, Action::Discover)?;
-    let data: Vec<Value> = chat_tools(app, &p.role)?
+    let data: Vec<Model> = chat_tools(app, &p.role)?
         .into_iter()
         .map(|(id, t)| {
             let created = std::fs::metadata(&t.manifest_path)
@@ -154,10 +165,22 @@ pub(super) fn models(app: &Arc<App>, p: &Principal) -> HResult {
                 .and_then(|m| m.modified().ok())
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_secs());
-            json!({"id": id, "object": "model", "created": created, "owned_by": format!("gathm:{}", t.name)})
+            Model {
+                id,
+                object: "model",
+                created,
+                owned_by: format!("gathm:{}", t.name),
+            }
         })
         .collect();
-    Ok(Reply::json(200, &json!({"object": "list", "data": data})).into())
+    Ok(Reply::json(
+        200,
+        &ModelList {
+            object: "list",
+            data,
+        },
+    )
+    .into())
 }
 
 /// A completion whose job is queued: what the answer needs.
@@ -555,7 +578,7 @@ fn failed(job: &Job) -> End {
 }
 
 fn usage(prompt: u64, completion: u64) -> Value {
-    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+    serde_json::to_value(Usage::new(prompt, completion)).unwrap_or(Value::Null)
 }
 
 /// Answer a queued completion: a stream, or one JSON object at the end.
@@ -601,19 +624,22 @@ pub(super) async fn answer(app: Arc<App>, mut p: Pending) -> Response {
     let r = match end {
         End::Finished(reason) => Reply::json(
             200,
-            &json!({
-                "id": format!("chatcmpl-{}", p.job),
-                "object": "chat.completion",
-                "created": p.created,
-                "model": p.model,
-                "choices": [{
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": null,
-                    "finish_reason": reason,
+            &ChatCompletion {
+                id: format!("chatcmpl-{}", p.job),
+                object: "chat.completion",
+                created: p.created,
+                model: p.model.clone(),
+                choices: vec![Choice {
+                    index: 0,
+                    message: AssistantMessage {
+                        role: "assistant",
+                        content: text,
+                    },
+                    logprobs: None,
+                    finish_reason: reason,
                 }],
-                "usage": usage(p.prompt_tokens, completion),
-            }),
+                usage: Usage::new(p.prompt_tokens, completion),
+            },
         ),
         End::Failed(status, msg, kind, code) => error(status, &msg, kind, code, None),
     };

@@ -1,19 +1,37 @@
 //! The OpenAPI 3.1 description of `gathm serve`, served at
 //! `GET /api/openapi.json`: every route, its request body and its answers.
 //!
-//! The schemas of the types the CLI and the server share (`api.rs`: the run
-//! envelope, attempts, reasons, tool lists) are derived from those serde
-//! types with `utoipa`, so they cannot drift; they allow no property the
-//! type does not have. The routes and the remaining bodies (jobs, pipelines,
-//! errors, built as JSON by the handlers) are described here by hand.
+//! Every schema is derived with `utoipa` from the serde type the handlers
+//! serialise (or, for request bodies, the type that describes what they
+//! accept): the run envelope and tool lists (`api.rs`), the job record
+//! (`state::jobs::PublicJob`), pipelines and their `result`
+//! (`pipeline.rs`), the stream's events, the error bodies and the other
+//! replies (`bodies.rs`). Response schemas allow no property their type
+//! does not have, so they cannot drift. Only the routes (paths, statuses,
+//! summaries) are listed here by hand.
 //! `tests/it/serve_openapi.rs` checks every route's real responses against
 //! the whole document.
 
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
+use super::bodies::{
+    Args, Artifact, ArtifactList, AssistantMessage, ChainRequest, ChatCompletion,
+    ChatCompletionRequest, ChatMessage, Choice, Content, ContentPart, DoneEvent, ErrorBody,
+    ExecuteRequest, JobList, JobRequest, Model, ModelList, OpenAIError, OpenAIErrorDetail,
+    ParallelReply, ParallelRequest, Ping, Usage,
+};
 use crate::api::{Attempt, AttemptOutcome, Envelope, Reason, RunStatus, ToolList, ToolSummary};
 use crate::ask::{AskAnswer, AskRequest, Candidate};
+use crate::chain::ChainResult;
+use crate::chain::Step as ChainStep;
+use crate::manifest::{Diagnostic, Severity};
+use crate::parallel::Item as ParallelItem;
+use crate::pipeline::{
+    Event as StepEvent, Pipeline, PipelineResult, PipelineStatus, Retry, Step as PipelineStep,
+    StepResult, StepStatus,
+};
+use crate::state::jobs::{JobKind, JobStatus, OutputEvent, PublicJob};
 
 #[derive(OpenApi)]
 #[openapi(components(schemas(
@@ -26,9 +44,64 @@ use crate::ask::{AskAnswer, AskRequest, Candidate};
     ToolList,
     AskRequest,
     AskAnswer,
-    Candidate
+    Candidate,
+    PublicJob,
+    JobKind,
+    JobStatus,
+    JobList,
+    ErrorBody,
+    Ping,
+    ParallelReply,
+    ChainResult,
+    Artifact,
+    ArtifactList,
+    OpenAIError,
+    OpenAIErrorDetail,
+    Model,
+    ModelList,
+    Usage,
+    AssistantMessage,
+    Choice,
+    ChatCompletion,
+    Args,
+    ExecuteRequest,
+    JobRequest,
+    ParallelRequest,
+    ParallelItem,
+    ChainRequest,
+    ChainStep,
+    ContentPart,
+    Content,
+    ChatMessage,
+    ChatCompletionRequest,
+    Pipeline,
+    PipelineStep,
+    Retry,
+    PipelineResult,
+    PipelineStatus,
+    StepResult,
+    StepStatus,
+    Diagnostic,
+    Severity,
+    OutputEvent,
+    StepEvent,
+    DoneEvent
 )))]
 struct Derived;
+
+/// Schemas that allow properties their type does not name.
+const OPEN: &[&str] = &[
+    "ErrorBody",
+    "ExecuteRequest",
+    "JobRequest",
+    "ParallelRequest",
+    "ParallelItem",
+    "ChainRequest",
+    "ChainStep",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "ContentPart",
+];
 
 /// The schemas derived from the `api.rs` types; each serialises exactly its
 /// fields, so extra properties are refused.
@@ -39,7 +112,16 @@ fn derived_schemas() -> Map<String, Value> {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    for s in schemas.values_mut() {
+    for (name, s) in schemas.iter_mut() {
+        // A refused run's error carries the envelope's fields too (the
+        // type denies unknown fields only to catch a handler's typo);
+        // request bodies may carry fields gathm ignores.
+        if OPEN.contains(&name.as_str()) {
+            if let Value::Object(o) = s {
+                o.remove("additionalProperties");
+            }
+            continue;
+        }
         if let Value::Object(o) = s
             && o.get("type") == Some(&json!("object"))
         {
@@ -50,7 +132,7 @@ fn derived_schemas() -> Map<String, Value> {
 }
 
 fn err(desc: &str) -> Value {
-    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
 }
 
 fn ok(desc: &str, schema: Value) -> Value {
@@ -132,32 +214,11 @@ pub fn spec() -> Value {
     let mut doc = described();
     if let Some(Value::Object(schemas)) = doc.pointer_mut("/components/schemas") {
         schemas.extend(derived_schemas());
-        schemas.insert("ArtifactList".into(), artifact_list());
     }
     if let Some(Value::Object(paths)) = doc.pointer_mut("/paths") {
         paths.extend(artifact_paths());
     }
     doc
-}
-
-/// The body of `GET /api/v1/jobs/{id}/artifacts` (`serve/artifacts.rs`).
-fn artifact_list() -> Value {
-    json!({"type": "object", "additionalProperties": false,
-    "required": ["job_id", "status", "count", "truncated", "max_bytes", "artifacts"],
-    "properties": {
-        "job_id": {"type": "string"},
-        "status": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]},
-        "count": {"type": "integer"},
-        "truncated": {"type": "boolean", "description": "more than 1,000 files: the first 1,000 by name are listed"},
-        "max_bytes": {"type": "integer", "description": "the largest file served (GATHM_MAX_ARTIFACT_MB)"},
-        "artifacts": {"type": "array", "items": {"type": "object", "additionalProperties": false,
-            "required": ["name", "size", "url"],
-            "properties": {
-                "name": {"type": "string", "description": "path inside artifacts/, `/`-separated"},
-                "size": {"type": "integer"},
-                "url": {"type": "string", "description": "where to GET it (the name percent-encoded)"}
-            }}}
-    }})
 }
 
 /// The artifacts routes (`serve/artifacts.rs`).
@@ -210,101 +271,11 @@ fn described() -> Value {
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "description": "Every error. Some carry more: detail, rule, step, allowed, diagnostics, limit, retry_after, scope, max_queue_depth, max_executions, max_streams_per_client, max_bytes; refused runs carry the whole envelope.", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}, "rule": {"type": "string"}}},
-                "Args": {"oneOf": [
-                    {"type": "array", "items": {"type": "string"}},
-                    {"type": "string", "description": "Split like a shell would: quotes and backslashes, no expansion"}
-                ]},
-                "ExecuteRequest": {"type": "object", "properties": {
-                    "args": r("Args"),
-                    "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Seconds; default: the tool's"}
-                }},
-                "JobRequest": {"type": "object", "description": "A tool job needs `tool`; a pipeline job (`kind: pipeline`, or any body with `pipeline`) needs `pipeline`", "properties": {
-                    "kind": {"type": "string", "enum": ["tool", "pipeline"], "default": "tool"},
-                    "pipeline": r("Pipeline"),
-                    "tool": {"type": "string"}, "args": r("Args"),
-                    "timeout": {"type": "number", "minimum": 1, "maximum": 600, "description": "Execution seconds (time in the queue does not count)"},
-                    "callback_url": {"type": "string", "description": "The final record is POSTed here with X-Gathm-Signature: sha256=<HMAC-SHA256 of the body>; needs GATHM_CALLBACK_SECRET"}
-                }},
-                "Pipeline": {"type": "object", "required": ["steps"], "description": "A DAG as in `gathm pipeline` (its JSON form); validated before it is queued", "properties": {
-                    "name": {"type": "string"},
-                    "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 31536000},
-                    "steps": {"type": "array", "items": {"type": "object", "required": ["id", "tool"], "properties": {
-                        "id": {"type": "string"}, "tool": {"type": "string"},
-                        "args": {"type": "array", "items": {"type": "string"}},
-                        "needs": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-                        "when": {"type": "string"},
-                        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 31536000},
-                        "continue_on_error": {"type": "boolean"},
-                        "retry": {"type": "object", "properties": {"attempts": {"type": "integer", "minimum": 1, "maximum": 100}, "delay": {"type": "number"}, "backoff": {"type": "number"}, "max_delay": {"type": "number"}}}
-                    }}}
-                }},
-                "Job": {"type": "object", "additionalProperties": false,
-                    "required": ["id", "kind", "tool", "args", "status", "reason", "exit_code", "created_at", "started_at", "finished_at", "timeout", "stdout_lines", "stderr_lines", "line_count", "approved", "envelope"],
-                    "properties": {
-                    "id": {"type": "string"}, "kind": {"type": "string", "enum": ["tool", "pipeline"]}, "tool": {"type": "string", "description": "`pipeline` for pipeline jobs"},
-                    "pipeline": r("Pipeline"),
-                    "result": {"type": "object", "description": "A pipeline job's result once it ended: every step's status, exit code and output"},
-                    "args": {"type": "array", "items": {"type": "string"}},
-                    "status": {"type": "string", "enum": ["pending", "awaiting_approval", "running", "completed", "failed", "cancelled"]},
-                    "reason": {"type": ["string", "null"]}, "exit_code": {"type": ["integer", "null"]},
-                    "created_at": {"type": "number", "description": "epoch seconds"},
-                    "started_at": {"type": ["number", "null"]}, "finished_at": {"type": ["number", "null"]},
-                    "completed_at": {"type": ["number", "null"], "description": "the reference's name for `finished_at`"},
-                    "attempts": {"type": "integer", "description": "tries of the tool asked for (its manifest's `retry`); 0 before it ran"},
-                    "output": {"type": "string", "description": "stdout so far (lines joined with \\n), bounded by the capture limit"},
-                    "error": {"type": ["string", "null"], "description": "stderr of a failed job"},
-                    "timeout": {"type": ["number", "null"]}, "callback_url": {"type": "string"},
-                    "stdout_lines": {"type": "integer"}, "stderr_lines": {"type": "integer"}, "line_count": {"type": "integer"},
-                    "approved": {"type": "boolean"},
-                    "envelope": {"oneOf": [r("Envelope"), {"type": "null"}]},
-                    "detail": {"type": "string"}
-                }},
-                "OpenAIError": {"type": "object", "required": ["error"], "additionalProperties": false, "description": "The errors of /v1/* in OpenAI's shape", "properties": {"error": {"type": "object", "required": ["message", "type", "param", "code"], "additionalProperties": false, "properties": {
-                    "message": {"type": "string"},
-                    "type": {"type": "string", "description": "invalid_request_error, permission_error, rate_limit_error, timeout_error or server_error"},
-                    "param": {"type": ["string", "null"], "description": "the offending parameter, e.g. messages[2].role"},
-                    "code": {"type": ["string", "null"], "description": "invalid_api_key, permission_denied, approval_required, model_not_found, not_found, method_not_allowed, prompt_refused, rate_limit_exceeded, timeout, tool_failed, cancelled, circuit_open, service_unavailable, storage_full, …"}
-                }}}},
-                "ChatMessage": {"type": "object", "required": ["role"], "properties": {
-                    "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
-                    "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": {"type": "object", "required": ["type", "text"], "properties": {"type": {"const": "text"}, "text": {"type": "string"}}}}]}
-                }},
-                "ChatCompletionRequest": {"type": "object", "required": ["model", "messages"], "description": "OpenAI's request; fields gathm does not use (temperature, tools, …) are ignored", "properties": {
-                    "model": {"type": "string"},
-                    "messages": {"type": "array", "minItems": 1, "maxItems": 4096, "items": r("ChatMessage")},
-                    "stream": {"type": "boolean", "default": false},
-                    "max_tokens": {"type": "integer", "minimum": 1, "description": "estimated tokens (4 characters each); the reply stops there with finish_reason length"},
-                    "max_completion_tokens": {"type": "integer", "minimum": 1},
-                    "n": {"const": 1}
-                }},
-                "Usage": {"type": "object", "description": "estimated: one token per 4 characters", "required": ["prompt_tokens", "completion_tokens", "total_tokens"], "properties": {
-                    "prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}
-                }},
-                "ChatCompletion": {"type": "object", "additionalProperties": false, "required": ["id", "object", "created", "model", "choices", "usage"], "properties": {
-                    "id": {"type": "string", "description": "chatcmpl-<job id>"},
-                    "object": {"const": "chat.completion"},
-                    "created": {"type": "integer"}, "model": {"type": "string"},
-                    "choices": {"type": "array", "items": {"type": "object", "required": ["index", "message", "finish_reason"], "properties": {
-                        "index": {"type": "integer"}, "logprobs": {"type": "null"},
-                        "message": {"type": "object", "required": ["role", "content"], "properties": {"role": {"const": "assistant"}, "content": {"type": "string"}}},
-                        "finish_reason": {"type": "string", "enum": ["stop", "length"]}
-                    }}},
-                    "usage": r("Usage")
-                }},
-                "ModelList": {"type": "object", "additionalProperties": false, "required": ["object", "data"], "properties": {
-                    "object": {"const": "list"},
-                    "data": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["id", "object", "created", "owned_by"], "properties": {
-                        "id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"}, "owned_by": {"type": "string", "description": "gathm:<tool>"}
-                    }}}
-                }},
-                "JobList": {"type": "object", "properties": {"jobs": {"type": "array", "items": r("Job")}, "count": {"type": "integer"}, "next": {"type": ["string", "null"], "description": "pass as `after` for the next page (newest first)"}}}
-            }
+            "schemas": {}
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/api/v1/ping": {"get": {"summary": "Liveness (public, does no work)", "security": [], "responses": {"200": ok("ok", json!({"type": "object", "properties": {"status": {"type": "string"}, "service": {"type": "string"}, "version": {"type": "string"}}}))}}},
+            "/api/v1/ping": {"get": {"summary": "Liveness (public, does no work)", "security": [], "responses": {"200": ok("ok", r("Ping"))}}},
             "/healthz": {"get": {"summary": "Liveness (public)", "security": [], "responses": {"200": ok("ok", any.clone())}}},
             "/readyz": {"get": {"summary": "Readiness (public): 503 while shutting down", "security": [], "responses": {"200": ok("ready", any.clone()), "503": err("shutting down")}}},
             "/metrics": {"get": {"summary": "Prometheus text (tool:healthcheck)", "responses": common(json!({"200": {"description": "text/plain; version=0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}))}},
@@ -330,24 +301,15 @@ fn described() -> Value {
                 "responses": common(json!({"200": ok("health", any.clone()), "400": err("invalid tool name"), "404": err("not found")}))}},
             "/api/v1/agent/status": {"get": {"summary": "Version, paths, tools, breakers, cache (tool:discover)", "responses": common(json!({"200": ok("status", any.clone())}))}},
             "/api/v1/agent/parallel": {"post": {"summary": "Run several tools at once, synchronously (tool:execute); each item goes through the run path (policy, limits, cache, breaker, fallbacks)",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "items": {"type": "array", "items": {"type": "object", "required": ["tool"], "properties": {"tool": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}}},
-                    "tools": {"type": "string", "description": "the reference's form: 'dns a.com, hash x'"},
-                    "jobs": {"type": "integer", "minimum": 1, "maximum": 64, "default": 4}}}}}},
-                "responses": common(json!({"200": ok("results in the given order", json!({"type": "object", "properties": {
-                    "status": {"type": "string"}, "exit_code": {"type": "integer"}, "count": {"type": "integer"},
-                    "results": {"type": "array", "items": r("Envelope")}}})), "400": err("malformed body"), "403": err("no tool:execute")}))}},
+                "requestBody": {"required": true, "content": {"application/json": {"schema": r("ParallelRequest")}}},
+                "responses": common(json!({"200": ok("results in the given order", r("ParallelReply")), "400": err("malformed body"), "403": err("no tool:execute")}))}},
             "/api/v1/agent/ask": {"post": {"summary": "Route a plain-language request to a tool, as `gathm ask` does (tool:execute): deterministic scoring over names, tags, categories and descriptions of the tools the role may discover",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": r("AskRequest")}}},
                 "responses": common(json!({"200": ok("the best match and alternatives", r("AskAnswer")),
                     "400": err("malformed body"), "403": err("no tool:execute"), "422": err("blank or over 16,000 characters")}))}},
             "/api/v1/agent/chain": {"post": {"summary": "Run tools one after another, stdout to stdin (tool:execute); {prev} in args is the previous output as one argument",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "steps": {"type": "array", "items": {"type": "object", "required": ["tool"], "properties": {"tool": {"type": "string"}, "args": {"type": "array", "items": {"type": "string"}}}}},
-                    "pipeline": {"type": "string", "description": "the reference's form: 'geo -w | ipinfo'"},
-                    "timeout": {"type": "number", "description": "per step, seconds"}}}}}},
-                "responses": common(json!({"200": ok("every step's envelope", json!({"type": "object", "properties": {
-                    "steps": {"type": "array", "items": r("Envelope")}, "failed_step": {"type": ["integer", "null"]}, "exit_code": {"type": "integer"}}})),
+                "requestBody": {"required": true, "content": {"application/json": {"schema": r("ChainRequest")}}},
+                "responses": common(json!({"200": ok("every step's envelope", r("ChainResult")),
                     "400": err("malformed body"), "403": err("no tool:execute")}))}},
             "/api/v1/jobs": {
                 "get": {"summary": "Your jobs (admins: all), newest first, a page at a time (tool:discover)",
@@ -362,7 +324,7 @@ fn described() -> Value {
                     "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "description": "the same key from the same owner within GATHM_JOB_TTL returns the original job", "schema": {"type": "string", "maxLength": 255}}],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": r("JobRequest")}}},
                     "responses": common(json!({
-                        "202": ok("accepted (stored durably); awaiting_approval when the role needs approval for the tool", r("Job")),
+                        "202": ok("accepted (stored durably); awaiting_approval when the role needs approval for the tool", r("PublicJob")),
                         "400": err("malformed JSON, wrong types, invalid tool name or callback_url"),
                         "403": err("denied"), "404": err("no such tool"), "413": err("body over 1 MiB"),
                         "503": err("shutting down, or the job store cannot be written (read-only home)"),
@@ -371,13 +333,13 @@ fn described() -> Value {
             },
             "/api/v1/jobs/{id}": {
                 "get": {"summary": "A job, with its envelope once it ended (tool:discover; 404 if not yours)", "parameters": [path_param("id", "job id")],
-                    "responses": common(json!({"200": ok("job", r("Job")), "404": err("no such job, or not yours")}))},
+                    "responses": common(json!({"200": ok("job", r("PublicJob")), "404": err("no such job, or not yours")}))},
                 "delete": {"summary": "Cancel: kills the whole process group (tool:execute)", "parameters": [path_param("id", "job id")],
-                    "responses": common(json!({"200": ok("the job (detail set when it had already ended)", r("Job")), "404": err("no such job, or not yours")}))}
+                    "responses": common(json!({"200": ok("the job (detail set when it had already ended)", r("PublicJob")), "404": err("no such job, or not yours")}))}
             },
-            "/api/v1/jobs/{id}/stream": {"get": {"summary": "Server-sent events: every output line (id: line number; Last-Event-ID resumes), keep-alives every 15 s, then event: done",
+            "/api/v1/jobs/{id}/stream": {"get": {"summary": "Server-sent events: every output line (id: line number; Last-Event-ID resumes), keep-alives every 15 s, then event: done. The stream follows the job as it writes (a notification, and a look every second for output another process appends); a client that reads nothing for GATHM_SSE_WRITE_TIMEOUT (30 s) is dropped and its slot freed",
                 "parameters": [path_param("id", "job id"), {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer"}}],
-                "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...} (pipeline jobs: step_started, step_retrying, step_finished events); last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, "404": err("no such job, or not yours"), "429": err("this client already holds GATHM_MAX_STREAMS_PER_CLIENT streams, or rate limited"), "503": err("too many open streams (GATHM_MAX_STREAMS)")}))}},
+                "responses": common(json!({"200": {"description": "text/event-stream; data: {\"event\":\"output\",\"stream\":\"stdout\"|\"stderr\",\"line\":...} (pipeline jobs: step_started, step_retrying, step_finished events); last: event: done, data: {\"event\":\"done\",\"status\":...,\"exit_code\":...}", "content": {"text/event-stream": {"schema": {"type": "string"}, "x-event-data": {"description": "the JSON `data` of each event", "oneOf": [r("OutputEvent"), r("StepEvent"), r("DoneEvent")]}}}}, "404": err("no such job, or not yours"), "429": err("this client already holds GATHM_MAX_STREAMS_PER_CLIENT streams, or rate limited"), "503": err("too many open streams (GATHM_MAX_STREAMS)")}))}},
             "/v1/models": {"get": {"summary": "OpenAI-compatible: the models of the chat tools (manifest `chat` block) the role may discover and run (tool:discover)",
                 "responses": openai(json!({"200": ok("models", r("ModelList"))}))}},
             "/v1/chat/completions": {"post": {"summary": "OpenAI-compatible chat completion (tool:execute): the messages rendered into the chat tool's prompt, run as a job of the job queue (listed in /api/v1/jobs; GATHM_MAX_CONCURRENCY, FIFO, GATHM_MAX_QUEUE_DEPTH, the tool's timeout counting execution only). stream: true answers chat.completion.chunk events, then data: [DONE]; an error after the stream began is a data: {\"error\": …} event",
@@ -406,7 +368,51 @@ fn described() -> Value {
                     "responses": common(json!({"200": {"description": "ended"}, "404": err("unknown session, or another principal's")}))}
             },
             "/api/v1/jobs/{id}/approve": {"post": {"summary": "Approve a job awaiting approval (admin, permission *)", "parameters": [path_param("id", "job id")],
-                "responses": common(json!({"200": ok("the job, now pending", r("Job")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
+                "responses": common(json!({"200": ok("the job, now pending", r("PublicJob")), "404": err("no such job"), "409": err("not awaiting approval")}))}}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(r)) = o.get("$ref") {
+                    out.push(r.clone());
+                }
+                o.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves_and_every_schema_comes_from_a_type() {
+        let doc = spec();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 50);
+        for r in &all {
+            let ptr = r.strip_prefix('#').unwrap();
+            assert!(doc.pointer(ptr).is_some(), "{r} does not resolve");
+        }
+        // No schema is written by hand: the components are the derived ones.
+        let derived = derived_schemas();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        let mut names: Vec<_> = schemas.keys().collect();
+        names.retain(|n| !derived.contains_key(*n));
+        assert!(names.is_empty(), "hand-written schemas: {names:?}");
+        // The job record's pipeline result and the stream's events are described.
+        assert_eq!(
+            schemas["PublicJob"]["properties"]["result"]["oneOf"][0]["$ref"],
+            "#/components/schemas/PipelineResult"
+        );
+        for e in ["OutputEvent", "StepEvent", "DoneEvent"] {
+            assert!(schemas.contains_key(e), "{e}");
+        }
+    }
 }

@@ -2,14 +2,22 @@
 //!
 //! One tokio task per stream reads the job's `events` file (one numbered
 //! line per output line, appended under the job's output lock) from the
-//! start, in bounded chunks, and while the job runs looks for more every
-//! [`POLL`] (the job store's progress check, never a blocking wait). Replay
-//! and live follow are therefore one continuous read of one file: no line is
-//! lost or repeated between them. Every event carries `id: <line number>`, so
-//! a client's `Last-Event-ID` resumes after that line. A keep-alive comment
+//! start, in bounded chunks ([`CHUNK`]), then follows it: while the job runs
+//! in this server the task sleeps until the job's notification
+//! ([`Live::changes`], bumped after every append and at the end) fires; a
+//! job still queued is watched through the manager's notification
+//! ([`Jobs::changes`], bumped when a job starts here). Every wait also ends
+//! after [`FALLBACK`], so events appended by another process (a fleet
+//! instance running the job) are still seen, a second late at most. Replay
+//! and live follow are one continuous read of one file: no line is lost or
+//! repeated between them. Every event carries `id: <line number>`, so a
+//! client's `Last-Event-ID` resumes after that line. A keep-alive comment
 //! goes out every 15 s; the last event is `event: done` with the status and
 //! exit code. The task ends (and frees its slot) as soon as the client is
-//! gone, or when a client stops reading for [`WRITE_TIMEOUT`].
+//! gone (the response body is dropped), or when an event cannot be handed
+//! on within the write timeout (`GATHM_SSE_WRITE_TIMEOUT`, default 30 s: a
+//! client that stopped reading); the connection itself is closed by the
+//! same timeout on its socket writes (`conn.rs`).
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -20,17 +28,22 @@ use std::time::{Duration, Instant};
 
 use axum::response::sse::Event;
 use futures_util::Stream;
-use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use super::bodies::DoneEvent;
 use crate::jobs::{Job, JobStatus, Jobs, Live, Progress};
 use crate::state::jobs::JobStore;
 
 /// Time between keep-alive comments.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
-/// How often a stream looks for new output of a running job.
+/// How often a chat completion waiting in the queue looks at its job
+/// (`openai.rs`).
 pub const POLL: Duration = Duration::from_millis(100);
-/// A client that takes no event for this long is dropped.
+/// The longest a stream waits without looking at the events file and the
+/// job's record (for events another process appends).
+pub const FALLBACK: Duration = Duration::from_secs(1);
+/// The default `GATHM_SSE_WRITE_TIMEOUT`: a client that takes no event for
+/// this long is dropped.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest read of the events file at once (replay is chunked).
 const CHUNK: u64 = 64 * 1024;
@@ -121,11 +134,19 @@ struct Gone;
 struct Out {
     tx: mpsc::Sender<Result<Event, Infallible>>,
     last_sent: Instant,
+    write_timeout: Duration,
+}
+
+/// What ended a wait.
+enum Woke {
+    Gone,
+    Changed,
+    Keepalive,
 }
 
 impl Out {
     async fn send(&mut self, e: Event) -> Result<(), Gone> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.tx.send(Ok(e))).await {
+        match tokio::time::timeout(self.write_timeout, self.tx.send(Ok(e))).await {
             Ok(Ok(())) => {
                 self.last_sent = Instant::now();
                 Ok(())
@@ -134,17 +155,27 @@ impl Out {
         }
     }
 
-    /// A keep-alive comment when nothing went out for [`KEEPALIVE`]; `Gone`
-    /// as soon as the client has closed the stream.
-    async fn idle(&mut self) -> Result<(), Gone> {
-        if self.tx.is_closed() {
-            return Err(Gone);
+    /// Wait until `changes` fires, [`FALLBACK`] passes, a keep-alive is due
+    /// (sent here) or the client is gone.
+    async fn wait(&mut self, changes: &mut watch::Receiver<u64>) -> Result<(), Gone> {
+        let keepalive = tokio::time::Instant::from_std(self.last_sent + KEEPALIVE);
+        let woke = tokio::select! {
+            _ = self.tx.closed() => Woke::Gone,
+            r = changes.changed() => {
+                if r.is_err() {
+                    // The notifier is gone: only the fallback wakes us.
+                    tokio::time::sleep(FALLBACK).await;
+                }
+                Woke::Changed
+            }
+            _ = tokio::time::sleep(FALLBACK) => Woke::Changed,
+            _ = tokio::time::sleep_until(keepalive) => Woke::Keepalive,
+        };
+        match woke {
+            Woke::Gone => Err(Gone),
+            Woke::Changed => Ok(()),
+            Woke::Keepalive => self.send(Event::default().comment("keepalive")).await,
         }
-        if self.last_sent.elapsed() >= KEEPALIVE {
-            self.send(Event::default().comment("keepalive")).await?;
-        }
-        tokio::time::sleep(POLL).await;
-        Ok(())
     }
 
     /// Send every line after `after`; whether the read was cut short.
@@ -166,14 +197,40 @@ impl Out {
     }
 
     async fn done(&mut self, n: u64, status: JobStatus, code: Option<i32>) -> Result<(), Gone> {
-        let data = json!({"event": "done", "status": status.as_str(), "exit_code": code});
+        let data = DoneEvent {
+            event: "done",
+            exit_code: code,
+            status,
+        };
+        let data = serde_json::to_string(&data).unwrap_or_default();
         self.send(
             Event::default()
                 .id((n + 1).to_string())
                 .event("done")
-                .data(data.to_string()),
+                .data(data),
         )
         .await
+    }
+
+    /// Follow a job running in this server until it ends.
+    async fn live(&mut self, tail: &mut Tail, live: &Live, after: u64) -> Result<(), Gone> {
+        let mut changes = live.changes();
+        loop {
+            // Marked seen before looking: a change after this wakes the wait.
+            changes.borrow_and_update();
+            let before = tail.read;
+            if self.lines(tail, after).await? {
+                continue;
+            }
+            match live.wait(tail.read, Duration::ZERO) {
+                Progress::More(_) if tail.read != before => continue,
+                Progress::More(_) | Progress::Idle => self.wait(&mut changes).await?,
+                Progress::Done(status, code) => {
+                    self.drain(tail, after).await?;
+                    return self.done(tail.read, status, code).await;
+                }
+            }
+        }
     }
 }
 
@@ -184,6 +241,7 @@ pub fn start<S: Send + 'static>(
     events: PathBuf,
     src: Source,
     slot: S,
+    write_timeout: Duration,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let (tx, mut rx) = mpsc::channel(16);
     tokio::spawn(async move {
@@ -191,6 +249,7 @@ pub fn start<S: Send + 'static>(
         let mut out = Out {
             tx,
             last_sent: Instant::now(),
+            write_timeout,
         };
         let _ = follow(&mut out, &jobs, events, src).await;
     });
@@ -205,64 +264,39 @@ async fn follow(out: &mut Out, jobs: &Jobs, events: PathBuf, src: Source) -> Res
         admin,
         last_id,
     } = src;
-    let shared = jobs.shared_store();
-    let mut tail = Tail::new(events).with_store(shared.clone().map(|s| (s, job.id.clone())));
+    // In a fleet the events are read from the shared store (another
+    // instance may run the job).
+    let shared = jobs.shared_store().map(|s| (s, job.id.clone()));
+    let mut tail = Tail::new(events).with_store(shared);
     out.send(Event::default().comment(format!("job {}", job.id)))
         .await?;
+    let mut changes = jobs.changes();
     let (mut job, mut live) = (job, live);
-    // Not started yet: wait (with keep-alives) until it runs or ends (or,
-    // in a fleet, runs on another instance).
-    let remote = |job: &Job| shared.is_some() && job.status == JobStatus::Running;
-    while live.is_none() && !job.status.terminal() && !remote(&job) {
-        match jobs.wait_started(&job.id, Duration::ZERO) {
-            Some((j, l)) => {
-                job = j;
-                live = l;
-                if job.status == JobStatus::Running && live.is_none() {
-                    // It ended between the two looks: re-read the record.
-                    if let Some((j, l)) = jobs.stream_source(&job.id, &owner, admin) {
-                        job = j;
-                        live = l;
-                    }
-                }
-                if live.is_none() && !job.status.terminal() && !remote(&job) {
-                    out.idle().await?;
-                }
-            }
+    if live.is_none() && !job.status.terminal() {
+        // Looked at again now that a start would notify us.
+        match jobs.stream_source(&job.id, &owner, admin) {
+            Some((j, l)) => (job, live) = (j, l),
             None => return Ok(()),
         }
     }
-    if let Some(live) = live {
-        loop {
-            let before = tail.read;
-            if out.lines(&mut tail, last_id).await? {
-                continue;
-            }
-            match live.wait(tail.read, Duration::ZERO) {
-                Progress::More(_) if tail.read != before => continue,
-                Progress::More(_) | Progress::Idle => out.idle().await?,
-                Progress::Done(status, code) => {
-                    out.drain(&mut tail, last_id).await?;
-                    return out.done(tail.read, status, code).await;
-                }
-            }
+    loop {
+        if let Some(live) = live {
+            return out.live(&mut tail, &live, last_id).await;
         }
-    }
-    if live.is_none() && remote(&job) {
-        // Another instance runs it: follow its events in the store until
-        // its record is terminal (its last events are stored before that).
-        loop {
-            if out.lines(&mut tail, last_id).await? {
-                continue;
-            }
-            match jobs.stream_source(&job.id, &owner, admin) {
-                Some((j, _)) if j.status.terminal() => {
-                    job = j;
-                    break;
-                }
-                Some(_) => out.idle().await?,
-                None => return Ok(()),
-            }
+        if job.status.terminal() {
+            break;
+        }
+        if job.status == JobStatus::Running {
+            // Running without a handle here: another process runs it (or it
+            // ended a moment ago); what it appended is in the file.
+            out.drain(&mut tail, last_id).await?;
+        }
+        out.wait(&mut changes).await?;
+        // Marked seen before looking: a job starting after this wakes the wait.
+        changes.borrow_and_update();
+        match jobs.stream_source(&job.id, &owner, admin) {
+            Some((j, l)) => (job, live) = (j, l),
+            None => return Ok(()),
         }
     }
     out.drain(&mut tail, last_id).await?;

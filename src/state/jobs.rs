@@ -32,7 +32,7 @@ use serde_json::Value;
 use crate::api::Envelope;
 
 /// What a job runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// One tool through `run::run`.
@@ -61,7 +61,7 @@ impl JobKind {
 }
 
 /// A job's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Queued.
@@ -189,44 +189,134 @@ impl Job {
     /// `\n`), `error` (stderr when it failed, else empty) and `completed_at`
     /// (= `finished_at`).
     pub fn public(&self) -> Value {
-        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Value::Object(o) = &mut v {
-            o.remove("owner");
-            o.remove("role");
-            o.remove("stdin");
-            o.insert("line_count".into(), self.stdout_lines.into());
-            if !o.contains_key("envelope") {
-                o.insert("envelope".into(), Value::Null);
-            }
-            let output = match (&self.live_output, &self.envelope) {
-                (Some(s), _) => s.clone(),
-                (None, Some(e)) => e.output.clone(),
-                (None, None) => String::new(),
-            };
-            let output = output.strip_suffix('\n').unwrap_or(&output).to_string();
-            o.insert("output".into(), output.into());
-            let error = match (&self.envelope, self.status) {
-                (Some(e), JobStatus::Failed) => e.error.clone(),
-                _ => String::new(),
-            };
-            o.insert("error".into(), error.into());
-            o.insert(
-                "completed_at".into(),
-                self.finished_at.map_or(Value::Null, Value::from),
-            );
-            // Tries of the tool asked for (the manifest's `retry`), once it ran.
-            let attempts = self.envelope.as_ref().map_or(0, |e| {
-                e.attempts
-                    .iter()
-                    .filter(|a| a.tool == e.tool)
-                    .map(|a| a.try_number)
-                    .max()
-                    .unwrap_or(0)
-            });
-            o.insert("attempts".into(), attempts.into());
-        }
-        v
+        serde_json::to_value(self.to_public()).unwrap_or(Value::Null)
     }
+
+    /// The record shown to clients (see [`Job::public`]).
+    pub fn to_public(&self) -> PublicJob {
+        let output = match (&self.live_output, &self.envelope) {
+            (Some(s), _) => s.clone(),
+            (None, Some(e)) => e.output.clone(),
+            (None, None) => String::new(),
+        };
+        let output = output.strip_suffix('\n').unwrap_or(&output).to_string();
+        let error = match (&self.envelope, self.status) {
+            (Some(e), JobStatus::Failed) => e.error.clone(),
+            _ => String::new(),
+        };
+        // Tries of the tool asked for (the manifest's `retry`), once it ran.
+        let attempts = self.envelope.as_ref().map_or(0, |e| {
+            e.attempts
+                .iter()
+                .filter(|a| a.tool == e.tool)
+                .map(|a| a.try_number)
+                .max()
+                .unwrap_or(0)
+        });
+        PublicJob {
+            id: self.id.clone(),
+            kind: self.kind,
+            tool: self.tool.clone(),
+            args: self.args.clone(),
+            status: self.status,
+            reason: self.reason.clone(),
+            exit_code: self.exit_code,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            timeout: self.timeout,
+            callback_url: self.callback_url.clone(),
+            stdout_lines: self.stdout_lines,
+            stderr_lines: self.stderr_lines,
+            approved: self.approved,
+            envelope: self.envelope.clone(),
+            pipeline: self.pipeline.clone(),
+            result: self.result.clone(),
+            line_count: self.stdout_lines,
+            output,
+            error,
+            completed_at: self.finished_at,
+            attempts,
+            detail: None,
+        }
+    }
+}
+
+/// A job as clients see it (HTTP bodies, callbacks): the record without
+/// owner, role or stdin, plus the reference's `line_count`, `output`,
+/// `error`, `completed_at` and `attempts`.
+#[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize)]
+pub struct PublicJob {
+    /// A UUID v7 in its 32-hex-digit form.
+    pub id: String,
+    /// What it runs.
+    pub kind: JobKind,
+    /// Tool name (`pipeline` for pipeline jobs).
+    pub tool: String,
+    /// Arguments, passed as they are.
+    pub args: Vec<String>,
+    /// State.
+    pub status: JobStatus,
+    /// Why it ended the way it did (`interrupted`, `timeout`, `cancelled`,
+    /// `approval_expired`, `internal_error`, …).
+    pub reason: Option<String>,
+    /// gathm's exit code for the run.
+    pub exit_code: Option<i32>,
+    /// Epoch seconds.
+    pub created_at: f64,
+    /// Epoch seconds.
+    pub started_at: Option<f64>,
+    /// Epoch seconds.
+    pub finished_at: Option<f64>,
+    /// Execution timeout in seconds (`null`: the tool's).
+    pub timeout: Option<f64>,
+    /// Where the final record is POSTed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Lines written to stdout.
+    pub stdout_lines: u64,
+    /// Lines written to stderr.
+    pub stderr_lines: u64,
+    /// An admin approved it.
+    pub approved: bool,
+    /// The run's envelope, once it ran (`null` before).
+    pub envelope: Option<Envelope>,
+    /// The pipeline definition (kind `pipeline`), as submitted (see
+    /// `Pipeline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub pipeline: Option<Value>,
+    /// A pipeline job's result once it ended: every step's status,
+    /// attempts, exit code and output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::pipeline::PipelineResult>)]
+    pub result: Option<Value>,
+    /// The reference's name for `stdout_lines`.
+    pub line_count: u64,
+    /// stdout so far (lines joined with `\n`), bounded by the capture limit.
+    pub output: String,
+    /// stderr of a failed job, else empty.
+    pub error: String,
+    /// The reference's name for `finished_at`.
+    pub completed_at: Option<f64>,
+    /// Tries of the tool asked for (its manifest's `retry`); 0 before it ran.
+    pub attempts: u32,
+    /// Set by a cancel of a job that had already ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One output line of a job in its event stream (the `events` file and the
+/// SSE `data` of `/api/v1/jobs/{id}/stream`). Fields in name order, as
+/// they have always been written.
+#[derive(utoipa::ToSchema, Debug, Clone, Serialize)]
+pub struct OutputEvent<'a> {
+    /// `output`.
+    pub event: &'static str,
+    /// The line without its newline (invalid UTF-8 replaced).
+    pub line: &'a str,
+    /// `stdout` or `stderr`.
+    pub stream: &'static str,
 }
 
 /// A claimed job: the worker holding `token` may run it until `lease_until`

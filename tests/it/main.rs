@@ -25,5 +25,6 @@ mod schedule;
 mod serve;
 mod serve_limits;
 mod serve_openapi;
+mod serve_streams;
 mod validate;
 mod workspace;

@@ -256,6 +256,22 @@ fn serve_ping_is_public_and_headers_are_set() {
             .iter()
             .any(|l| l["component"] == "http" && l["path"] == "/healthz" && l["status"] == 200)
     });
+    let log = sb.log("gathm.log");
+    let line = log
+        .iter()
+        .find(|l| l["component"] == "http" && l["path"] == "/healthz")
+        .unwrap();
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["route"], "/healthz");
+    assert_eq!(line["level"], "INFO");
+    assert!(line["ms"].is_number() && line["pid"].is_u64());
+    assert!(line["hostname"].is_string() && line["timestamp"].is_string());
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("GET /healthz 200 ")
+    );
 }
 
 #[test]
@@ -1162,7 +1178,9 @@ fn serve_sse_waits_for_a_queued_job_and_caps_streams() {
         &sb,
         &[("GATHM_MAX_CONCURRENCY", "1"), ("GATHM_MAX_STREAMS", "1")],
     );
-    let first = submit(&s, None, json!({"tool": "slow", "args": ["1"]}));
+    // Long enough that the queued job's stream is surely open while it
+    // waits (a notified stream ends moments after the job does).
+    let first = submit(&s, None, json!({"tool": "slow", "args": ["4"]}));
     wait_job(&s, first["id"].as_str().unwrap(), None, &["running"]);
     let queued = submit(&s, None, json!({"tool": "lines", "args": ["5", "0"]}));
     let id = queued["id"].as_str().unwrap().to_string();
