@@ -602,3 +602,30 @@ fn fleet_over_tls_with_rediss() {
     assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
     assert!(stderr(&o).contains(&url), "{}", stderr(&o));
 }
+
+#[test]
+fn fleet_a_bad_schedule_does_not_stop_runs_on_the_embedded_store() {
+    // `gathm run` reads only the `state:` section of the configuration file:
+    // a schedule's bad cron expression is `gathm schedule`'s business, and
+    // the file says plainly that the state is embedded.
+    let (s, _) = machine("unused");
+    s.write(
+        "home/config.yaml",
+        "schedules:\n  - name: bad\n    cron: 'not a cron'\n    tool: noop\n",
+    );
+    let o = s.cmd().args(["run", "noop"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    s.write("home/config.yaml", "stat:\n  url: redis://127.0.0.1:1\n");
+    let o = s.cmd().args(["run", "noop"]).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(75),
+        "a misspelt section: {}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("where the shared state lives is unknown"),
+        "{}",
+        stderr(&o)
+    );
+}
