@@ -1053,16 +1053,13 @@ mod tests {
         let s = SqliteStore::open(dir.path()).unwrap();
         let mut j = job("u", JobStatus::Pending);
         j.stdin = Some("user:\nhello".into());
+        // The round trip itself is in the conformance suite; here: the
+        // migrated column works, and list rows leave it out.
         let Submitted::New(a) = s.submit(j, None).unwrap() else {
             panic!()
         };
-        assert_eq!(
-            s.get(&a.id).unwrap().unwrap().stdin.as_deref(),
-            Some("user:\nhello")
-        );
-        let c = s.claim(60.0).unwrap().unwrap();
-        assert_eq!(c.job.stdin.as_deref(), Some("user:\nhello"));
-        // Lists and the public view leave it out.
+        let got = s.get(&a.id).unwrap().unwrap();
+        assert_eq!(got.stdin.as_deref(), Some("user:\nhello"));
         let listed = s
             .list(&ListQuery {
                 limit: 10,
@@ -1070,7 +1067,6 @@ mod tests {
             })
             .unwrap();
         assert_eq!(listed[0].stdin, None);
-        assert!(a.public().get("stdin").is_none());
         s.close();
         // Opening again does not add it twice.
         SqliteStore::open(dir.path()).unwrap().close();
