@@ -271,14 +271,19 @@ impl Fallback {
         }
     }
 
+    /// Say once per process that the embedded store stands in.
+    fn warn(&self, why: &str) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "gathm: warning: {why}; using the local state under GATHM_HOME instead (GATHM_STATE_FALLBACK=local): limits, breakers and groups are per machine until it is back"
+            );
+        }
+    }
+
     fn or_local<T>(&self, r: Result<T>, local: impl FnOnce(&Local) -> Result<T>) -> Result<T> {
         match r {
             Err(Error::StateUnavailable(why)) => {
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "gathm: warning: {why}; using the local state under GATHM_HOME instead (GATHM_STATE_FALLBACK=local): limits, breakers and groups are per machine until it is back"
-                    );
-                }
+                self.warn(&why);
                 local(&self.local)
             }
             other => other,
@@ -337,8 +342,7 @@ impl SharedState for Fallback {
     ) -> std::result::Result<Slot, Refusal> {
         match self.primary.group_acquire(group, wait, on_wait) {
             Err(Refusal::State { error, .. }) => {
-                let r: Result<()> = Err(Error::StateUnavailable(error));
-                let _ = self.or_local(r, |_| Ok(()));
+                self.warn(&error);
                 self.local.group_acquire(group, wait, on_wait)
             }
             other => other,
