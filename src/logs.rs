@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
+use crate::api::{AttemptOutcome, Reason, RunStatus};
 use crate::clock;
 use crate::home::Home;
 use crate::state;
@@ -26,6 +28,110 @@ pub struct Logger {
 /// How often a kept-open log's path is checked for a rotation by another
 /// process.
 const RECHECK: Duration = Duration::from_secs(1);
+
+/// Append `record` to `buf` as one JSON line (nothing if it cannot be
+/// serialised).
+pub fn push_line<T: Serialize + ?Sized>(buf: &mut Vec<u8>, record: &T) {
+    let at = buf.len();
+    if serde_json::to_writer(&mut *buf, record).is_ok() {
+        buf.push(b'\n');
+    } else {
+        buf.truncate(at);
+    }
+}
+
+/// Append an audit record built as JSON to `buf`, with a timestamp if it
+/// lacks one.
+pub fn push_audit_value(buf: &mut Vec<u8>, mut record: Value, ts: &str) {
+    if let Value::Object(o) = &mut record {
+        o.entry("timestamp").or_insert_with(|| ts.into());
+    }
+    push_line(buf, &record);
+}
+
+// The records of the run path, typed so that a run serialises them directly
+// instead of building a JSON map first. Fields are in the alphabetical order
+// the earlier maps printed them in, so the lines are unchanged.
+
+/// `audit.log`: a policy decision (`action: policy_decision`).
+#[derive(Serialize)]
+pub struct DecisionRecord<'a, V: Serialize> {
+    /// Always `policy_decision`.
+    pub action: &'static str,
+    /// Who asked.
+    pub actor: &'a str,
+    /// The verdict.
+    pub decision: V,
+    /// Always `tool:execute`.
+    pub permission: &'static str,
+    /// The caller's role.
+    pub role: &'a str,
+    /// The rule that decided.
+    pub rule: &'a str,
+    /// The run.
+    pub run_id: &'a str,
+    /// When (RFC 3339).
+    pub timestamp: &'a str,
+    /// The tool asked for.
+    pub tool: &'a str,
+}
+
+/// `audit.log`: a finished run (`action: tool_execute`).
+#[derive(Serialize)]
+pub struct ExecuteRecord<'a> {
+    /// Always `tool_execute`.
+    pub action: &'static str,
+    /// Who asked.
+    pub actor: &'a str,
+    /// The arguments (lossy UTF-8).
+    pub args: &'a [String],
+    /// Answered from the cache.
+    pub cached: bool,
+    /// Wall time of the whole run.
+    pub duration_ms: u64,
+    /// The run's exit code.
+    pub exit_code: i32,
+    /// Why it ended without the tool deciding.
+    pub reason: Option<Reason>,
+    /// The caller's role.
+    pub role: &'a str,
+    /// The run.
+    pub run_id: &'a str,
+    /// The fallback that answered.
+    pub served_by: Option<&'a str>,
+    /// `success` or `error`.
+    pub status: RunStatus,
+    /// When (RFC 3339).
+    pub timestamp: &'a str,
+    /// The tool asked for.
+    pub tool: &'a str,
+}
+
+/// `metrics.log`: one attempt, or a cache hit.
+#[derive(Serialize)]
+pub struct MetricRecord<'a> {
+    /// Present (true) for a cache hit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+    /// Wall time of the attempt.
+    pub duration_ms: u64,
+    /// Its exit code.
+    pub exit_code: i32,
+    /// What happened (attempts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<AttemptOutcome>,
+    /// The run.
+    pub run_id: &'a str,
+    /// `success` (exit 0) or `failure`.
+    pub status: &'static str,
+    /// When (RFC 3339).
+    pub timestamp: &'a str,
+    /// The tool that ran.
+    pub tool: &'a str,
+    /// The attempt's number (attempts only).
+    #[serde(skip_serializing_if = "Option::is_none", rename = "try")]
+    pub try_number: Option<u32>,
+}
 
 /// Log levels of `gathm.log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -187,48 +293,30 @@ impl Logger {
     /// [`Logger::audit`], saying whether the lines were appended.
     pub fn try_audit(&self, records: Vec<Value>) -> crate::error::Result<()> {
         let ts = clock::rfc3339(clock::now());
-        let records: Vec<Value> = records
-            .into_iter()
-            .map(|mut r| {
-                if let Value::Object(o) = &mut r {
-                    o.entry("timestamp").or_insert_with(|| ts.clone().into());
-                }
-                r
-            })
-            .collect();
-        self.write("audit.log", &records)
-    }
-
-    /// A line of `metrics.log`.
-    pub fn metric(&self, tool: &str, duration_ms: u64, exit_code: i32, extra: Value) {
-        let _ = self.try_metric(tool, duration_ms, exit_code, extra);
-    }
-
-    /// [`Logger::metric`], saying whether the line was appended.
-    pub fn try_metric(
-        &self,
-        tool: &str,
-        duration_ms: u64,
-        exit_code: i32,
-        extra: Value,
-    ) -> crate::error::Result<()> {
-        let mut r = json!({
-            "timestamp": clock::rfc3339(clock::now()),
-            "tool": tool,
-            "duration_ms": duration_ms,
-            "exit_code": exit_code,
-            "status": if exit_code == 0 { "success" } else { "failure" },
-        });
-        if let (Value::Object(o), Value::Object(e)) = (&mut r, extra) {
-            o.extend(e);
+        let mut buf = Vec::with_capacity(256 * records.len());
+        for r in records {
+            push_audit_value(&mut buf, r, &ts);
         }
-        self.write("metrics.log", &[r])
+        self.write_bytes("audit.log", &buf)
+    }
+
+    /// Append complete lines (from [`push_line`]) to `audit.log`.
+    pub fn try_audit_lines(&self, lines: &[u8]) -> crate::error::Result<()> {
+        self.write_bytes("audit.log", lines)
+    }
+
+    /// Append one typed line to `metrics.log`.
+    pub fn try_metric_record(&self, record: &MetricRecord<'_>) -> crate::error::Result<()> {
+        let mut buf = Vec::with_capacity(256);
+        push_line(&mut buf, record);
+        self.write_bytes("metrics.log", &buf)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn lines(p: &std::path::Path) -> Vec<Value> {
         std::fs::read_to_string(p)
@@ -247,7 +335,19 @@ mod tests {
         log.keep = 3;
         log.keep_open();
         for i in 0..20 {
-            log.metric("t", i, 0, json!({"i": i}));
+            let run_id = i.to_string();
+            log.try_metric_record(&MetricRecord {
+                cached: None,
+                duration_ms: i,
+                exit_code: 0,
+                outcome: None,
+                run_id: &run_id,
+                status: "success",
+                timestamp: "t",
+                tool: "t",
+                try_number: None,
+            })
+            .unwrap();
         }
         let current = home.log_file("metrics.log");
         let mut all: Vec<Value> = Vec::new();
@@ -258,9 +358,65 @@ mod tests {
         assert!(lines(&current).len() < 20, "the file was rotated");
         // Three generations are kept: the newest records are all there, in
         // order, each a whole JSON object.
-        let mut seen: Vec<u64> = all.iter().map(|r| r["i"].as_u64().unwrap()).collect();
+        let mut seen: Vec<u64> = all
+            .iter()
+            .map(|r| r["duration_ms"].as_u64().unwrap())
+            .collect();
         seen.sort_unstable();
         assert_eq!(seen.last(), Some(&19));
         assert!(seen.windows(2).all(|w| w[1] == w[0] + 1), "{seen:?}");
+    }
+
+    #[test]
+    fn typed_records_print_the_lines_the_json_maps_printed() {
+        // The typed records replaced `json!` maps (keys in alphabetical
+        // order): readers of the logs see the same lines.
+        let args = vec!["-x".to_string()];
+        let mut buf = Vec::new();
+        push_line(
+            &mut buf,
+            &ExecuteRecord {
+                action: "tool_execute",
+                actor: "cli",
+                args: &args,
+                cached: false,
+                duration_ms: 3,
+                exit_code: 0,
+                reason: None,
+                role: "admin",
+                run_id: "r1",
+                served_by: None,
+                status: RunStatus::Success,
+                timestamp: "ts",
+                tool: "noop",
+            },
+        );
+        let map = json!({
+            "action": "tool_execute", "actor": "cli", "role": "admin", "tool": "noop",
+            "args": args, "status": RunStatus::Success, "reason": Option::<Reason>::None,
+            "exit_code": 0, "cached": false, "served_by": Option::<String>::None,
+            "duration_ms": 3, "run_id": "r1", "timestamp": "ts",
+        });
+        assert_eq!(String::from_utf8(buf).unwrap(), format!("{map}\n"));
+        let mut buf = Vec::new();
+        push_line(
+            &mut buf,
+            &MetricRecord {
+                cached: None,
+                duration_ms: 7,
+                exit_code: 1,
+                outcome: Some(AttemptOutcome::Failed),
+                run_id: "r2",
+                status: "failure",
+                timestamp: "ts",
+                tool: "t",
+                try_number: Some(2),
+            },
+        );
+        let map = json!({
+            "timestamp": "ts", "tool": "t", "duration_ms": 7, "exit_code": 1, "status": "failure",
+            "run_id": "r2", "outcome": AttemptOutcome::Failed, "try": 2,
+        });
+        assert_eq!(String::from_utf8(buf).unwrap(), format!("{map}\n"));
     }
 }

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::api::{Attempt, AttemptOutcome, Envelope, Reason, RunStatus};
 use crate::breaker::{self, Gate};
@@ -15,7 +15,7 @@ use crate::clock;
 use crate::config::Context;
 use crate::error::code;
 use crate::fallback::{Hop, Walk};
-use crate::logs::Level;
+use crate::logs::{self, Level};
 use crate::manifest::CacheSetting;
 use crate::policy::{self, Action, Decision, Policies, Verdict};
 use crate::ratelimit::Limit;
@@ -160,7 +160,8 @@ struct Run<'a> {
     started: f64,
     t0: Instant,
     attempts: Vec<Attempt>,
-    audit: Vec<Value>,
+    /// Audit lines waiting to be appended (JSON lines).
+    audit: Vec<u8>,
     args: Vec<String>,
     /// The policies, loaded once per run (`None`: the file is invalid).
     policies: Option<Arc<Policies>>,
@@ -237,16 +238,21 @@ impl Run<'_> {
         if !p.audit.log_agent_decisions && d.allowed() {
             return;
         }
-        self.audit.push(json!({
-            "action": "policy_decision",
-            "actor": self.req.actor,
-            "role": self.req.role,
-            "tool": tool,
-            "permission": "tool:execute",
-            "decision": d.decision,
-            "rule": d.rule,
-            "run_id": self.run_id,
-        }));
+        let ts = clock::rfc3339(clock::now());
+        logs::push_line(
+            &mut self.audit,
+            &logs::DecisionRecord {
+                action: "policy_decision",
+                actor: &self.req.actor,
+                decision: d.decision,
+                permission: "tool:execute",
+                role: &self.req.role,
+                rule: &d.rule,
+                run_id: &self.run_id,
+                timestamp: &ts,
+                tool,
+            },
+        );
     }
 
     /// Settle the latest isolated workspace (its artifacts go to
@@ -283,23 +289,31 @@ impl Run<'_> {
             p.audit.log_all_executions || (p.audit.log_failures && env.status == RunStatus::Error)
         });
         if log_exec {
-            self.audit.push(json!({
-                "action": "tool_execute",
-                "actor": self.req.actor,
-                "role": self.req.role,
-                "tool": env.tool,
-                "args": self.args,
-                "status": env.status,
-                "reason": env.reason,
-                "exit_code": env.exit_code,
-                "cached": env.cached,
-                "served_by": env.served_by,
-                "duration_ms": env.duration_ms,
-                "run_id": env.run_id,
-            }));
+            let ts = clock::rfc3339(clock::now());
+            logs::push_line(
+                &mut self.audit,
+                &logs::ExecuteRecord {
+                    action: "tool_execute",
+                    actor: &self.req.actor,
+                    args: &self.args,
+                    cached: env.cached,
+                    duration_ms: env.duration_ms,
+                    exit_code: env.exit_code,
+                    reason: env.reason,
+                    role: &self.req.role,
+                    run_id: &env.run_id,
+                    served_by: env.served_by.as_deref(),
+                    status: env.status,
+                    timestamp: &ts,
+                    tool: &env.tool,
+                },
+            );
         }
         if !self.audit.is_empty()
-            && let Err(e) = self.ctx.logger.try_audit(std::mem::take(&mut self.audit))
+            && let Err(e) = self
+                .ctx
+                .logger
+                .try_audit_lines(&std::mem::take(&mut self.audit))
         {
             self.warn("audit log", &e);
         }
@@ -455,16 +469,20 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
     }
     // A required audit: the decision is on record before the tool runs.
     if policies.audit.required {
-        let mut records = std::mem::take(&mut r.audit);
-        records.push(json!({
-            "action": "execution_started",
-            "actor": req.actor,
-            "role": req.role,
-            "tool": tool.name,
-            "args": r.args,
-            "run_id": r.run_id,
-        }));
-        if let Err(err) = ctx.logger.try_audit(records) {
+        let mut lines = std::mem::take(&mut r.audit);
+        logs::push_audit_value(
+            &mut lines,
+            json!({
+                "action": "execution_started",
+                "actor": req.actor,
+                "role": req.role,
+                "tool": tool.name,
+                "args": r.args,
+                "run_id": r.run_id,
+            }),
+            &clock::rfc3339(clock::now()),
+        );
+        if let Err(err) = ctx.logger.try_audit_lines(&lines) {
             let e = r.refuse_state(
                 code::NO_PERM,
                 &err,
@@ -530,12 +548,22 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         e.cached = true;
         e.output = String::from_utf8_lossy(&hit.stdout).into_owned();
         e.error = String::from_utf8_lossy(&hit.stderr).into_owned();
-        if let Err(err) = ctx.logger.try_metric(
-            &tool.name,
-            0,
-            hit.header.exit_code,
-            json!({"cached": true, "run_id": r.run_id}),
-        ) {
+        let ts = clock::rfc3339(clock::now());
+        if let Err(err) = ctx.logger.try_metric_record(&logs::MetricRecord {
+            cached: Some(true),
+            duration_ms: 0,
+            exit_code: hit.header.exit_code,
+            outcome: None,
+            run_id: &r.run_id,
+            status: if hit.header.exit_code == 0 {
+                "success"
+            } else {
+                "failure"
+            },
+            timestamp: &ts,
+            tool: &tool.name,
+            try_number: None,
+        }) {
             r.warn("metrics log", &err);
         }
         return r.finish(e);
@@ -1144,12 +1172,18 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
             rule: None,
             note: None,
         });
-        if let Err(err) = ctx.logger.try_metric(
-            &tool.name,
-            ms,
-            code,
-            json!({"run_id": r.run_id, "outcome": outcome, "try": try_n}),
-        ) {
+        let ts = clock::rfc3339(clock::now());
+        if let Err(err) = ctx.logger.try_metric_record(&logs::MetricRecord {
+            cached: None,
+            duration_ms: ms,
+            exit_code: code,
+            outcome: Some(outcome),
+            run_id: &r.run_id,
+            status: if code == 0 { "success" } else { "failure" },
+            timestamp: &ts,
+            tool: &tool.name,
+            try_number: Some(try_n),
+        }) {
             r.warn("metrics log", &err);
         }
         let retryable = match &retry {

@@ -12,13 +12,16 @@
 //! when it reads the terminal); then a timeout kills the child and all its
 //! descendants found through `/proc`.
 
-use std::ffi::OsString;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -281,30 +284,19 @@ fn signal_tree(pid: i32, own_group: bool, sig: Signal) {
 /// Run a process to completion (or timeout, or cancel).
 pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome {
     let start = Instant::now();
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args);
-    for k in &spec.env_remove {
-        cmd.env_remove(k);
-    }
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
-    }
-    if let Some(cwd) = &spec.cwd {
-        cmd.current_dir(cwd);
-    }
     let inherit_tty = matches!(spec.stdin, Stdin::Inherit) && std::io::stdin().is_terminal();
     let own_group = !inherit_tty;
-    if own_group {
-        cmd.process_group(0);
-    }
-    cmd.stdin(match spec.stdin {
-        Stdin::Null => Stdio::null(),
-        Stdin::Inherit => Stdio::inherit(),
-        Stdin::Bytes(_) => Stdio::piped(),
-    });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    let started = match spawn_direct(spec, own_group) {
+        Some(s) => s,
+        None => spawn_std(spec, own_group),
+    };
+    let Started {
+        mut child,
+        stdin,
+        stdout: mut out,
+        stderr: mut err,
+    } = match started {
+        Ok(s) => s,
         Err(e) => {
             return Outcome {
                 status: Status::SpawnFailed {
@@ -317,16 +309,14 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
             };
         }
     };
-    let pid = child.id() as i32;
-    if let (Stdin::Bytes(bytes), Some(mut w)) = (&spec.stdin, child.stdin.take()) {
+    let pid = child.pid();
+    if let (Stdin::Bytes(bytes), Some(mut w)) = (&spec.stdin, stdin) {
         let bytes = bytes.clone();
         thread::spawn(move || {
             let _ = w.write_all(&bytes);
         });
     }
     // One thread does everything: poll(2) over both pipes and a pidfd.
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
     let pidfd = Pid::from_raw(pid)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     let mut cap = [
@@ -344,12 +334,13 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
     let deadline = spec.timeout.map(|t| start + t);
     let mut forced: Option<Status> = None;
     let mut kill_at: Option<Instant> = None;
-    let mut exit: Option<std::process::ExitStatus> = None;
+    let mut exit: Option<(Option<i32>, Option<i32>)> = None;
     let mut drain_until: Option<Instant> = None;
-    // Start with one page and grow while reads fill it: a quiet tool costs
-    // one page fault instead of sixteen, a noisy one still reads 64 KiB at a
-    // time.
-    let mut buf = vec![0u8; 4096];
+    // Start with one page on the stack and grow on the heap while reads
+    // fill it: a quiet tool costs no allocation, a noisy one still reads
+    // 64 KiB at a time.
+    let mut small = [0u8; 4096];
+    let mut big: Vec<u8> = Vec::new();
     loop {
         let now = Instant::now();
         if exit.is_some()
@@ -405,7 +396,9 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
             if !ready {
                 continue;
             }
-            match pipe.read_some(&mut buf) {
+            let buf: &mut [u8] = if big.is_empty() { &mut small } else { &mut big };
+            let full = buf.len();
+            match pipe.read_some(buf) {
                 Some(0) | None => pipe.close(),
                 Some(n) => {
                     let chunk = &buf[..n];
@@ -417,15 +410,15 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
                         }
                     }
                     cap[idx].push(chunk);
-                    if n == buf.len() && buf.len() < 64 * 1024 {
-                        buf.resize(buf.len() * 2, 0);
+                    if n == full && full < 64 * 1024 {
+                        big.resize(full * 2, 0);
                     }
                 }
             }
         }
         if exit.is_none()
             && (r_pid || pidfd.is_none())
-            && let Ok(Some(st)) = child.try_wait()
+            && let Some(st) = child.try_wait()
         {
             exit = Some(st);
             if forced.is_some() {
@@ -459,13 +452,10 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
             }
         }
     }
-    let status = forced.unwrap_or_else(|| match exit {
-        Some(st) => match (st.code(), st.signal()) {
-            (Some(c), _) => Status::Exited(c),
-            (None, Some(s)) => Status::Signaled(s),
-            _ => Status::Exited(1),
-        },
-        None => Status::Exited(1),
+    let status = forced.unwrap_or(match exit {
+        Some((Some(c), _)) => Status::Exited(c),
+        Some((None, Some(s))) => Status::Signaled(s),
+        _ => Status::Exited(1),
     });
     let [o, e] = cap;
     let (stdout, t1) = (o.buf, o.truncated);
@@ -477,4 +467,210 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
         truncated: t1 || t2,
         duration: start.elapsed(),
     }
+}
+
+/// A started child, its stdin writer (for [`Stdin::Bytes`]) and the read
+/// ends of its output pipes.
+struct Started {
+    child: Child,
+    stdin: Option<File>,
+    stdout: Option<File>,
+    stderr: Option<File>,
+}
+
+/// A child started by std's `Command` or by `posix_spawn` directly.
+enum Child {
+    Std(std::process::Child),
+    Direct(i32),
+}
+
+impl Child {
+    fn pid(&self) -> i32 {
+        match self {
+            Child::Std(c) => c.id() as i32,
+            Child::Direct(p) => *p,
+        }
+    }
+
+    /// The exit code and killing signal, once the child has ended (reaped).
+    fn try_wait(&mut self) -> Option<(Option<i32>, Option<i32>)> {
+        match self {
+            Child::Std(c) => {
+                let st = c.try_wait().ok()??;
+                Some((st.code(), st.signal()))
+            }
+            Child::Direct(p) => loop {
+                let pid = Pid::from_raw(*p)?;
+                match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+                    Ok(Some((_, st))) => {
+                        break Some((st.exit_status(), st.terminating_signal()));
+                    }
+                    Ok(None) => break None,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => break Some((None, None)),
+                }
+            },
+        }
+    }
+}
+
+/// The process environment as `KEY=value` strings, read once: gathm never
+/// changes its own environment (the crate has no `unsafe`, and `set_var`
+/// needs it), and copying it for every run was the largest part of a
+/// spawn's cost (std's `Command` rebuilds the whole map once one variable is
+/// set).
+fn base_env() -> &'static [(OsString, CString)] {
+    static ENV: OnceLock<Vec<(OsString, CString)>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let c = key_value(&k, &v)?;
+                Some((k, c))
+            })
+            .collect()
+    })
+}
+
+fn key_value(k: &OsStr, v: &OsStr) -> Option<CString> {
+    let mut b = Vec::with_capacity(k.len() + v.len() + 1);
+    b.extend_from_slice(k.as_bytes());
+    b.push(b'=');
+    b.extend_from_slice(v.as_bytes());
+    CString::new(b).ok()
+}
+
+/// `/dev/null`, opened once (close-on-exec), for children's stdin.
+fn dev_null() -> Option<&'static OwnedFd> {
+    static NULL: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    NULL.get_or_init(|| {
+        rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()
+    })
+    .as_ref()
+}
+
+fn invalid(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{what} contains a NUL byte"),
+    )
+}
+
+/// Start the child with `posix_spawn` and a prepared environment, as std
+/// would (an empty signal mask, SIGPIPE back to its default, its own process
+/// group unless it keeps the terminal) but without copying the environment.
+/// `None` when std must do it: a working directory (no portable
+/// `posix_spawn` action) or a program name to look up in `PATH`.
+fn spawn_direct(spec: &Spec, own_group: bool) -> Option<std::io::Result<Started>> {
+    use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
+    if spec.cwd.is_some() || !spec.program.as_os_str().as_bytes().contains(&b'/') {
+        return None;
+    }
+    let null = match spec.stdin {
+        Stdin::Null => Some(dev_null()?),
+        _ => None,
+    };
+    let program = match CString::new(spec.program.as_os_str().as_bytes()) {
+        Ok(p) => p,
+        Err(_) => return Some(Err(invalid("the program path"))),
+    };
+    let mut argv: Vec<CString> = Vec::with_capacity(spec.args.len() + 1);
+    argv.push(program.clone());
+    for a in &spec.args {
+        match CString::new(a.as_bytes()) {
+            Ok(c) => argv.push(c),
+            Err(_) => return Some(Err(invalid("an argument"))),
+        }
+    }
+    // Later settings of a variable win, as with `Command::env`.
+    let mut set: Vec<(&OsStr, CString)> = Vec::with_capacity(spec.env.len());
+    for (k, v) in &spec.env {
+        let Some(c) = key_value(k, v) else {
+            return Some(Err(invalid("an environment variable")));
+        };
+        set.retain(|(old, _)| *old != k.as_os_str());
+        set.push((k, c));
+    }
+    let keep =
+        |k: &OsStr| !spec.env_remove.iter().any(|r| r == k) && !set.iter().any(|(s, _)| *s == k);
+    let envp: Vec<&CStr> = base_env()
+        .iter()
+        .filter(|(k, _)| keep(k))
+        .map(|(_, c)| c.as_c_str())
+        .chain(set.iter().map(|(_, c)| c.as_c_str()))
+        .collect();
+    Some((|| {
+        let io = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let stdin_pipe = match spec.stdin {
+            Stdin::Bytes(_) => Some(pipe()?),
+            _ => None,
+        };
+        let mut actions = PosixSpawnFileActions::init().map_err(io)?;
+        if let Some(n) = null {
+            actions.add_dup2(n.as_raw_fd(), 0).map_err(io)?;
+        }
+        if let Some((r, _)) = &stdin_pipe {
+            actions.add_dup2(r.as_raw_fd(), 0).map_err(io)?;
+        }
+        actions.add_dup2(out_w.as_raw_fd(), 1).map_err(io)?;
+        actions.add_dup2(err_w.as_raw_fd(), 2).map_err(io)?;
+        let mut attr = PosixSpawnAttr::init().map_err(io)?;
+        let mut flags =
+            PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF;
+        if own_group {
+            flags |= PosixSpawnFlags::POSIX_SPAWN_SETPGROUP;
+            attr.set_pgroup(nix::unistd::Pid::from_raw(0)).map_err(io)?;
+        }
+        attr.set_flags(flags).map_err(io)?;
+        attr.set_sigmask(&nix::sys::signal::SigSet::empty())
+            .map_err(io)?;
+        let mut default = nix::sys::signal::SigSet::empty();
+        default.add(nix::sys::signal::Signal::SIGPIPE);
+        attr.set_sigdefault(&default).map_err(io)?;
+        let pid = posix_spawn(program.as_c_str(), &actions, &attr, &argv, &envp).map_err(io)?;
+        Ok(Started {
+            child: Child::Direct(pid.as_raw()),
+            stdin: stdin_pipe.map(|(_, w)| File::from(w)),
+            stdout: Some(File::from(out_r)),
+            stderr: Some(File::from(err_r)),
+        })
+    })())
+}
+
+/// Start the child with std's `Command`.
+fn spawn_std(spec: &Spec, own_group: bool) -> std::io::Result<Started> {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args);
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(cwd) = &spec.cwd {
+        cmd.current_dir(cwd);
+    }
+    if own_group {
+        cmd.process_group(0);
+    }
+    cmd.stdin(match spec.stdin {
+        Stdin::Null => Stdio::null(),
+        Stdin::Inherit => Stdio::inherit(),
+        Stdin::Bytes(_) => Stdio::piped(),
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    Ok(Started {
+        stdin: child.stdin.take().map(|w| File::from(OwnedFd::from(w))),
+        stdout: child.stdout.take().map(|r| File::from(OwnedFd::from(r))),
+        stderr: child.stderr.take().map(|r| File::from(OwnedFd::from(r))),
+        child: Child::Std(child),
+    })
 }

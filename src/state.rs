@@ -351,22 +351,29 @@ pub fn probe_dir(dir: &Path) -> Result<()> {
 /// concurrent appenders never interleave within a record.
 pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
     let f = open_append(path)?;
-    append_whole(&f, path, bytes)
+    append_whole(&f, path, bytes, None)
 }
 
 /// Append whole lines to an `O_APPEND` file so that it never tears: if the
 /// file does not end with a newline (an earlier append was cut short), the
 /// record starts on a new line; if this append fails part-way (ENOSPC), the
 /// bytes it wrote are truncated away again when they are still the file's
-/// tail. Returns the file's length after the append.
-fn append_whole(f: &File, path: &Path, bytes: &[u8]) -> Result<u64> {
+/// tail. `ours`: the length the file had after this descriptor's previous
+/// append; when it still has it, the file ends with that append's newline
+/// and its last byte need not be read. Returns the file's length after the
+/// append (as this append saw it: a concurrent appender may have added
+/// more, which only makes the next append check the last byte).
+fn append_whole(f: &File, path: &Path, bytes: &[u8], ours: Option<u64>) -> Result<u64> {
     use std::os::unix::fs::FileExt;
     let len = f
         .metadata()
         .map_err(|e| Error::io("reading", path, e))?
         .len();
     let mut last = [0u8; 1];
-    let torn = len > 0 && f.read_at(&mut last, len - 1).is_ok_and(|n| n == 1) && last[0] != b'\n';
+    let torn = len > 0
+        && ours != Some(len)
+        && f.read_at(&mut last, len - 1).is_ok_and(|n| n == 1)
+        && last[0] != b'\n';
     let owned;
     let bytes = if torn {
         let mut v = Vec::with_capacity(bytes.len() + 1);
@@ -394,7 +401,7 @@ fn append_whole(f: &File, path: &Path, bytes: &[u8]) -> Result<u64> {
             Err(e) => return Err(repair(f, path, &bytes[..written], e)),
         }
     }
-    Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
+    Ok(len + written as u64)
 }
 
 /// After a short append: cut the partial record off again if it is still
@@ -426,6 +433,8 @@ pub struct KeptLog {
     path: PathBuf,
     recheck: std::time::Duration,
     open: Option<(File, u64, std::time::Instant)>,
+    /// The file's length after the last append through this descriptor.
+    end: Option<u64>,
 }
 
 impl KeptLog {
@@ -436,6 +445,7 @@ impl KeptLog {
             path,
             recheck,
             open: None,
+            end: None,
         }
     }
 
@@ -452,6 +462,7 @@ impl KeptLog {
                 *checked = now;
             } else {
                 self.open = None;
+                self.end = None;
             }
         }
         let (f, ..) = match &mut self.open {
@@ -465,10 +476,14 @@ impl KeptLog {
                 self.open.insert((f, ino, now))
             }
         };
-        match append_whole(f, &self.path, bytes) {
-            Ok(len) => Ok(len),
+        match append_whole(f, &self.path, bytes, self.end) {
+            Ok(len) => {
+                self.end = Some(len);
+                Ok(len)
+            }
             Err(e) => {
                 self.open = None;
+                self.end = None;
                 Err(e)
             }
         }
@@ -483,6 +498,7 @@ impl KeptLog {
     /// the path afresh.
     pub fn reopen(&mut self) {
         self.open = None;
+        self.end = None;
     }
 }
 
@@ -618,6 +634,27 @@ pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_log_starts_a_new_line_after_another_writers_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        let mut log = KeptLog::new(path.clone(), std::time::Duration::from_secs(60));
+        log.append(b"{\"a\":1}\n").unwrap();
+        log.append(b"{\"a\":2}\n").unwrap();
+        // Another process's append was cut short (no newline).
+        let mut other = OpenOptions::new().append(true).open(&path).unwrap();
+        other.write_all(b"{\"cut").unwrap();
+        log.append(b"{\"a\":3}\n").unwrap();
+        // And another's whole line: no extra newline is added.
+        other.write_all(b"\n{\"b\":1}\n").unwrap();
+        log.append(b"{\"a\":4}\n").unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"a\":1}\n{\"a\":2}\n{\"cut\n{\"a\":3}\n\n{\"b\":1}\n{\"a\":4}\n"
+        );
+    }
 
     #[test]
     fn kept_log_follows_a_rotation_by_another_process() {
