@@ -575,7 +575,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         Err(e) => return r.finish(*e),
     };
     // 5–7. Breaker, execution, fallbacks.
-    let env = walk(&mut r, tool.clone());
+    let env = walk(&mut r, &tool);
     // 8. Cache a success of the tool asked for (never a fallback's answer).
     if env.status == RunStatus::Success
         && env.served_by.is_none()
@@ -768,7 +768,7 @@ fn timeout_of(ctx: &Context, req: &RunRequest, tool: &Tool) -> f64 {
         .clamp(0.001, crate::manifest::MAX_SECONDS)
 }
 
-fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
+fn walk(r: &mut Run<'_>, first: &Tool) -> Envelope {
     let ctx = r.ctx;
     let req = r.req;
     let policies = r.policies.clone();
@@ -783,12 +783,12 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
         if runner::interrupted() || req.cancel.is_cancelled() {
             break;
         }
-        let tool = if hop.depth == 0 {
-            first.clone()
+        let tool: std::borrow::Cow<'_, Tool> = if hop.depth == 0 {
+            std::borrow::Cow::Borrowed(first)
         } else {
             hops += 1;
             match ctx.search.find(&hop.tool) {
-                Ok(Some(t)) => t,
+                Ok(Some(t)) => std::borrow::Cow::Owned(t),
                 _ => {
                     skip(r, &hop, AttemptOutcome::NotFound, None);
                     note(req, &format!("fallback {} not found", hop.tool));
@@ -911,7 +911,7 @@ fn walk(r: &mut Run<'_>, first: Tool) -> Envelope {
         }
     }
     report_skips(r, &w, &mut seen);
-    conclude(r, last, first_rejected, hops, &first, answered)
+    conclude(r, last, first_rejected, hops, first, answered)
 }
 
 /// Report the hops the walk skipped since the last call, as attempts and

@@ -624,7 +624,8 @@ impl std::fmt::Write for VecWriter<'_> {
 /// hyper's HTTP/1.1 under the head-size and header-timeout limits.
 async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
     let conns = Arc::clone(&app.connections);
-    let logger = app.ctx.logger.clone();
+    // The layer is cloned for every request: share the logger, not copies.
+    let logger = Arc::new(app.ctx.logger.clone());
     let router = Router::new()
         .fallback(entry)
         .layer(CatchPanicLayer::custom(move |p: Box<dyn Any + Send>| {
