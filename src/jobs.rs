@@ -498,6 +498,10 @@ pub enum SubmitError {
     /// The submission is invalid (a refused `callback_url`, a bad
     /// `Idempotency-Key`): 400.
     Invalid(String),
+    /// The `Idempotency-Key` names an earlier job of this owner whose
+    /// request differs from this one: 422, and nothing is submitted
+    /// (returning the earlier job would answer a request that was not made).
+    KeyReused(String),
     /// The record could not be stored: `status` is 507 (disk full), 503
     /// (read-only or failing store) or 500. Nothing was acknowledged.
     Store {
@@ -561,6 +565,62 @@ pub enum Cancelled {
 /// The events file of a job.
 pub fn events_path(ctx: &Context, id: &str) -> PathBuf {
     ctx.home.job_dir(id).join("events")
+}
+
+/// What a submission asks for, to compare a repeated `Idempotency-Key`'s
+/// request with the original's.
+#[derive(Debug, PartialEq)]
+struct RequestOf {
+    kind: JobKind,
+    tool: String,
+    args: Vec<String>,
+    timeout: Option<u64>,
+    callback_url: Option<String>,
+    pipeline: Option<Value>,
+    stdin: Option<String>,
+}
+
+impl RequestOf {
+    fn of(s: &Submission) -> RequestOf {
+        RequestOf {
+            kind: s.kind,
+            tool: s.tool.clone(),
+            args: s.args.clone(),
+            timeout: s.timeout.map(f64::to_bits),
+            callback_url: s.callback_url.clone(),
+            pipeline: s.pipeline.clone(),
+            stdin: s.stdin.clone(),
+        }
+    }
+
+    fn of_job(j: &Job) -> RequestOf {
+        RequestOf {
+            kind: j.kind,
+            tool: j.tool.clone(),
+            args: j.args.clone(),
+            timeout: j.timeout.map(f64::to_bits),
+            callback_url: j.callback_url.clone(),
+            pipeline: j.pipeline.clone(),
+            stdin: j.stdin.clone(),
+        }
+    }
+}
+
+fn key_reused(job: &Job) -> SubmitError {
+    SubmitError::KeyReused(format!(
+        "this Idempotency-Key was used for job {} with a different request; use a new key for a new request",
+        job.id
+    ))
+}
+
+/// The original job of a repeated `Idempotency-Key`, if this submission asks
+/// for the same thing.
+fn same_request(job: Job, s: &Submission) -> Result<Job, SubmitError> {
+    if RequestOf::of(s) == RequestOf::of_job(&job) {
+        Ok(job)
+    } else {
+        Err(key_reused(&job))
+    }
 }
 
 /// Check an `Idempotency-Key` header: 1 to 255 visible ASCII characters.
@@ -836,7 +896,7 @@ impl Jobs {
                 if let Some(i) = &idem
                     && let Ok(Some(job)) = self.store().find_idempotent(owner, i)
                 {
-                    return Ok(job);
+                    return same_request(job, &s);
                 }
                 return Err(SubmitError::QueueFull(self.inner.cfg.max_queue_depth));
             }
@@ -849,6 +909,7 @@ impl Jobs {
                 .drain_groups
                 .insert(s.tool.clone(), g);
         }
+        let asked = idem.as_ref().map(|_| RequestOf::of(&s));
         let job = Job {
             id: crate::state::sqlite::new_id(),
             kind: s.kind,
@@ -885,7 +946,11 @@ impl Jobs {
             Ok(Submitted::Existing(job)) => {
                 let mut st = lock(&self.inner.state);
                 st.waiting = st.waiting.saturating_sub(1);
-                Ok(job)
+                drop(st);
+                match asked {
+                    Some(a) if a != RequestOf::of_job(&job) => Err(key_reused(&job)),
+                    _ => Ok(job),
+                }
             }
             Err(e) => {
                 {

@@ -1965,6 +1965,7 @@ fn enqueue(app: &Arc<App>, p: &Principal, s: Submission) -> HResult {
             Err(error(503, "shutting down: no new jobs").header("Retry-After", "5"))
         }
         Err(SubmitError::Invalid(m)) => Err(error(400, &m)),
+        Err(SubmitError::KeyReused(m)) => Err(error(422, &m)),
         Err(SubmitError::Store { status, message }) => Err(error(
             status,
             &format!("could not store the job: {message}"),

@@ -318,6 +318,9 @@ pub(super) fn completions(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResu
         Err(SubmitError::Invalid(m)) => {
             return Err(error(400, &m, "invalid_request_error", None, None));
         }
+        Err(SubmitError::KeyReused(m)) => {
+            return Err(error(422, &m, "invalid_request_error", None, None));
+        }
         Err(SubmitError::Store { status, message }) => {
             let (kind, code) = kind_of(status);
             return Err(error(

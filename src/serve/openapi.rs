@@ -321,12 +321,13 @@ fn described() -> Value {
                     ],
                     "responses": common(json!({"200": ok("jobs", r("JobList")), "400": err("invalid status")}))},
                 "post": {"summary": "Submit a job (tool:execute): 202 and Location. A body with `pipeline` (a DAG as in `gathm pipeline`, as JSON) is a pipeline job whose stream carries step_started / step_retrying / step_finished events",
-                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "description": "the same key from the same owner within GATHM_JOB_TTL returns the original job", "schema": {"type": "string", "maxLength": 255}}],
+                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": false, "description": "the same key from the same owner within GATHM_JOB_TTL returns the original job; the same key with a different request is 422", "schema": {"type": "string", "maxLength": 255}}],
                     "requestBody": {"required": true, "content": {"application/json": {"schema": r("JobRequest")}}},
                     "responses": common(json!({
                         "202": ok("accepted (stored durably); awaiting_approval when the role needs approval for the tool", r("PublicJob")),
                         "400": err("malformed JSON, wrong types, invalid tool name or callback_url"),
                         "403": err("denied"), "404": err("no such tool"), "413": err("body over 1 MiB"),
+                        "422": err("the Idempotency-Key was used for a different request"),
                         "503": err("shutting down, or the job store cannot be written (read-only home)"),
                         "507": err("the disk is full: nothing was stored")
                     }))}

@@ -308,6 +308,26 @@ fn jobs_idempotency_key_returns_the_original_job() {
     assert_ne!(a.body["id"], d.body["id"]);
     assert_eq!(get(&s, "/api/v1/jobs", Some("u1")).body["count"], 2);
     assert_eq!(post_key("u1", "bad key").status, 400);
+    // The same key with another request is refused, not answered with the
+    // earlier job, and submits nothing.
+    for other in [
+        json!({"tool": "backup", "args": ["y"]}),
+        json!({"tool": "backup", "args": ["x"], "timeout": 5}),
+    ] {
+        let r = send(
+            client()
+                .post(s.url("/api/v1/jobs"))
+                .bearer_auth("u1")
+                .header("Idempotency-Key", "order-1")
+                .json(&other),
+        );
+        assert_eq!(r.status, 422, "{}", r.body);
+        let msg = r.body["error"].as_str().unwrap();
+        assert!(msg.contains("different request"), "{msg}");
+        assert!(msg.contains(a.body["id"].as_str().unwrap()), "{msg}");
+    }
+    assert_eq!(get(&s, "/api/v1/jobs", Some("u1")).body["count"], 2);
+    assert_eq!(post_key("u1", "order-1").body["id"], a.body["id"]);
 }
 
 #[test]
