@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::auth::{self, Principal};
 use super::http::{self, Reply, error};
-use super::{App, principal_limit, read_body, respond, tool_limit, unauthorized};
+use super::{App, principal_limit, read_body, respond, stream_slot, tool_limit, unauthorized};
 use crate::api::Envelope;
 use crate::mcp::{self, Caller, Gathm, Host};
 use crate::policy::{self, Action};
@@ -203,6 +203,16 @@ async fn checked(
         None => {}
     }
     drop(message);
+    // A GET opens the session's standalone SSE stream: it takes a stream
+    // slot like a job's stream (GATHM_MAX_STREAMS in total,
+    // GATHM_MAX_STREAMS_PER_CLIENT for the principal), held until the
+    // stream's connection goes away. (A POST's answer may stream too while
+    // a tool runs; those are bounded by the execution slots.)
+    let slot = if parts.method == Method::GET {
+        Some(stream_slot(app, &principal.id).map_err(fail)?)
+    } else {
+        None
+    };
     parts.extensions.insert(Caller {
         role: principal.role.clone(),
         principal: principal.id.clone(),
@@ -237,7 +247,24 @@ async fn checked(
         }
         _ => {}
     }
-    Ok((finish(resp.map(Body::new), json_body).await, role))
+    let resp = finish(resp.map(Body::new), json_body).await;
+    let streaming = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    let resp = match slot {
+        // The slot lives as long as the body: dropped when the stream ends
+        // or its connection closes.
+        Some(slot) if streaming => resp.map(|b| {
+            Body::new(b.map_frame(move |frame| {
+                let _held = &slot;
+                frame
+            }))
+        }),
+        _ => resp,
+    };
+    Ok((resp, role))
 }
 
 /// Whether a message is a JSON-RPC `initialize` request (or a batch with one).

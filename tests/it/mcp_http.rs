@@ -635,3 +635,81 @@ fn mcp_http_expired_task_kills_its_run() {
         !alive(pid)
     });
 }
+
+/// An initialized session of `token`; its id.
+fn session(srv: &Server, token: &str) -> String {
+    let r = mcp_post(srv, token, None, INIT);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.headers["mcp-session-id"].to_str().unwrap().to_string();
+    let inited = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    assert_eq!(mcp_post(srv, token, Some(&id), inited).status, 202);
+    id
+}
+
+/// Open a session's standalone SSE stream (GET /mcp); the response is held
+/// open by the caller.
+fn open_stream(srv: &Server, token: &str, id: &str) -> reqwest::blocking::Response {
+    client()
+        .get(srv.url("/mcp"))
+        .bearer_auth(token)
+        .header("Accept", "text/event-stream")
+        .header("Mcp-Session-Id", id)
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn mcp_http_streams_take_stream_slots() {
+    let s = sandbox();
+    let srv = server(
+        &s,
+        &[
+            ("GATHM_MAX_STREAMS_PER_CLIENT", "2"),
+            ("GATHM_MAX_STREAMS", "3"),
+        ],
+    );
+    let (a, b, c) = (
+        session(&srv, "t-user"),
+        session(&srv, "t-user"),
+        session(&srv, "t-user"),
+    );
+    let s1 = open_stream(&srv, "t-user", &a);
+    assert_eq!(s1.status(), 200);
+    assert!(
+        s1.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let s2 = open_stream(&srv, "t-user", &b);
+    assert_eq!(s2.status(), 200);
+    // The principal's share is taken: its third stream is refused, as a
+    // job stream of the same principal would be (the counters are shared).
+    let r = open_stream(&srv, "t-user", &c);
+    assert_eq!(r.status(), 429);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["max_streams_per_client"], 2);
+    let job = crate::serve::submit(&srv, Some("t-user"), json!({"tool": "ok"}));
+    let id = job["id"].as_str().unwrap();
+    let r = client()
+        .get(srv.url(&format!("/api/v1/jobs/{id}/stream")))
+        .bearer_auth("t-user")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // Another principal takes the last slot of the total, then the total
+    // is full for everyone.
+    let d = session(&srv, "t-user2");
+    let s3 = open_stream(&srv, "t-user2", &d);
+    assert_eq!(s3.status(), 200);
+    let e = session(&srv, "t-user2");
+    assert_eq!(open_stream(&srv, "t-user2", &e).status(), 503);
+    // A closed stream gives its slot back.
+    drop(s1);
+    crate::harness::wait_until(
+        "the closed stream's slot to be free",
+        std::time::Duration::from_secs(10),
+        || open_stream(&srv, "t-user", &c).status() == 200,
+    );
+    drop((s2, s3));
+}
