@@ -18,14 +18,7 @@ command -v wrk >/dev/null && command -v webhook >/dev/null || apt-get install -y
 cargo build --release --quiet --bin gathm --example exec_floor
 BIN=$PWD/target/release/gathm
 FLOOR=$PWD/target/release/examples/exec_floor
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/lib.sh   # $WORK, PIDS, cleanup at exit
 mkdir -p "$WORK/home" "$WORK/tools"
 cp -r tests/fixtures/tools/noop "$WORK/tools/"
 NOOP=$WORK/tools/noop/noop

@@ -18,14 +18,7 @@ cargo build --release --quiet --bin gathm
 rustc -O --edition 2021 bench/jobload.rs -o target/jobload
 BIN=$ROOT/target/release/gathm
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/lib.sh   # $WORK, PIDS, cleanup at exit
 mkdir -p "$WORK/tools" "$WORK/redis"
 cp -r tests/fixtures/tools/noop "$WORK/tools/"
 

@@ -30,14 +30,7 @@ cargo build --release --quiet
 rustc -O --edition 2021 bench/jobload.rs -o target/jobload
 BIN=$ROOT/target/release/gathm
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+. bench/lib.sh   # $WORK, PIDS, cleanup at exit
 
 mkdir -p "$WORK/home" "$WORK/tools"
 cp -r tests/fixtures/tools/noop tests/fixtures/tools/slow "$WORK/tools/"
