@@ -137,6 +137,8 @@ fn command_key_env_and_secrets_stripped() {
         .cmd()
         .args(["run", "cmdtool", "x y"])
         .env("GATHM_API_KEYS", "secret:admin")
+        // The manifest's `env` wins over an inherited variable.
+        .env("CMDTOOL_GREETING", "from the parent")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
