@@ -30,8 +30,7 @@ LUA
 cat >"$WORK/hooks.json" <<JSON
 [{"id": "noop", "execute-command": "$NOOP", "include-command-output-in-response": true}]
 JSON
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-GP=$(port); WP=$(port); AP=$(port); BP=$(port)
+GP=$(free_port); WP=$(free_port); AP=$(free_port); BP=$(free_port)
 GATHM_HOME=$WORK/home GATHM_TOOLS_PATH=$WORK/tools "$BIN" serve --port "$GP" >/dev/null 2>&1 &
 G=$!; PIDS+=($G)
 webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port "$WP" >/dev/null 2>&1 &

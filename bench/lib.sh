@@ -9,3 +9,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}

@@ -60,7 +60,9 @@ cat >"$WORK/hooks.json" <<EOF
   {"id": "noop", "execute-command": "$NOOP", "include-command-output-in-response": true}
 ]
 EOF
-webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port 9876 >"$WORK/webhook.log" 2>&1 &
+# A free port: a webhook left on a fixed one would answer with other hooks.
+WPORT=$(free_port)
+webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port "$WPORT" >"$WORK/webhook.log" 2>&1 &
 PIDS+=($!)
 start_gathm
 sleep 0.5
@@ -96,14 +98,14 @@ pair() { # label gathm-args... -- webhook-args...  (alternating rounds, medians)
 
 echo "== 1. ping vs webhook empty hook (wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS alternating rounds)"
 curl -sf "http://$GADDR/api/v1/ping" >/dev/null
-curl -sf http://127.0.0.1:9876/hooks/empty >/dev/null
-pair ping "http://$GADDR/api/v1/ping" -- http://127.0.0.1:9876/hooks/empty
+curl -sf http://127.0.0.1:$WPORT/hooks/empty >/dev/null
+pair ping "http://$GADDR/api/v1/ping" -- http://127.0.0.1:$WPORT/hooks/empty
 G_PING=$G; W_EMPTY=$W
 
 echo "== 2. sync execute of a no-op tool vs webhook running the same script"
 curl -sf -XPOST -d '{}' "http://$GADDR/api/v1/tools/noop/execute" >/dev/null
-curl -sf http://127.0.0.1:9876/hooks/noop >/dev/null
-pair execute -s "$WORK/post.lua" "http://$GADDR/api/v1/tools/noop/execute" -- -s "$WORK/post.lua" http://127.0.0.1:9876/hooks/noop
+curl -sf http://127.0.0.1:$WPORT/hooks/noop >/dev/null
+pair execute -s "$WORK/post.lua" "http://$GADDR/api/v1/tools/noop/execute" -- -s "$WORK/post.lua" http://127.0.0.1:$WPORT/hooks/noop
 G_EXEC=$G; W_EXEC=$W
 echo "non-2xx lines in wrk output (expect 0): $(non2xx)"
 # CPU per request, from /proc/PID/stat (utime+stime of the server itself, and
@@ -119,7 +121,7 @@ cpu_per_req() { # pid url -> "server_us child_us" per request
   echo "$a $b" | awk -v n="$n" -v t="$tck" '{printf "%.0f %.0f", ($3-$1)*1e6/t/n, ($4-$2)*1e6/t/n}'
 }
 read -r G_SELF G_CHILD <<<"$(cpu_per_req "$GPID" "http://$GADDR/api/v1/tools/noop/execute")"
-read -r W_SELF W_CHILD <<<"$(cpu_per_req "$WPID" http://127.0.0.1:9876/hooks/noop)"
+read -r W_SELF W_CHILD <<<"$(cpu_per_req "$WPID" http://127.0.0.1:$WPORT/hooks/noop)"
 echo "CPU per execute request: gathm ${G_SELF} µs (tool processes ${G_CHILD} µs); webhook ${W_SELF} µs (tool processes ${W_CHILD} µs)"
 
 echo "== 3. $JOBS no-op jobs (fresh server and store)"
