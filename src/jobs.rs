@@ -567,59 +567,24 @@ pub fn events_path(ctx: &Context, id: &str) -> PathBuf {
     ctx.home.job_dir(id).join("events")
 }
 
-/// What a submission asks for, to compare a repeated `Idempotency-Key`'s
-/// request with the original's.
-#[derive(Debug, PartialEq)]
-struct RequestOf {
-    kind: JobKind,
-    tool: String,
-    args: Vec<String>,
-    timeout: Option<u64>,
-    callback_url: Option<String>,
-    pipeline: Option<Value>,
-    stdin: Option<String>,
-}
-
-impl RequestOf {
-    fn of(s: &Submission) -> RequestOf {
-        RequestOf {
-            kind: s.kind,
-            tool: s.tool.clone(),
-            args: s.args.clone(),
-            timeout: s.timeout.map(f64::to_bits),
-            callback_url: s.callback_url.clone(),
-            pipeline: s.pipeline.clone(),
-            stdin: s.stdin.clone(),
-        }
-    }
-
-    fn of_job(j: &Job) -> RequestOf {
-        RequestOf {
-            kind: j.kind,
-            tool: j.tool.clone(),
-            args: j.args.clone(),
-            timeout: j.timeout.map(f64::to_bits),
-            callback_url: j.callback_url.clone(),
-            pipeline: j.pipeline.clone(),
-            stdin: j.stdin.clone(),
-        }
-    }
-}
-
-fn key_reused(job: &Job) -> SubmitError {
-    SubmitError::KeyReused(format!(
-        "this Idempotency-Key was used for job {} with a different request; use a new key for a new request",
-        job.id
-    ))
-}
-
-/// The original job of a repeated `Idempotency-Key`, if this submission asks
-/// for the same thing.
-fn same_request(job: Job, s: &Submission) -> Result<Job, SubmitError> {
-    if RequestOf::of(s) == RequestOf::of_job(&job) {
-        Ok(job)
+/// The original job of a repeated `Idempotency-Key`, if the new submission
+/// (`asked`) is the same request: tool, arguments, timeout, callback,
+/// pipeline and stdin.
+fn repeat_of(original: Job, asked: &Job) -> Result<Job, SubmitError> {
+    let same = original.kind == asked.kind
+        && original.tool == asked.tool
+        && original.args == asked.args
+        && original.timeout.map(f64::to_bits) == asked.timeout.map(f64::to_bits)
+        && original.callback_url == asked.callback_url
+        && original.pipeline == asked.pipeline
+        && original.stdin == asked.stdin;
+    if same {
+        Ok(original)
     } else {
-        Err(key_reused(&job))
+        Err(SubmitError::KeyReused(format!(
+            "this Idempotency-Key was used for job {} with a different request; use a new key for a new request",
+            original.id
+        )))
     }
 }
 
@@ -885,31 +850,6 @@ impl Jobs {
             key,
             ttl: self.inner.cfg.ttl,
         });
-        {
-            let mut st = lock(&self.inner.state);
-            if st.draining {
-                return Err(SubmitError::ShuttingDown);
-            }
-            if st.waiting >= self.inner.cfg.max_queue_depth {
-                drop(st);
-                // A retry of a submission that was stored gets its job, full queue or not.
-                if let Some(i) = &idem
-                    && let Ok(Some(job)) = self.store().find_idempotent(owner, i)
-                {
-                    return same_request(job, &s);
-                }
-                return Err(SubmitError::QueueFull(self.inner.cfg.max_queue_depth));
-            }
-            st.waiting += 1;
-        }
-        if s.kind == JobKind::Tool
-            && let Some(g) = self.drain_group_of(&s.tool)
-        {
-            lock(&self.inner.state)
-                .drain_groups
-                .insert(s.tool.clone(), g);
-        }
-        let asked = idem.as_ref().map(|_| RequestOf::of(&s));
         let job = Job {
             id: crate::state::sqlite::new_id(),
             kind: s.kind,
@@ -938,6 +878,32 @@ impl Jobs {
             stdin: s.stdin,
             live_output: None,
         };
+        {
+            let mut st = lock(&self.inner.state);
+            if st.draining {
+                return Err(SubmitError::ShuttingDown);
+            }
+            if st.waiting >= self.inner.cfg.max_queue_depth {
+                drop(st);
+                // A retry of a submission that was stored gets its job, full queue or not.
+                if let Some(i) = &idem
+                    && let Ok(Some(original)) = self.store().find_idempotent(owner, i)
+                {
+                    return repeat_of(original, &job);
+                }
+                return Err(SubmitError::QueueFull(self.inner.cfg.max_queue_depth));
+            }
+            st.waiting += 1;
+        }
+        if job.kind == JobKind::Tool
+            && let Some(g) = self.drain_group_of(&job.tool)
+        {
+            lock(&self.inner.state)
+                .drain_groups
+                .insert(job.tool.clone(), g);
+        }
+        // Kept to compare with the original when the key was seen before.
+        let asked = idem.as_ref().map(|_| job.clone());
         match self.store().submit(job, idem.as_ref()) {
             Ok(Submitted::New(job)) => {
                 self.kick();
@@ -948,8 +914,8 @@ impl Jobs {
                 st.waiting = st.waiting.saturating_sub(1);
                 drop(st);
                 match asked {
-                    Some(a) if a != RequestOf::of_job(&job) => Err(key_reused(&job)),
-                    _ => Ok(job),
+                    Some(asked) => repeat_of(job, &asked),
+                    None => Ok(job),
                 }
             }
             Err(e) => {
