@@ -1044,14 +1044,19 @@ fn start_stream(app: &Arc<App>, src: sse::Source) -> Response {
         Err(r) => return respond(r),
     };
     let events = jobs::events_path(&app.ctx, &src.job.id);
-    let mut resp = Sse::new(sse::start(
+    sse_response(Sse::new(sse::start(
         app.jobs.clone(),
         events,
         src,
         slot,
         app.opts.write_timeout,
-    ))
-    .into_response();
+    )))
+}
+
+/// An SSE answer with the security headers, an explicit charset and no
+/// proxy buffering (job streams and streamed chat completions).
+fn sse_response(sse: impl IntoResponse) -> Response {
+    let mut resp = sse.into_response();
     let h = resp.headers_mut();
     for (k, v) in http::SECURITY_HEADERS {
         h.insert(k, HeaderValue::from_static(v));

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use axum::response::sse::Event;
-use axum::response::{IntoResponse, Response, Sse};
+use axum::response::{Response, Sse};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -42,13 +42,14 @@ use super::bodies::{
 };
 use super::http::{self, Reply, Req};
 use super::sse::{KEEPALIVE, POLL, Tail, WRITE_TIMEOUT};
-use super::{App, HResult, Outcome, StreamSlot};
+use super::{App, HResult, Outcome, StreamSlot, sse_response};
 use crate::api::Reason;
 use crate::chat::{self, Assembler};
 use crate::clock;
+use crate::config::Context;
 use crate::jobs::{self, Job, JobKind, JobStatus, Jobs, Live, Progress, Submission, SubmitError};
 use crate::manifest::{ChatInput, ChatOutput};
-use crate::policy::{self, Action, Verdict};
+use crate::policy::{self, Action, Policies, Verdict};
 use crate::registry::Tool;
 
 /// Completions being answered (their followers), for the shutdown to wait on.
@@ -124,11 +125,9 @@ pub(super) fn reshape(r: Reply) -> Reply {
     out
 }
 
-/// The chat tools the role may discover and run (or run once approved),
-/// each model once (the first tool in name order that lists it wins).
-fn chat_tools(app: &App, role: &str) -> Result<Vec<(String, Tool)>, Reply> {
-    let ctx = &*app.ctx;
-    let pol = ctx.policies().map_err(|e| {
+/// The policies, or a 500 in OpenAI's shape when the file is invalid.
+fn policies(ctx: &Context) -> Result<Arc<Policies>, Reply> {
+    ctx.policies().map_err(|e| {
         error(
             500,
             &format!("invalid policies: {e}"),
@@ -136,7 +135,14 @@ fn chat_tools(app: &App, role: &str) -> Result<Vec<(String, Tool)>, Reply> {
             None,
             None,
         )
-    })?;
+    })
+}
+
+/// The chat tools the role may discover and run (or run once approved),
+/// each model once (the first tool in name order that lists it wins).
+fn chat_tools(app: &App, role: &str) -> Result<Vec<(String, Tool)>, Reply> {
+    let ctx = &*app.ctx;
+    let pol = policies(ctx)?;
     let mut out: Vec<(String, Tool)> = Vec::new();
     for t in ctx.search.scan().tools {
         let Some(c) = &t.manifest.chat else { continue };
@@ -232,15 +238,7 @@ pub(super) fn completions(app: &Arc<App>, req: &mut Req, p: &Principal) -> HResu
         ));
     };
     let chat = tool.manifest.chat.clone().unwrap_or_default();
-    let pol = ctx.policies().map_err(|e| {
-        error(
-            500,
-            &format!("invalid policies: {e}"),
-            "server_error",
-            None,
-            None,
-        )
-    })?;
+    let pol = policies(ctx)?;
     let d = policy::decide(&pol, &p.role, &tool.name, Action::Execute, false);
     match d.decision {
         Verdict::Allow => {}
@@ -608,16 +606,8 @@ pub(super) async fn answer(app: Arc<App>, mut p: Pending) -> Response {
             let _ = stream(tx, follow, &p).await;
         });
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let mut resp = Sse::new(body).into_response();
+        let mut resp = sse_response(Sse::new(body));
         let h = resp.headers_mut();
-        for (k, v) in http::SECURITY_HEADERS {
-            h.insert(k, HeaderValue::from_static(v));
-        }
-        h.insert(
-            "Content-Type",
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
-        h.insert("X-Accel-Buffering", HeaderValue::from_static("no"));
         if let Ok(v) = HeaderValue::from_str(&job) {
             h.insert("X-Gathm-Job", v);
         }
