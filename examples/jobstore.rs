@@ -9,39 +9,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use gathm::state::jobs::{Job, JobKind, JobStatus, JobStore, ListQuery};
-use gathm::state::sqlite::{SqliteStore, new_id};
+use gathm::state::sqlite::SqliteStore;
 
 fn job(i: usize) -> Job {
+    // The server's principal without API keys.
+    let owner = if i.is_multiple_of(4) {
+        "other"
+    } else {
+        "local"
+    };
     Job {
-        id: new_id(),
-        kind: JobKind::Tool,
-        tool: format!("tool{}", i % 20),
-        args: vec![format!("arg{i}")],
         // Waiting for approval: a server started on the store runs none.
         status: JobStatus::AwaitingApproval,
-        reason: None,
-        exit_code: None,
-        created_at: 0.0,
-        started_at: None,
-        finished_at: None,
-        timeout: None,
-        callback_url: None,
-        stdout_lines: 0,
-        stderr_lines: 0,
-        approved: false,
-        // The server's principal without API keys.
-        owner: if i.is_multiple_of(4) {
-            "other"
-        } else {
-            "local"
-        }
-        .into(),
-        role: "admin".into(),
-        envelope: None,
-        pipeline: None,
-        result: None,
-        stdin: None,
-        live_output: None,
+        ..Job::new(
+            JobKind::Tool,
+            format!("tool{}", i % 20),
+            vec![format!("arg{i}")],
+            owner,
+            "admin",
+        )
     }
 }
 

@@ -851,32 +851,16 @@ impl Jobs {
             ttl: self.inner.cfg.ttl,
         });
         let job = Job {
-            id: crate::state::sqlite::new_id(),
-            kind: s.kind,
-            tool: s.tool,
-            args: s.args,
             status: if s.awaiting_approval {
                 JobStatus::AwaitingApproval
             } else {
                 JobStatus::Pending
             },
-            reason: None,
-            exit_code: None,
-            created_at: 0.0,
-            started_at: None,
-            finished_at: None,
             timeout: s.timeout,
             callback_url: s.callback_url,
-            stdout_lines: 0,
-            stderr_lines: 0,
-            approved: false,
-            owner: owner.to_string(),
-            role: role.to_string(),
-            envelope: None,
             pipeline: s.pipeline,
-            result: None,
             stdin: s.stdin,
-            live_output: None,
+            ..Job::new(s.kind, s.tool, s.args, owner, role)
         };
         {
             let mut st = lock(&self.inner.state);

@@ -15,28 +15,9 @@ use crate::state::jobs::{
 /// A job record to submit.
 pub fn job(owner: &str, status: JobStatus) -> Job {
     Job {
-        id: crate::clock::new_id(),
-        kind: JobKind::Tool,
-        tool: "t".into(),
-        args: vec!["a".into()],
         status,
-        reason: None,
-        exit_code: None,
-        created_at: 0.0,
-        started_at: None,
-        finished_at: None,
-        timeout: None,
         callback_url: Some("http://example.com/x".into()),
-        stdout_lines: 0,
-        stderr_lines: 0,
-        approved: false,
-        owner: owner.into(),
-        role: "user".into(),
-        envelope: None,
-        pipeline: None,
-        result: None,
-        stdin: None,
-        live_output: None,
+        ..Job::new(JobKind::Tool, "t".into(), vec!["a".into()], owner, "user")
     }
 }
 

@@ -184,6 +184,35 @@ pub struct Job {
 }
 
 impl Job {
+    /// A pending job of `owner` with a fresh id, not yet stored: no
+    /// timeout, callback, pipeline or stdin, nothing run.
+    pub fn new(kind: JobKind, tool: String, args: Vec<String>, owner: &str, role: &str) -> Job {
+        Job {
+            id: crate::clock::new_id(),
+            kind,
+            tool,
+            args,
+            status: JobStatus::Pending,
+            reason: None,
+            exit_code: None,
+            created_at: 0.0,
+            started_at: None,
+            finished_at: None,
+            timeout: None,
+            callback_url: None,
+            stdout_lines: 0,
+            stderr_lines: 0,
+            approved: false,
+            owner: owner.to_string(),
+            role: role.to_string(),
+            envelope: None,
+            pipeline: None,
+            result: None,
+            stdin: None,
+            live_output: None,
+        }
+    }
+
     /// The JSON shown to clients and POSTed to callbacks: no owner or role;
     /// the reference's `line_count`, `output` (stdout lines joined with
     /// `\n`), `error` (stderr when it failed, else empty) and `completed_at`

@@ -8,32 +8,12 @@ use std::sync::{Arc, Barrier};
 use crate::state::jobs::{
     CancelRequest, Change, Finish, Job, JobKind, JobStatus, JobStore, Submitted,
 };
-use crate::state::sqlite::{SqliteStore, new_id};
+use crate::state::sqlite::SqliteStore;
 
 fn job() -> Job {
     Job {
-        id: new_id(),
-        kind: JobKind::Tool,
-        tool: "t".into(),
-        args: Vec::new(),
-        status: JobStatus::Pending,
-        reason: None,
-        exit_code: None,
-        created_at: 0.0,
-        started_at: None,
-        finished_at: None,
-        timeout: None,
         callback_url: Some("http://example.com/cb".into()),
-        stdout_lines: 0,
-        stderr_lines: 0,
-        approved: false,
-        owner: "o".into(),
-        role: "user".into(),
-        envelope: None,
-        pipeline: None,
-        result: None,
-        stdin: None,
-        live_output: None,
+        ..Job::new(JobKind::Tool, "t".into(), Vec::new(), "o", "user")
     }
 }
 

@@ -307,8 +307,8 @@ fn finish_in(
     Ok(job)
 }
 
-/// Job and delivery ids: the one id generator (`clock::new_id`).
-pub use crate::clock::new_id;
+// Delivery ids: the one id generator.
+use crate::clock::new_id;
 
 fn in_list(statuses: &[JobStatus]) -> String {
     statuses
