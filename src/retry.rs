@@ -125,24 +125,51 @@ pub fn jitter(seed: &str, n: u32) -> f64 {
     f64::from(h.as_bytes()[0]) / 255.0
 }
 
-/// Sleep `seconds`, waking every 25 ms to check for Ctrl-C or `cancel`.
-/// Returns `false` if the sleep was cut short.
-pub fn sleep(seconds: f64, cancel: &Cancel) -> bool {
+/// The end of a wait of `seconds` (clamped to 0..=MAX_DELAY; not finite: 0).
+fn wait_until(seconds: f64) -> Instant {
     let secs = if seconds.is_finite() {
         seconds.clamp(0.0, MAX_DELAY)
     } else {
         0.0
     };
-    let until = Instant::now() + Duration::from_secs_f64(secs);
+    Instant::now() + Duration::from_secs_f64(secs)
+}
+
+/// What is left of a wait, looked at every 25 ms at most: `None` when it
+/// was cut short by Ctrl-C or `cancel`.
+fn left(until: Instant, cancel: &Cancel) -> Option<Duration> {
+    if runner::interrupted() || cancel.is_cancelled() {
+        return None;
+    }
+    Some(
+        until
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(25)),
+    )
+}
+
+/// Sleep `seconds`, waking every 25 ms to check for Ctrl-C or `cancel`.
+/// Returns `false` if the sleep was cut short.
+pub fn sleep(seconds: f64, cancel: &Cancel) -> bool {
+    let until = wait_until(seconds);
     loop {
-        if runner::interrupted() || cancel.is_cancelled() {
-            return false;
+        match left(until, cancel) {
+            None => return false,
+            Some(d) if d.is_zero() => return true,
+            Some(d) => std::thread::sleep(d),
         }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
+    }
+}
+
+/// [`sleep`] on a tokio runtime (the thread is not blocked).
+pub async fn pause(seconds: f64, cancel: &Cancel) -> bool {
+    let until = wait_until(seconds);
+    loop {
+        match left(until, cancel) {
+            None => return false,
+            Some(d) if d.is_zero() => return true,
+            Some(d) => tokio::time::sleep(d).await,
         }
-        std::thread::sleep(left.min(Duration::from_millis(25)));
     }
 }
 

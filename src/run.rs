@@ -355,8 +355,94 @@ impl Run<'_> {
     }
 }
 
-/// Run a tool through the whole pipeline and return its envelope.
+/// How a run starts its processes and waits between retries: on the
+/// calling thread ([`Blocking`]: the CLI, jobs, parallel, chain, MCP) or on
+/// a tokio reactor ([`Reactor`]: `gathm serve`'s sync executes). The run
+/// logic ([`run_with`]) is the same for both.
+pub trait Exec: Sync {
+    /// Run one process to its end ([`runner::run`] or [`runner::run_async`]).
+    fn launch(
+        &self,
+        spec: &Spec,
+        sink: Option<Arc<dyn Sink>>,
+        cancel: &Cancel,
+    ) -> impl Future<Output = Outcome> + Send;
+    /// Wait `seconds` before a retry; `false` when cancelled or interrupted.
+    fn pause(&self, seconds: f64, cancel: &Cancel) -> impl Future<Output = bool> + Send;
+}
+
+/// Runs block the calling thread (the futures are ready when returned).
+pub struct Blocking;
+
+impl Exec for Blocking {
+    fn launch(
+        &self,
+        spec: &Spec,
+        sink: Option<Arc<dyn Sink>>,
+        cancel: &Cancel,
+    ) -> impl Future<Output = Outcome> + Send {
+        std::future::ready(runner::run(spec, sink, cancel))
+    }
+    fn pause(&self, seconds: f64, cancel: &Cancel) -> impl Future<Output = bool> + Send {
+        std::future::ready(retry::sleep(seconds, cancel))
+    }
+}
+
+/// Runs are awaited on the current tokio runtime (I/O and time enabled):
+/// no thread is blocked while a tool runs or a retry waits.
+pub struct Reactor;
+
+impl Exec for Reactor {
+    fn launch(
+        &self,
+        spec: &Spec,
+        sink: Option<Arc<dyn Sink>>,
+        cancel: &Cancel,
+    ) -> impl Future<Output = Outcome> + Send {
+        runner::run_async(spec, sink, cancel)
+    }
+    fn pause(&self, seconds: f64, cancel: &Cancel) -> impl Future<Output = bool> + Send {
+        retry::pause(seconds, cancel)
+    }
+}
+
+/// How long a result of `tool` is cached (seconds); `None`: not cached.
+/// Opt-in: only a tool with a `cache` block is cached, unless
+/// GATHM_CACHE_DEFAULT_TTL is set in the environment (cache everything).
+fn cache_ttl(ctx: &Context, tool: &Tool) -> Option<u64> {
+    match tool.manifest.cache {
+        Some(CacheSetting::Enabled(false)) => None,
+        Some(CacheSetting::Ttl { ttl }) => Some(ttl),
+        Some(CacheSetting::Enabled(true)) => Some(ctx.settings.cache_ttl),
+        None if ctx.settings.cache_everything => Some(ctx.settings.cache_ttl),
+        None => None,
+    }
+    .filter(|t| *t > 0 && ctx.settings.cache_enabled)
+}
+
+/// Whether a run of `tool` does nothing slow besides its processes and
+/// retry waits, so that [`Reactor`] may drive it on an async worker: no
+/// concurrency group (a slot may be waited for), no isolated workspace (a
+/// seed is copied), no cache (an entry may be as large as the output
+/// limit), no fallbacks (they may need any of these). State and logs are
+/// local files then (the caller checks the backend).
+pub fn awaitable(ctx: &Context, tool: &Tool) -> bool {
+    let m = &tool.manifest;
+    m.concurrency_group.is_none()
+        && m.max_concurrency.is_none()
+        && m.workspace().is_none()
+        && m.fallbacks().is_empty()
+        && cache_ttl(ctx, tool).is_none()
+}
+
+/// Run a tool through the whole pipeline and return its envelope, blocking
+/// the calling thread.
 pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
+    pollster::block_on(run_with(ctx, req, &Blocking))
+}
+
+/// [`run`], with processes started and awaited through `exec`.
+pub async fn run_with<E: Exec>(ctx: &Context, req: &RunRequest, exec: &E) -> Envelope {
     let mut r = Run {
         ctx,
         req,
@@ -492,16 +578,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         }
     }
     // 4. Cache.
-    // Opt-in: only a tool with a `cache` block is cached, unless
-    // GATHM_CACHE_DEFAULT_TTL is set in the environment (cache everything).
-    let ttl = match tool.manifest.cache {
-        Some(CacheSetting::Enabled(false)) => None,
-        Some(CacheSetting::Ttl { ttl }) => Some(ttl),
-        Some(CacheSetting::Enabled(true)) => Some(ctx.settings.cache_ttl),
-        None if ctx.settings.cache_everything => Some(ctx.settings.cache_ttl),
-        None => None,
-    }
-    .filter(|t| *t > 0 && ctx.settings.cache_enabled && req.use_cache);
+    let ttl = cache_ttl(ctx, &tool).filter(|_| req.use_cache);
     let cache_path = ttl.map(|_| {
         let (program, rest) = tool.program();
         let exe = cache::exe_identity(
@@ -575,7 +652,7 @@ pub fn run(ctx: &Context, req: &RunRequest) -> Envelope {
         Err(e) => return r.finish(*e),
     };
     // 5–7. Breaker, execution, fallbacks.
-    let env = walk(&mut r, &tool);
+    let env = walk(&mut r, &tool, exec).await;
     // 8. Cache a success of the tool asked for (never a fallback's answer).
     if env.status == RunStatus::Success
         && env.served_by.is_none()
@@ -768,7 +845,7 @@ fn timeout_of(ctx: &Context, req: &RunRequest, tool: &Tool) -> f64 {
         .clamp(0.001, crate::manifest::MAX_SECONDS)
 }
 
-fn walk(r: &mut Run<'_>, first: &Tool) -> Envelope {
+async fn walk<E: Exec>(r: &mut Run<'_>, first: &Tool, exec: &E) -> Envelope {
     let ctx = r.ctx;
     let req = r.req;
     let policies = r.policies.clone();
@@ -863,7 +940,7 @@ fn walk(r: &mut Run<'_>, first: &Tool) -> Envelope {
             }
             continue;
         }
-        let out = execute(r, &tool, timeout);
+        let out = execute(r, &tool, timeout, exec).await;
         // An exit code the manifest lists as an answer is not an outage.
         let answer =
             matches!(out.status, Status::Exited(c) if tool.manifest.answer_codes().contains(&c));
@@ -1049,11 +1126,12 @@ fn conclude(
 /// One try of an isolated tool: settle the previous workspace, create a
 /// fresh one (`<run id>`, then `<run id>.N`), run in it. A workspace that
 /// cannot be prepared fails the try as a spawn failure.
-fn run_isolated(
+async fn run_isolated<E: Exec>(
     r: &mut Run<'_>,
     tool: &Tool,
     setting: &crate::manifest::WorkspaceSetting,
     spec: &mut Spec,
+    exec: &E,
 ) -> Outcome {
     r.settle_workspace(false);
     r.workspaces += 1;
@@ -1091,14 +1169,14 @@ fn run_isolated(
         .push(("GATHM_WORKSPACE".into(), ws.dir.clone().into()));
     spec.env
         .push(("GATHM_ARTIFACTS".into(), ws.artifacts().into()));
-    let out = runner::run(spec, r.req.sink.clone(), &r.req.cancel);
+    let out = exec.launch(spec, r.req.sink.clone(), &r.req.cancel).await;
     let success = out.status == Status::Exited(0) && !out.truncated;
     r.workspace = Some((ws, success));
     out
 }
 
 /// Execute one tool with its retries; every try is an attempt.
-fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
+async fn execute<E: Exec>(r: &mut Run<'_>, tool: &Tool, timeout: f64, exec: &E) -> Outcome {
     let ctx = r.ctx;
     let req = r.req;
     let isolated = tool.manifest.workspace();
@@ -1150,9 +1228,9 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
                 // A shared-directory try decides the result now: an earlier
                 // isolated try's artifacts are not this run's.
                 r.settle_workspace(false);
-                runner::run(&spec, req.sink.clone(), &req.cancel)
+                exec.launch(&spec, req.sink.clone(), &req.cancel).await
             }
-            Some(setting) => run_isolated(r, tool, setting, &mut spec),
+            Some(setting) => run_isolated(r, tool, setting, &mut spec, exec).await,
         };
         let code = out.status.code();
         let outcome = match &out.status {
@@ -1214,7 +1292,7 @@ fn execute(r: &mut Run<'_>, tool: &Tool, timeout: f64) -> Outcome {
                 tries
             ),
         );
-        if !retry::sleep(delay, &req.cancel) {
+        if !exec.pause(delay, &req.cancel).await {
             return out;
         }
         try_n += 1;

@@ -281,61 +281,181 @@ fn signal_tree(pid: i32, own_group: bool, sig: Signal) {
     }
 }
 
-/// Run a process to completion (or timeout, or cancel).
-pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome {
-    let start = Instant::now();
+/// What a run has seen so far and what it must do next: the timeout, a
+/// cancel or interrupt (TERM, then KILL after the grace period), the child's
+/// exit and the drain after it. Both drivers ([`run`] and [`run_async`])
+/// keep their state here, so they end runs by the same rules.
+struct Watch {
+    start: Instant,
+    pid: i32,
+    own_group: bool,
+    grace: Duration,
+    deadline: Option<Instant>,
+    forced: Option<Status>,
+    kill_at: Option<Instant>,
+    exit: Option<(Option<i32>, Option<i32>)>,
+    drain_until: Option<Instant>,
+    cap: [Capture; 2],
+}
+
+impl Watch {
+    fn new(spec: &Spec, start: Instant, pid: i32, own_group: bool) -> Watch {
+        let capture = || Capture {
+            buf: Vec::new(),
+            limit: spec.capture_limit,
+            truncated: false,
+        };
+        Watch {
+            start,
+            pid,
+            own_group,
+            grace: spec.grace,
+            deadline: spec.timeout.map(|t| start + t),
+            forced: None,
+            kill_at: None,
+            exit: None,
+            drain_until: None,
+            cap: [capture(), capture()],
+        }
+    }
+
+    /// The run is over: the child was reaped and its pipes are closed (or
+    /// the drain after its exit is over: a grandchild may hold them).
+    fn done(&self, pipes_closed: bool, now: Instant) -> bool {
+        self.exit.is_some() && (pipes_closed || self.drain_until.is_some_and(|d| now >= d))
+    }
+
+    /// How long to wait for output or the exit before looking again.
+    fn wait(&self, now: Instant) -> Duration {
+        let mut wait = Duration::from_millis(25);
+        for t in [self.deadline, self.kill_at, self.drain_until]
+            .into_iter()
+            .flatten()
+        {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    /// A chunk of stdout (`idx` 0) or stderr (1): teed, then captured.
+    fn output(&mut self, idx: usize, chunk: &[u8], sink: Option<&Arc<dyn Sink>>) {
+        if let Some(s) = sink {
+            if idx == 0 {
+                s.stdout(chunk);
+            } else {
+                s.stderr(chunk);
+            }
+        }
+        self.cap[idx].push(chunk);
+    }
+
+    /// The child was reaped: drain the pipes for a while (longer after a
+    /// forced end, whose grandchildren die with the group now).
+    fn exited(&mut self, st: (Option<i32>, Option<i32>)) {
+        self.exit = Some(st);
+        if self.forced.is_some() {
+            signal_tree(self.pid, self.own_group, Signal::KILL);
+        }
+        let grace = if self.forced.is_some() { 500 } else { 250 };
+        self.drain_until = Some(Instant::now() + Duration::from_millis(grace));
+    }
+
+    /// Before the exit: start a forced end (cancel, interrupt, timeout) with
+    /// TERM, and send KILL once the grace period is over.
+    fn tick(&mut self, cancel: &Cancel) {
+        if self.exit.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        if self.forced.is_none() {
+            let status = if cancel.is_cancelled() {
+                Some(Status::Cancelled { interrupted: false })
+            } else if interrupted() {
+                Some(Status::Cancelled { interrupted: true })
+            } else if self.deadline.is_some_and(|d| now >= d) {
+                Some(Status::TimedOut)
+            } else {
+                None
+            };
+            if let Some(st) = status {
+                self.forced = Some(st);
+                signal_tree(self.pid, self.own_group, Signal::TERM);
+                self.kill_at = Some(now + self.grace);
+            }
+        } else if self.kill_at.is_some_and(|k| now >= k) {
+            signal_tree(self.pid, self.own_group, Signal::KILL);
+            self.kill_at = None;
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        let status = self.forced.unwrap_or(match self.exit {
+            Some((Some(c), _)) => Status::Exited(c),
+            Some((None, Some(s))) => Status::Signaled(s),
+            _ => Status::Exited(1),
+        });
+        let [o, e] = self.cap;
+        Outcome {
+            status,
+            truncated: o.truncated || e.truncated,
+            stdout: o.buf,
+            stderr: e.buf,
+            duration: self.start.elapsed(),
+        }
+    }
+}
+
+fn spawn_failed(spec: &Spec, e: &std::io::Error, start: Instant) -> Outcome {
+    Outcome {
+        status: Status::SpawnFailed {
+            message: format!("cannot execute {}: {e}", spec.program.display()),
+        },
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        truncated: false,
+        duration: start.elapsed(),
+    }
+}
+
+/// Start the child (in its own process group unless it keeps the terminal)
+/// and the thread that writes [`Stdin::Bytes`] to it.
+fn start(spec: &Spec) -> std::io::Result<(Started, bool)> {
     let inherit_tty = matches!(spec.stdin, Stdin::Inherit) && std::io::stdin().is_terminal();
     let own_group = !inherit_tty;
-    let started = match spawn_direct(spec, own_group) {
+    let mut started = match spawn_direct(spec, own_group) {
         Some(s) => s,
         None => spawn_std(spec, own_group),
-    };
-    let Started {
-        mut child,
-        stdin,
-        stdout: mut out,
-        stderr: mut err,
-    } = match started {
-        Ok(s) => s,
-        Err(e) => {
-            return Outcome {
-                status: Status::SpawnFailed {
-                    message: format!("cannot execute {}: {e}", spec.program.display()),
-                },
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-                truncated: false,
-                duration: start.elapsed(),
-            };
-        }
-    };
-    let pid = child.pid();
-    if let (Stdin::Bytes(bytes), Some(mut w)) = (&spec.stdin, stdin) {
+    }?;
+    if let (Stdin::Bytes(bytes), Some(mut w)) = (&spec.stdin, started.stdin.take()) {
         let bytes = bytes.clone();
         thread::spawn(move || {
             let _ = w.write_all(&bytes);
         });
     }
+    Ok((started, own_group))
+}
+
+/// Run a process to completion (or timeout, or cancel), blocking the
+/// calling thread.
+pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome {
+    let t0 = Instant::now();
+    let (
+        Started {
+            mut child,
+            stdout: mut out,
+            stderr: mut err,
+            ..
+        },
+        own_group,
+    ) = match start(spec) {
+        Ok(s) => s,
+        Err(e) => return spawn_failed(spec, &e, t0),
+    };
+    let pid = child.pid();
+    let mut w = Watch::new(spec, t0, pid, own_group);
     // One thread does everything: poll(2) over both pipes and a pidfd.
     let pidfd = Pid::from_raw(pid)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
-    let mut cap = [
-        Capture {
-            buf: Vec::new(),
-            limit: spec.capture_limit,
-            truncated: false,
-        },
-        Capture {
-            buf: Vec::new(),
-            limit: spec.capture_limit,
-            truncated: false,
-        },
-    ];
-    let deadline = spec.timeout.map(|t| start + t);
-    let mut forced: Option<Status> = None;
-    let mut kill_at: Option<Instant> = None;
-    let mut exit: Option<(Option<i32>, Option<i32>)> = None;
-    let mut drain_until: Option<Instant> = None;
     // Start with one page on the stack and grow on the heap while reads
     // fill it: a quiet tool costs no allocation, a noisy one still reads
     // 64 KiB at a time.
@@ -343,15 +463,10 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
     let mut big: Vec<u8> = Vec::new();
     loop {
         let now = Instant::now();
-        if exit.is_some()
-            && (out.is_none() && err.is_none() || drain_until.is_some_and(|d| now >= d))
-        {
+        if w.done(out.is_none() && err.is_none(), now) {
             break;
         }
-        let mut wait = Duration::from_millis(25);
-        for t in [deadline, kill_at, drain_until].into_iter().flatten() {
-            wait = wait.min(t.saturating_duration_since(now));
-        }
+        let wait = w.wait(now);
         let (mut r_out, mut r_err, mut r_pid) = (false, false, false);
         {
             use rustix::event::{PollFd, PollFlags};
@@ -365,7 +480,7 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
                 fds.push(PollFd::new(e, PollFlags::IN));
                 which.push(1);
             }
-            if exit.is_none()
+            if w.exit.is_none()
                 && let Some(p) = &pidfd
             {
                 fds.push(PollFd::new(p, PollFlags::IN));
@@ -401,72 +516,118 @@ pub fn run(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome
             match pipe.read_some(buf) {
                 Some(0) | None => pipe.close(),
                 Some(n) => {
-                    let chunk = &buf[..n];
-                    if let Some(s) = &sink {
-                        if idx == 0 {
-                            s.stdout(chunk);
-                        } else {
-                            s.stderr(chunk);
-                        }
-                    }
-                    cap[idx].push(chunk);
+                    w.output(idx, &buf[..n], sink.as_ref());
                     if n == full && full < 64 * 1024 {
                         big.resize(full * 2, 0);
                     }
                 }
             }
         }
-        if exit.is_none()
+        if w.exit.is_none()
             && (r_pid || pidfd.is_none())
             && let Some(st) = child.try_wait()
         {
-            exit = Some(st);
-            if forced.is_some() {
-                // Grandchildren that ignored TERM die with the group now.
-                signal_tree(pid, own_group, Signal::KILL);
-            }
-            let grace = if forced.is_some() { 500 } else { 250 };
-            drain_until = Some(Instant::now() + Duration::from_millis(grace));
+            w.exited(st);
             continue;
         }
-        if exit.is_none() {
-            let now = Instant::now();
-            if forced.is_none() {
-                let status = if cancel.is_cancelled() {
-                    Some(Status::Cancelled { interrupted: false })
-                } else if interrupted() {
-                    Some(Status::Cancelled { interrupted: true })
-                } else if deadline.is_some_and(|d| now >= d) {
-                    Some(Status::TimedOut)
-                } else {
-                    None
-                };
-                if let Some(st) = status {
-                    forced = Some(st);
-                    signal_tree(pid, own_group, Signal::TERM);
-                    kill_at = Some(now + spec.grace);
+        w.tick(cancel);
+    }
+    w.outcome()
+}
+
+/// Wait until an output pipe can be read; never ready once it is closed.
+async fn readable(pipe: &Option<tokio::net::unix::pipe::Receiver>) {
+    match pipe {
+        Some(p) => {
+            // An error is seen by the read that follows.
+            let _ = p.readable().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The read end of an output pipe, non-blocking, on the reactor.
+fn reactor_pipe(f: Option<File>) -> Option<tokio::net::unix::pipe::Receiver> {
+    let fd = OwnedFd::from(f?);
+    rustix::io::ioctl_fionbio(&fd, true).ok()?;
+    tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(fd).ok()
+}
+
+/// [`run`] for a tokio runtime (`gathm serve`): the run is started on the
+/// calling task and awaited on the reactor, with no thread of its own and
+/// no hand-off to a pool. Same rules as [`run`]; the end of the child is
+/// seen when its pipes close (then it is reaped, normally at once) or, if a
+/// grandchild keeps them open, at the next look (every 25 ms at most).
+/// Must be called within a tokio runtime with I/O and time enabled.
+pub async fn run_async(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel) -> Outcome {
+    let t0 = Instant::now();
+    let (
+        Started {
+            mut child,
+            stdout,
+            stderr,
+            ..
+        },
+        own_group,
+    ) = match start(spec) {
+        Ok(s) => s,
+        Err(e) => return spawn_failed(spec, &e, t0),
+    };
+    let mut w = Watch::new(spec, t0, child.pid(), own_group);
+    let mut pipes = [reactor_pipe(stdout), reactor_pipe(stderr)];
+    let mut big: Vec<u8> = Vec::new();
+    // Looks at the exit while both pipes are closed and the child is not
+    // reaped yet: soon after the close, then backing off to 25 ms.
+    let mut backoff = Duration::from_micros(200);
+    loop {
+        let now = Instant::now();
+        let closed = pipes.iter().all(Option::is_none);
+        if w.done(closed, now) {
+            break;
+        }
+        let mut wait = w.wait(now);
+        if closed && w.exit.is_none() {
+            wait = wait.min(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(25));
+        }
+        // Readiness only: the buffer is not part of the future's state.
+        let ready = tokio::select! {
+            biased;
+            () = readable(&pipes[0]) => Some(0),
+            () = readable(&pipes[1]) => Some(1),
+            () = tokio::time::sleep(wait) => None,
+        };
+        if let Some(idx) = ready
+            && let Some(p) = &pipes[idx]
+        {
+            // As in `run`: a small buffer first, a larger one while reads
+            // fill it (a quiet tool reads only its EOF).
+            let mut small = [0u8; 1024];
+            let buf: &mut [u8] = if big.is_empty() { &mut small } else { &mut big };
+            let full = buf.len();
+            match p.try_read(buf) {
+                Ok(0) => pipes[idx] = None,
+                Ok(n) => {
+                    w.output(idx, &buf[..n], sink.as_ref());
+                    if n == full && full < 64 * 1024 {
+                        big.resize(full * 2, 0);
+                    }
                 }
-            } else if kill_at.is_some_and(|k| now >= k) {
-                signal_tree(pid, own_group, Signal::KILL);
-                kill_at = None;
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => pipes[idx] = None,
             }
         }
+        if w.exit.is_none()
+            && (pipes.iter().all(Option::is_none) || ready.is_none())
+            && let Some(st) = child.try_wait()
+        {
+            w.exited(st);
+            continue;
+        }
+        w.tick(cancel);
     }
-    let status = forced.unwrap_or(match exit {
-        Some((Some(c), _)) => Status::Exited(c),
-        Some((None, Some(s))) => Status::Signaled(s),
-        _ => Status::Exited(1),
-    });
-    let [o, e] = cap;
-    let (stdout, t1) = (o.buf, o.truncated);
-    let (stderr, t2) = (e.buf, e.truncated);
-    Outcome {
-        status,
-        stdout,
-        stderr,
-        truncated: t1 || t2,
-        duration: start.elapsed(),
-    }
+    w.outcome()
 }
 
 /// A started child, its stdin writer (for [`Stdin::Bytes`]) and the read

@@ -278,6 +278,40 @@ struct App {
     access_on: bool,
     /// `/mcp` (`mcp.rs`), made on its first request.
     mcp: std::sync::OnceLock<mcp::Mcp>,
+    /// State is local files: sync executes are checked on the async worker
+    /// and, when [`run::awaitable`], run on the reactor (`SyncRun`).
+    reactor_runs: bool,
+}
+
+/// A sync execute whose checks passed, run by [`entry`]: awaited on the
+/// reactor, or on the blocking pool when the tool may do slow work.
+struct SyncRun {
+    rr: RunRequest,
+    on_reactor: bool,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _cancel: CancelOnShutdown,
+}
+
+/// A sync run's cancel token, registered for the shutdown (which cancels
+/// what is still running after the grace period) while this lives.
+struct CancelOnShutdown(Arc<App>, u64);
+
+impl CancelOnShutdown {
+    fn register(app: &Arc<App>, cancel: &Cancel) -> CancelOnShutdown {
+        let n = app.next_run.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = app.sync_runs.lock() {
+            m.insert(n, cancel.clone());
+        }
+        CancelOnShutdown(Arc::clone(app), n)
+    }
+}
+
+impl Drop for CancelOnShutdown {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.0.sync_runs.lock() {
+            m.remove(&self.1);
+        }
+    }
 }
 
 /// What a handler produced.
@@ -287,6 +321,8 @@ enum Outcome {
     /// A chat completion whose job is queued (`openai.rs`).
     Chat(Box<openai::Pending>),
     File(Box<artifacts::Download>),
+    /// A sync execute to run (`SyncRun`).
+    Run(Box<SyncRun>),
 }
 
 impl From<Reply> for Outcome {
@@ -360,6 +396,7 @@ pub fn serve(mut ctx: Context, opts: Options) -> Result<i32> {
         access: AccessLog::default(),
         access_on: ctx.logger.enabled(Level::Info),
         mcp: std::sync::OnceLock::new(),
+        reactor_runs: ctx.shared().backend().kind == "local",
     });
     {
         let (app, logger) = (Arc::clone(&app), ctx.logger.clone());
@@ -756,9 +793,13 @@ fn panic_reply(logger: &Logger, p: &(dyn Any + Send)) -> Response {
     ))
 }
 
-/// Whether a request is answered on the async side (no file or process work).
-fn quick(routed: &Routed) -> bool {
+/// Whether a request is answered on the async side (no slow file work, no
+/// network, no process run on the worker).
+fn quick(app: &App, routed: &Routed) -> bool {
     match routed {
+        // The checks of a sync execute read local files only; its run is
+        // awaited or sent to the blocking pool (`SyncRun`).
+        Routed::Found(Route::Execute(_), _) => app.reactor_runs,
         // /readyz pings the shared state (Redis in a fleet): blocking pool.
         Routed::Found(r, _) => r.public() && *r != Route::Readyz,
         Routed::NotFound | Routed::Method(..) => true,
@@ -878,7 +919,7 @@ async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
                 peer,
                 body,
             };
-            if quick(&routed) {
+            if quick(&app, &routed) {
                 dispatch(&app, &mut req, routed, &mut role)
             } else {
                 let app2 = Arc::clone(&app);
@@ -917,6 +958,7 @@ async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Resp
         Outcome::Stream(src) => start_stream(&app, *src),
         Outcome::Chat(p) => openai::answer(Arc::clone(&app), *p).await,
         Outcome::File(d) => artifacts::respond(*d),
+        Outcome::Run(run) => sync_run(&app, *run).await,
     };
     finish(&app, t0, &parts.method, path, tpl, role, resp)
 }
@@ -1520,15 +1562,17 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
 
 /// One of the `GATHM_MAX_EXECUTIONS` slots for a tool run from a request
 /// (429 with `Retry-After` when all are taken).
-fn execution_slot(app: &App) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, Reply> {
-    app.executions.try_acquire().map_err(|_| {
-        error_with(
-            429,
-            "too many executions running; try again shortly",
-            json!({"max_executions": app.opts.max_executions}),
-        )
-        .header("Retry-After", "1")
-    })
+fn execution_slot(app: &App) -> std::result::Result<tokio::sync::OwnedSemaphorePermit, Reply> {
+    Arc::clone(&app.executions)
+        .try_acquire_owned()
+        .map_err(|_| {
+            error_with(
+                429,
+                "too many executions running; try again shortly",
+                json!({"max_executions": app.opts.max_executions}),
+            )
+            .header("Retry-After", "1")
+        })
 }
 
 fn job_not_found() -> Reply {
@@ -1598,17 +1642,50 @@ fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult 
     rr.timeout = timeout;
     rr.rate_limit = false;
     rr.actor = "http".into();
-    let _slot = execution_slot(app)?;
-    let n = app.next_run.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut m) = app.sync_runs.lock() {
-        m.insert(n, rr.cancel.clone());
+    let slot = execution_slot(app)?;
+    let cancel = CancelOnShutdown::register(app, &rr.cancel);
+    if !app.reactor_runs {
+        // On the blocking pool already (state over the network).
+        let env = run::run(ctx, &rr);
+        app.metrics.execution(&env);
+        return Ok(envelope_reply(&env).into());
     }
-    let env = run::run(ctx, &rr);
-    if let Ok(mut m) = app.sync_runs.lock() {
-        m.remove(&n);
-    }
+    let on_reactor = matches!(ctx.search.find(name), Ok(Some(t)) if run::awaitable(ctx, &t));
+    Ok(Outcome::Run(Box::new(SyncRun {
+        rr,
+        on_reactor,
+        _slot: slot,
+        _cancel: cancel,
+    })))
+}
+
+/// Run a checked sync execute and answer its envelope. The run is a task
+/// of its own: a client that leaves does not stop it half-way (its process
+/// is still awaited and reaped, its slot held until it ends).
+async fn sync_run(app: &Arc<App>, run: SyncRun) -> Response {
+    let app2 = Arc::clone(app);
+    // `let held = run`: the task owns the whole `SyncRun` (slot and cancel
+    // registration included), not only the request.
+    let work = if run.on_reactor {
+        tokio::spawn(async move {
+            let held = run;
+            run::run_with(&app2.ctx, &held.rr, &run::Reactor).await
+        })
+    } else {
+        tokio::task::spawn_blocking(move || {
+            let held = run;
+            run::run(&app2.ctx, &held.rr)
+        })
+    };
+    let env = match work.await {
+        Ok(env) => env,
+        Err(e) => match e.try_into_panic() {
+            Ok(p) => return panic_reply(&app.ctx.logger, p.as_ref()),
+            Err(_) => return respond(error(500, "the request was cancelled")),
+        },
+    };
     app.metrics.execution(&env);
-    Ok(envelope_reply(&env).into())
+    respond(envelope_reply(&env))
 }
 
 /// The HTTP status of a run: refusals map to 403/404/429, a configuration

@@ -1567,3 +1567,144 @@ fn serve_runs_the_monitor_and_exposes_its_transitions() {
     let r = post(&s, "/api/v1/tools/needsdep/execute", None, &json!({}));
     assert_eq!(r.body["reason"], "circuit_open", "{}", r.body);
 }
+
+/// Tasks (threads) of a process.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn serve_sync_executes_are_awaited_without_a_thread_each() {
+    let sb = Sandbox::new(&["grandchild", "slow"]);
+    let yaml = |name: &str, extra: &str| {
+        format!(
+            "name: {name}\nversion: \"1.0.0\"\ndescription: a test tool\ncategory: utility\nrequires_internet: false\ncache: false\n{extra}"
+        )
+    };
+    // Both pipes fill several times over; the exit code is kept.
+    sb.manifest(
+        "loud",
+        &yaml("loud", ""),
+        Some("#!/bin/sh\nhead -c 300000 /dev/zero | tr '\\000' a\nhead -c 100000 /dev/zero | tr '\\000' b >&2\nexit 3\n"),
+    );
+    // A grandchild keeps stdout open for a minute after the tool exits.
+    sb.manifest(
+        "daemon",
+        &yaml("daemon", ""),
+        Some("#!/bin/sh\nsleep 60 &\necho up\n"),
+    );
+    // Fails once, then answers: the retry waits on the reactor too.
+    sb.manifest(
+        "again",
+        &yaml(
+            "again",
+            "retry:\n  attempts: 3\n  delay: 0.05\n  backoff: 1\n",
+        ),
+        Some("#!/bin/sh\nn=$(cat \"$1\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$1\"\n[ $n -ge 2 ] && { echo ok; exit 0; }\necho \"try $n\" >&2; exit 1\n"),
+    );
+    let s = Server::start(&sb, &[("GATHM_KILL_GRACE", "0.3")]);
+    let exec =
+        |tool: &str, body: Value| post(&s, &format!("/api/v1/tools/{tool}/execute"), None, &body);
+
+    let r = exec("loud", json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["exit_code"], 3);
+    let out = r.body["output"].as_str().unwrap();
+    assert_eq!(out.len(), 300_000);
+    assert!(out.bytes().all(|b| b == b'a'));
+    let err = r.body["error"].as_str().unwrap();
+    assert_eq!(err.len(), 100_000);
+    assert!(err.bytes().all(|b| b == b'b'));
+
+    // The run ends with the tool, not with the grandchild holding its pipe.
+    let t0 = Instant::now();
+    let r = exec("daemon", json!({}));
+    assert_eq!(r.body["status"], "success", "{}", r.body);
+    assert_eq!(r.body["output"], "up\n");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+
+    let counter = sb.path().join("again.count");
+    let r = exec("again", json!({"args": [counter.to_str().unwrap()]}));
+    assert_eq!(r.body["status"], "success", "{}", r.body);
+    assert_eq!(
+        r.body["attempts"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.body
+    );
+
+    // A timeout kills the whole group, a grandchild that ignores TERM too.
+    let pidfile = sb.path().join("gc.pid");
+    let r = exec(
+        "grandchild",
+        json!({"args": [pidfile.to_str().unwrap()], "timeout": 1}),
+    );
+    assert_eq!(r.body["reason"], "timeout", "{}", r.body);
+    assert_eq!(r.body["exit_code"], 124);
+    let gc: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until("the grandchild to die", WAIT, || !alive(gc));
+
+    // Eight runs at once take no thread each (they used to hold a pool
+    // thread for their whole run).
+    let pid = s.child.id();
+    let before = threads(pid);
+    std::thread::scope(|sc| {
+        let runs: Vec<_> = (0..8)
+            .map(|_| sc.spawn(|| exec("slow", json!({"args": ["3"]}))))
+            .collect();
+        wait_until("eight slow runs", WAIT, || {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    std::fs::read_to_string(e.path().join("cmdline"))
+                        .is_ok_and(|c| c.contains("slow") && c.contains("\u{0}3"))
+                })
+                .count()
+                >= 8
+        });
+        let during = threads(pid);
+        assert!(
+            during <= before + 2,
+            "threads: {before} before, {during} with 8 runs"
+        );
+        for r in runs {
+            let r = r.join().unwrap();
+            assert_eq!(r.body["status"], "success", "{}", r.body);
+        }
+    });
+
+    // A client that leaves does not cut its run short: the run ends, is
+    // recorded, and its process is reaped.
+    let body = r#"{"args":["1"]}"#;
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    write!(
+        c,
+        "POST /api/v1/tools/slow/execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_until("the run to start", WAIT, || {
+        sb.log("audit.log").iter().any(|l| {
+            l["action"] == "policy_decision" && l["tool"] == "slow" && l["run_id"].is_string()
+        }) && std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read_to_string(e.path().join("cmdline"))
+                .is_ok_and(|c| c.contains("slow") && c.ends_with("\u{0}1\u{0}"))
+        })
+    });
+    drop(c);
+    let done = |l: &Value| l["action"] == "tool_execute" && l["tool"] == "slow";
+    let before = sb.log("audit.log").iter().filter(|l| done(l)).count();
+    wait_until("the left run to be recorded", WAIT, || {
+        sb.log("audit.log").iter().filter(|l| done(l)).count() > before
+    });
+    let last = sb.log("audit.log").into_iter().rev().find(done).unwrap();
+    assert_eq!(last["status"], "success", "{last}");
+    assert_eq!(last["args"], json!(["1"]));
+}
