@@ -65,6 +65,9 @@ pub struct RunRequest {
     /// Where the `artifacts/` folder of an isolated workspace goes when the
     /// run ends (a job's directory); `None`: it stays in the workspace.
     pub artifacts_to: Option<std::path::PathBuf>,
+    /// The tool, when the caller has just looked it up (`gathm serve` does,
+    /// to choose how to run it); `None`: the run looks it up.
+    pub resolved: Option<Arc<Tool>>,
 }
 
 impl RunRequest {
@@ -88,6 +91,7 @@ impl RunRequest {
             group_wait: GroupWait::default(),
             actor: "cli".into(),
             artifacts_to: None,
+            resolved: None,
         }
     }
 }
@@ -450,7 +454,8 @@ pub async fn run_with<E: Exec>(ctx: &Context, req: &RunRequest, exec: &E) -> Env
         started: clock::now(),
         t0: Instant::now(),
         attempts: Vec::new(),
-        audit: Vec::new(),
+        // A decision and an execution line fit without growing it.
+        audit: Vec::with_capacity(1024),
         args: lossy(&req.args),
         policies: None,
         warnings: Vec::new(),
@@ -467,7 +472,11 @@ pub async fn run_with<E: Exec>(ctx: &Context, req: &RunRequest, exec: &E) -> Env
         return r.finish(e);
     }
     // 1. Resolve.
-    let tool = match ctx.search.find(&req.tool) {
+    let found = match &req.resolved {
+        Some(t) => Ok(Some(Arc::clone(t))),
+        None => ctx.search.find(&req.tool).map(|t| t.map(Arc::new)),
+    };
+    let tool = match found {
         Ok(Some(t)) => t,
         Ok(None) => {
             let msg = ctx.search.not_found_message(&req.tool);
@@ -1202,10 +1211,7 @@ async fn execute<E: Exec>(r: &mut Run<'_>, tool: &Tool, timeout: f64, exec: &E) 
     spec.grace = Duration::from_secs_f64(ctx.settings.kill_grace);
     spec.capture_limit = ctx.settings.max_output;
     spec.stdin = req.stdin.clone();
-    spec.env_remove = ["GATHM_API_KEY", "GATHM_API_KEYS", "GATHM_CALLBACK_SECRET"]
-        .iter()
-        .map(OsString::from)
-        .collect();
+    spec.env_remove = &["GATHM_API_KEY", "GATHM_API_KEYS", "GATHM_CALLBACK_SECRET"];
     spec.env = tool
         .manifest
         .env

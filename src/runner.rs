@@ -70,7 +70,7 @@ pub struct Spec {
     /// Extra environment.
     pub env: Vec<(OsString, OsString)>,
     /// Variables removed from the inherited environment.
-    pub env_remove: Vec<OsString>,
+    pub env_remove: &'static [&'static str],
     /// Working directory (default: inherited).
     pub cwd: Option<PathBuf>,
     /// Kill the process group after this long.
@@ -90,7 +90,7 @@ impl Spec {
             program,
             args,
             env: Vec::new(),
-            env_remove: Vec::new(),
+            env_remove: &[],
             cwd: None,
             timeout: None,
             stdin: Stdin::Null,
@@ -757,7 +757,7 @@ fn spawn_direct(spec: &Spec, own_group: bool) -> Option<std::io::Result<Started>
         set.push((k, c));
     }
     let keep =
-        |k: &OsStr| !spec.env_remove.iter().any(|r| r == k) && !set.iter().any(|(s, _)| *s == k);
+        |k: &OsStr| !spec.env_remove.iter().any(|r| *r == k) && !set.iter().any(|(s, _)| *s == k);
     let envp: Vec<&CStr> = base_env()
         .iter()
         .filter(|(k, _)| keep(k))
@@ -809,7 +809,7 @@ fn spawn_direct(spec: &Spec, own_group: bool) -> Option<std::io::Result<Started>
 fn spawn_std(spec: &Spec, own_group: bool) -> std::io::Result<Started> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args);
-    for k in &spec.env_remove {
+    for k in spec.env_remove {
         cmd.env_remove(k);
     }
     for (k, v) in &spec.env {

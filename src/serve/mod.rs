@@ -1650,7 +1650,12 @@ fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult 
         app.metrics.execution(&env);
         return Ok(envelope_reply(&env).into());
     }
-    let on_reactor = matches!(ctx.search.find(name), Ok(Some(t)) if run::awaitable(ctx, &t));
+    // Looked up once: the run uses this lookup too.
+    rr.resolved = ctx.search.find(name).ok().flatten().map(Arc::new);
+    let on_reactor = rr
+        .resolved
+        .as_deref()
+        .is_some_and(|t| run::awaitable(ctx, t));
     Ok(Outcome::Run(Box::new(SyncRun {
         rr,
         on_reactor,

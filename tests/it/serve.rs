@@ -1708,3 +1708,37 @@ fn serve_sync_executes_are_awaited_without_a_thread_each() {
     assert_eq!(last["status"], "success", "{last}");
     assert_eq!(last["args"], json!(["1"]));
 }
+
+#[test]
+fn serve_shutdown_cancels_a_sync_execute_and_kills_its_group() {
+    let sb = Sandbox::new(&["grandchild"]);
+    let mut s = Server::start(&sb, &[("GATHM_KILL_GRACE", "0.3")]);
+    let pidfile = sb.path().join("gc.pid");
+    let url = s.url("/api/v1/tools/grandchild/execute");
+    let body = json!({"args": [pidfile.to_str().unwrap()]});
+    let call = std::thread::spawn(move || {
+        client()
+            .post(url)
+            .json(&body)
+            .send()
+            .ok()
+            .and_then(|r| r.json::<Value>().ok())
+    });
+    let mut gc = 0;
+    wait_until("the grandchild's pid", WAIT, || {
+        gc = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        gc > 0
+    });
+    assert!(alive(gc));
+    s.signal(rustix::process::Signal::TERM);
+    assert_eq!(s.wait_exit(WAIT), Some(0));
+    // The run was cancelled, not left behind: its whole group is gone.
+    wait_until("the grandchild to die", WAIT, || !alive(gc));
+    if let Some(v) = call.join().unwrap() {
+        assert_eq!(v["exit_code"], 130, "{v}");
+        assert_eq!(v["reason"], "interrupted", "{v}");
+    }
+}
