@@ -7,7 +7,7 @@
 #   examples/exec_floor async        (bare server, run awaited on the worker)
 # The two exec_floor designs share all code but the wait: their difference
 # is the cost of the hand-off; gathm minus `blocking` is its bookkeeping.
-# Usage: bench/exec-floor.sh   (env: DURATION=5s CONNS=32 THREADS=2 ROUNDS=3)
+# Usage: bench/exec-floor.sh   (env: DURATION=5s CONNS=32 THREADS=2 ROUNDS=3 BUILD=release|dist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-5s}
@@ -17,6 +17,8 @@ ROUNDS=${ROUNDS:-3}
 command -v wrk >/dev/null && command -v webhook >/dev/null || apt-get install -y wrk webhook >/dev/null
 cargo build --release --quiet --bin gathm --example exec_floor
 BIN=$PWD/target/release/gathm
+# BUILD=dist: gathm's release build (dist/build.sh) instead of the ordinary one.
+[ "${BUILD:-release}" = dist ] && BIN=$PWD/$(bash dist/build.sh --quiet | tail -1)
 FLOOR=$PWD/target/release/examples/exec_floor
 . bench/lib.sh   # $WORK, PIDS, cleanup at exit
 mkdir -p "$WORK/home" "$WORK/tools"

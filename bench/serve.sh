@@ -9,7 +9,9 @@
 #   5. RSS with STREAMS (1,000) open SSE streams on a running job
 # The machine may be shared, so gathm and webhook runs alternate (ROUNDS
 # times each) and the medians are compared.
-# Usage: bench/serve.sh   (env: DURATION=10s CONNS=32 THREADS=2 JOBS=10000 ROUNDS=3 STREAMS=1000)
+# Usage: bench/serve.sh   (env: DURATION=10s CONNS=32 THREADS=2 JOBS=10000 ROUNDS=3 STREAMS=1000
+#                         BUILD=release|dist: the ordinary build (default) or
+#                         the release build of dist/build.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,9 +28,14 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need webhook; then
   apt-get install -y wrk webhook >/dev/null
 fi
-cargo build --release --quiet
+if [ "${BUILD:-release}" = dist ]; then
+  BIN=$ROOT/$(bash dist/build.sh --quiet | tail -1)
+else
+  cargo build --release --quiet
+  BIN=$ROOT/target/release/gathm
+fi
 rustc -O --edition 2021 bench/jobload.rs -o target/jobload
-BIN=$ROOT/target/release/gathm
+echo "gathm: $BIN"
 
 . bench/lib.sh   # $WORK, PIDS, cleanup at exit
 
