@@ -42,7 +42,10 @@ pub fn rfc3339(epoch: f64) -> String {
     put(14, 2, (sod % 3600) / 60);
     put(17, 2, sod % 60);
     put(20, 3, ms);
-    String::from_utf8_lossy(&b).into_owned()
+    // ASCII digits and separators only.
+    std::str::from_utf8(&b)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Howard Hinnant's days-to-civil algorithm.

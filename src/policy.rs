@@ -441,9 +441,30 @@ pub fn decide(p: &Policies, role: &str, tool: &str, action: Action, approved: bo
     }
     Decision::new(
         Verdict::Allow,
-        format!("roles.{role}.permissions[{grant:?}]"),
-        format!("role {role:?} may {}", perm),
+        format!("roles.{role}.permissions[{}]", Quoted(grant)),
+        format!("role {} may {}", Quoted(role), perm),
     )
+}
+
+/// A string as `{:?}` prints it, without its per-character escape checks
+/// when there is nothing to escape (printable ASCII only, no `"` or `\`):
+/// every allowed run formats two of these.
+struct Quoted<'a>(&'a str);
+
+impl std::fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plain = self
+            .0
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+        if plain {
+            f.write_str("\"")?;
+            f.write_str(self.0)?;
+            f.write_str("\"")
+        } else {
+            write!(f, "{:?}", self.0)
+        }
+    }
 }
 
 /// Validate each argument against `validation`; `None` when all pass.
@@ -491,6 +512,16 @@ fn pattern_meaning(pat: &str) -> &'static str {
     }
 }
 
+/// The per-tool rate limit of `tool` (`rate_limiting.per_tool_limits`),
+/// when rate limiting is on and the limit is not 0.
+pub fn tool_limit(p: &Policies, tool: &str) -> Option<u32> {
+    let rl = &p.rate_limiting;
+    rl.per_tool_limits
+        .get(tool)
+        .copied()
+        .filter(|l| rl.enabled && *l > 0)
+}
+
 /// The rate limits that apply to `role` running `tool`: (key, capacity).
 /// Capacity is the limit plus `burst_allowance`; unlimited limits are left out.
 pub fn limits_for(p: &Policies, role: &str, tool: &str) -> Vec<(String, u32, u32)> {
@@ -511,9 +542,7 @@ pub fn limits_for(p: &Policies, role: &str, tool: &str) -> Vec<(String, u32, u32
             role_limit.saturating_add(rl.burst_allowance),
         ));
     }
-    if let Some(&l) = rl.per_tool_limits.get(tool)
-        && l > 0
-    {
+    if let Some(l) = tool_limit(p, tool) {
         out.push((
             format!("tool-{tool}"),
             l,
@@ -526,6 +555,26 @@ pub fn limits_for(p: &Policies, role: &str, tool: &str) -> Vec<(String, u32, u32
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_prints_what_debug_prints() {
+        for v in [
+            "*",
+            "tool:execute",
+            "admin",
+            "it's",
+            "a b",
+            "say \"hi\"",
+            "back\\slash",
+            "tab\there",
+            "nul\0",
+            "é",
+            "\u{301}combining",
+            "",
+        ] {
+            assert_eq!(Quoted(v).to_string(), format!("{v:?}"), "{v:?}");
+        }
+    }
 
     fn shipped() -> Policies {
         parse(Path::new("policies.yaml"), DEFAULT_POLICIES).unwrap()

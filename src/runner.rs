@@ -758,12 +758,14 @@ fn spawn_direct(spec: &Spec, own_group: bool) -> Option<std::io::Result<Started>
     }
     let keep =
         |k: &OsStr| !spec.env_remove.iter().any(|r| *r == k) && !set.iter().any(|(s, _)| *s == k);
-    let envp: Vec<&CStr> = base_env()
-        .iter()
-        .filter(|(k, _)| keep(k))
-        .map(|(_, c)| c.as_c_str())
-        .chain(set.iter().map(|(_, c)| c.as_c_str()))
-        .collect();
+    let base = base_env();
+    let mut envp: Vec<&CStr> = Vec::with_capacity(base.len() + set.len());
+    envp.extend(
+        base.iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(_, c)| c.as_c_str()),
+    );
+    envp.extend(set.iter().map(|(_, c)| c.as_c_str()));
     Some((|| {
         let io = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);
         let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);

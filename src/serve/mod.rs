@@ -1631,7 +1631,11 @@ fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult 
         .policies()
         .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
     let pol = &*pol;
-    if policy::decide(pol, &p.role, name, Action::Execute, false).allowed() {
+    // A tool's own limit counts only requests the policy allows (the run
+    // refuses the others with their reason).
+    if policy::tool_limit(pol, name).is_some()
+        && policy::decide(pol, &p.role, name, Action::Execute, false).allowed()
+    {
         tool_limit(ctx, &p.role, name)?;
     }
     let mut rr = RunRequest::new(
