@@ -700,14 +700,7 @@ fn serve_cancel_kills_grandchildren() {
         json!({"tool": "grandchild", "args": [pidfile.to_str().unwrap()]}),
     );
     let id = job["id"].as_str().unwrap();
-    let mut pid = 0;
-    wait_until("grandchild pid", WAIT, || {
-        pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        pid > 0
-    });
+    let pid = wait_pid(&pidfile);
     assert!(alive(pid));
     let r = delete(&s, &format!("/api/v1/jobs/{id}"), None);
     assert_eq!(r.status, 200);
@@ -1568,6 +1561,19 @@ fn serve_runs_the_monitor_and_exposes_its_transitions() {
     assert_eq!(r.body["reason"], "circuit_open", "{}", r.body);
 }
 
+/// The pid a tool wrote into `file` (the `grandchild` fixture), once it is there.
+fn wait_pid(file: &std::path::Path) -> i32 {
+    let mut pid = 0;
+    wait_until("a pid in the file", WAIT, || {
+        pid = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    pid
+}
+
 /// Tasks (threads) of a process.
 fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -1643,11 +1649,7 @@ fn serve_sync_executes_are_awaited_without_a_thread_each() {
     );
     assert_eq!(r.body["reason"], "timeout", "{}", r.body);
     assert_eq!(r.body["exit_code"], 124);
-    let gc: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let gc = wait_pid(&pidfile);
     wait_until("the grandchild to die", WAIT, || !alive(gc));
 
     // Eight runs at once take no thread each (they used to hold a pool
@@ -1724,14 +1726,7 @@ fn serve_shutdown_cancels_a_sync_execute_and_kills_its_group() {
             .ok()
             .and_then(|r| r.json::<Value>().ok())
     });
-    let mut gc = 0;
-    wait_until("the grandchild's pid", WAIT, || {
-        gc = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        gc > 0
-    });
+    let gc = wait_pid(&pidfile);
     assert!(alive(gc));
     s.signal(rustix::process::Signal::TERM);
     assert_eq!(s.wait_exit(WAIT), Some(0));
