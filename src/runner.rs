@@ -579,6 +579,7 @@ pub async fn run_async(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel
     // Looks at the exit while both pipes are closed and the child is not
     // reaped yet: soon after the close, then backing off to 25 ms.
     let mut backoff = Duration::from_micros(200);
+    let mut next_look = t0 + Duration::from_millis(25);
     loop {
         let now = Instant::now();
         let closed = pipes.iter().all(Option::is_none);
@@ -618,12 +619,18 @@ pub async fn run_async(spec: &Spec, sink: Option<Arc<dyn Sink>>, cancel: &Cancel
                 Err(_) => pipes[idx] = None,
             }
         }
+        // Look for the exit when the pipes are closed, when nothing came,
+        // and at least every 25 ms while output keeps coming (a grandchild
+        // may hold the pipes and write on after the tool has exited).
+        let looked = Instant::now();
         if w.exit.is_none()
-            && (pipes.iter().all(Option::is_none) || ready.is_none())
-            && let Some(st) = child.try_wait()
+            && (pipes.iter().all(Option::is_none) || ready.is_none() || looked >= next_look)
         {
-            w.exited(st);
-            continue;
+            next_look = looked + Duration::from_millis(25);
+            if let Some(st) = child.try_wait() {
+                w.exited(st);
+                continue;
+            }
         }
         w.tick(cancel);
     }

@@ -1601,6 +1601,12 @@ fn serve_sync_executes_are_awaited_without_a_thread_each() {
         &yaml("daemon", ""),
         Some("#!/bin/sh\nsleep 60 &\necho up\n"),
     );
+    // A grandchild writes on every 10 ms after the tool has exited.
+    sb.manifest(
+        "ticker",
+        &yaml("ticker", "timeout: 60\n"),
+        Some("#!/bin/sh\n(while :; do echo tick; sleep 0.01; done) &\necho started\n"),
+    );
     // Fails once, then answers: the retry waits on the reactor too.
     sb.manifest(
         "again",
@@ -1629,6 +1635,13 @@ fn serve_sync_executes_are_awaited_without_a_thread_each() {
     let r = exec("daemon", json!({}));
     assert_eq!(r.body["status"], "success", "{}", r.body);
     assert_eq!(r.body["output"], "up\n");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+
+    // ... and when output keeps coming after the exit, too.
+    let t0 = Instant::now();
+    let r = exec("ticker", json!({}));
+    assert_eq!(r.body["status"], "success", "{}", r.body);
+    assert!(r.body["output"].as_str().unwrap().contains("started\n"));
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
 
     let counter = sb.path().join("again.count");
