@@ -32,10 +32,11 @@ use serde_json::Value;
 
 use super::auth::{self, Principal};
 use super::http::{self, Reply, error};
-use super::{App, principal_limit, read_body, respond, stream_slot, tool_limit, unauthorized};
+use super::{
+    App, allowed_tool_limit, principal_limit, read_body, respond, stream_slot, unauthorized,
+};
 use crate::api::Envelope;
 use crate::mcp::{self, Caller, Gathm, Host};
-use crate::policy::{self, Action};
 use crate::runner::Cancel;
 
 /// Sessions one principal may hold at once (older ones end after 5 idle
@@ -376,9 +377,7 @@ impl Host for Limits {
             .ctx
             .policies()
             .map_err(|e| format!("invalid policies: {e}"))?;
-        if policy::decide(&pol, &p.role, tool, Action::Execute, false).allowed() {
-            tool_limit(&app.ctx, &p.role, tool).map_err(refusal)?;
-        }
+        allowed_tool_limit(&app.ctx, &pol, &p.role, tool).map_err(refusal)?;
         let permit = Arc::clone(&app.executions)
             .try_acquire_owned()
             .map_err(|_| {

@@ -1230,6 +1230,23 @@ fn tool_limit(ctx: &Context, role: &str, tool: &str) -> std::result::Result<(), 
     }
 }
 
+/// A tool's own limit for an execute, counted only for requests the policy
+/// allows (the run refuses the others with their reason); a tool without
+/// such a limit needs no decision here.
+fn allowed_tool_limit(
+    ctx: &Context,
+    pol: &policy::Policies,
+    role: &str,
+    tool: &str,
+) -> std::result::Result<(), Reply> {
+    if policy::tool_limit(pol, tool).is_some()
+        && policy::decide(pol, role, tool, Action::Execute, false).allowed()
+    {
+        tool_limit(ctx, role, tool)?;
+    }
+    Ok(())
+}
+
 fn peer_is_loopback(req: &Req) -> bool {
     req.peer.ip().is_loopback()
 }
@@ -1631,13 +1648,7 @@ fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult 
         .policies()
         .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
     let pol = &*pol;
-    // A tool's own limit counts only requests the policy allows (the run
-    // refuses the others with their reason).
-    if policy::tool_limit(pol, name).is_some()
-        && policy::decide(pol, &p.role, name, Action::Execute, false).allowed()
-    {
-        tool_limit(ctx, &p.role, name)?;
-    }
+    allowed_tool_limit(ctx, pol, &p.role, name)?;
     let mut rr = RunRequest::new(
         name,
         args.into_iter().map(OsString::from).collect(),
