@@ -116,8 +116,13 @@ impl Mcp {
 
 /// Serve one `/mcp` request; returns the response and the caller's role
 /// (for the access log).
-pub(super) async fn handle(app: &Arc<App>, parts: Parts, body: Body) -> (Response, Option<String>) {
-    match checked(app, parts, body).await {
+pub(super) async fn handle(
+    app: &Arc<App>,
+    peer: std::net::SocketAddr,
+    parts: Parts,
+    body: Body,
+) -> (Response, Option<String>) {
+    match checked(app, peer, parts, body).await {
         Ok(r) => r,
         Err((reply, role)) => (respond(reply), role),
     }
@@ -125,6 +130,7 @@ pub(super) async fn handle(app: &Arc<App>, parts: Parts, body: Body) -> (Respons
 
 async fn checked(
     app: &Arc<App>,
+    peer: std::net::SocketAddr,
     mut parts: Parts,
     body: Body,
 ) -> Result<(Response, Option<String>), (Reply, Option<String>)> {
@@ -140,10 +146,7 @@ async fn checked(
             Some(p) => p,
             None => return Err((unauthorized(), None)),
         }
-    } else if parts
-        .extensions
-        .get::<std::net::SocketAddr>()
-        .is_some_and(|a| a.ip().is_loopback())
+    } else if peer.ip().is_loopback()
         && host.as_deref().is_some_and(auth::is_loopback_host)
     {
         auth::local()

@@ -30,6 +30,7 @@ pub mod openapi;
 pub mod sse;
 
 use std::any::Any;
+use std::convert::Infallible;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
@@ -39,16 +40,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response, Sse};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
+use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use self::auth::{Keys, Principal};
@@ -663,12 +662,9 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
     let conns = Arc::clone(&app.connections);
     // The layer is cloned for every request: share the logger, not copies.
     let logger = Arc::new(app.ctx.logger.clone());
-    let router = Router::new()
-        .fallback(entry)
-        .layer(CatchPanicLayer::custom(move |p: Box<dyn Any + Send>| {
-            panic_reply(&logger, p.as_ref())
-        }))
-        .with_state(Arc::clone(&app));
+    // tower-http catches a handler's panic (a 500, logged); no router: the
+    // one handler routes itself, and the peer address is an argument.
+    let panics = CatchPanicLayer::custom(PanicReply(logger));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(app.opts.header_timeout)
@@ -696,11 +692,14 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) {
             continue;
         };
         let _ = sock.set_nodelay(true);
-        let router = router.clone();
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-            req.extensions_mut().insert(peer);
-            router.clone().oneshot(req)
-        });
+        let app_c = Arc::clone(&app);
+        let handler = panics.layer(tower::service_fn(
+            move |req: hyper::Request<hyper::body::Incoming>| {
+                let app = Arc::clone(&app_c);
+                async move { Ok::<_, Infallible>(entry(app, peer, req).await) }
+            },
+        ));
+        let svc = hyper::service::service_fn(move |req| handler.clone().call(req));
         let sock = conn::WriteTimeout::new(sock, app.opts.write_timeout);
         let conn = http.serve_connection(TokioIo::new(sock), svc);
         let app = Arc::clone(&app);
@@ -773,6 +772,17 @@ impl Notes {
             self.suppressed.swap(0, Ordering::Relaxed).into(),
         );
         logger.app(Level::Warn, "http", msg, extra);
+    }
+}
+
+/// tower-http's answer to a handler's panic: [`panic_reply`].
+#[derive(Clone)]
+struct PanicReply(Arc<Logger>);
+
+impl tower_http::catch_panic::ResponseForPanic for PanicReply {
+    type ResponseBody = Body;
+    fn response_for_panic(&mut self, p: Box<dyn Any + Send + 'static>) -> Response {
+        panic_reply(&self.0, p.as_ref())
     }
 }
 
@@ -884,20 +894,20 @@ async fn read_body(
 
 /// The one handler: route, read the body, dispatch (on the blocking pool
 /// unless quick), answer, count and log.
-async fn entry(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+async fn entry(
+    app: Arc<App>,
+    peer: SocketAddr,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Response {
     let t0 = Instant::now();
     let (parts, body) = req.into_parts();
-    let peer = parts
-        .extensions
-        .get::<SocketAddr>()
-        .copied()
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let body = Body::new(body);
     let path = parts.uri.path().to_string();
     if mcp::is_mcp(&path) {
         let method = parts.method.clone();
         let (resp, role) = match head_checks(&parts) {
             Err(r) => (respond(r), None),
-            Ok(()) => mcp::handle(&app, parts, body).await,
+            Ok(()) => mcp::handle(&app, peer, parts, body).await,
         };
         return finish(&app, t0, &method, path, "/mcp", role, resp);
     }
