@@ -61,7 +61,7 @@ fn main() {
         let exe = cache::exe_identity(std::iter::once(std::ffi::OsStr::new("/bin/true")));
         let key = cache::key("noop", &digest, &exe, &args);
         let _ = cache::get(&cache::entry_path(&cache_dir, &key), clock::now()).expect("cache");
-        let g = breaker::gate_at(&bpath, cfg, clock::now(), "run", 60.0).expect("gate");
+        let (g, _clean) = breaker::gate_at(&bpath, cfg, clock::now(), "run", 60.0).expect("gate");
         assert_eq!(g, breaker::Gate::Allow);
         breaker::record_at(&bpath, cfg, clock::now(), true).expect("record");
         t.elapsed()

@@ -243,15 +243,23 @@ pub fn load(path: &Path) -> Result<Record> {
 }
 
 /// The gate, persisted: closed breakers cost one read and no lock.
-pub fn gate_at(path: &Path, cfg: Config, now: f64, holder: &str, lease_ttl: f64) -> Result<Gate> {
+/// Also says whether the record was clean: closed, and a success would
+/// change nothing in it.
+pub fn gate_at(
+    path: &Path,
+    cfg: Config,
+    now: f64,
+    holder: &str,
+    lease_ttl: f64,
+) -> Result<(Gate, bool)> {
     let r = load(path)?;
     if view(&r, cfg, now) == View::Closed {
-        return Ok(Gate::Allow);
+        return Ok((Gate::Allow, on_success(&r).is_none()));
     }
     state::update_json(path, Durability::Atomic, |cur: Option<Record>| {
         let cur = cur.unwrap_or_default();
         let (g, next) = gate(&cur, cfg, now, holder, lease_ttl);
-        (next, g)
+        (next, (g, false))
     })
 }
 

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::ratelimit::{Admission, Limit};
 use crate::runner;
 use crate::state::groups::{Refusal, Slot, Wait};
-use crate::state::shared::{Backend, GroupSpec, SharedState};
+use crate::state::shared::{Backend, CleanGates, GroupSpec, SharedState};
 
 use super::{Redis, RedisError};
 
@@ -24,12 +24,8 @@ pub struct RedisShared {
     /// Lease of a group slot (`GATHM_LEASE_TTL`): how long the slot of a
     /// holder that stopped renewing (crashed) stays taken.
     lease_ttl: f64,
-    /// Tools whose last gate in this process found a clean closed record
-    /// and that no failure was recorded for since, counted per gate: their
-    /// successes need no round trip (a success changes nothing on a clean
-    /// record; a concurrent failure elsewhere is ordered after it, as if
-    /// this success had been recorded at the gate).
-    clean: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Successes on a clean record need no round trip.
+    clean: CleanGates,
 }
 
 fn unavailable(e: RedisError) -> Error {
@@ -45,10 +41,6 @@ impl RedisShared {
             lease_ttl,
             clean: Default::default(),
         }
-    }
-
-    fn clean_map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u32>> {
-        self.clean.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn group_op(
@@ -169,30 +161,12 @@ impl SharedState for RedisShared {
             .redis
             .breaker_gate_clean(tool, cfg, holder, lease_ttl, None)
             .map_err(unavailable)?;
-        let mut map = self.clean_map();
-        if clean {
-            *map.entry(tool.to_string()).or_default() += 1;
-        } else {
-            map.remove(tool);
-        }
+        self.clean.gated(tool, clean);
         Ok(gate)
     }
     fn breaker_record(&self, tool: &str, cfg: Config, success: bool) -> Result<Record> {
-        {
-            let mut map = self.clean_map();
-            match map.get_mut(tool) {
-                Some(n) if success => {
-                    *n -= 1;
-                    if *n == 0 {
-                        map.remove(tool);
-                    }
-                    return Ok(Record::default());
-                }
-                Some(_) => {
-                    map.remove(tool);
-                }
-                None => {}
-            }
+        if !self.clean.must_record(tool, success) {
+            return Ok(Record::default());
         }
         self.redis
             .breaker_record(tool, cfg, success, None)

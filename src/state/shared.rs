@@ -14,7 +14,8 @@
 //! uses the embedded store (with a warning) while Redis is unreachable.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::breaker::{self, Config, Gate, Record};
@@ -80,6 +81,47 @@ pub trait SharedState: Send + Sync {
     fn group_occupancy(&self, group: &GroupSpec) -> Result<(u32, usize)>;
 }
 
+/// Tools whose last gate in this process found a clean closed record and
+/// that no failure was recorded for since, counted per gate: their successes
+/// need no write, nor even a read (a success changes nothing on a clean
+/// record; a concurrent failure elsewhere is ordered after it, as if this
+/// success had been recorded at the gate). Both backends keep one.
+#[derive(Debug, Default)]
+pub struct CleanGates(Mutex<HashMap<String, u32>>);
+
+impl CleanGates {
+    /// A gate of `tool` found its record clean, or not.
+    pub fn gated(&self, tool: &str, clean: bool) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if clean {
+            *map.entry(tool.to_string()).or_default() += 1;
+        } else {
+            map.remove(tool);
+        }
+    }
+
+    /// Whether an outcome of `tool` must be recorded: a success after a
+    /// clean gate need not (and uses that gate up); a failure must, and
+    /// forgets every clean gate of the tool.
+    pub fn must_record(&self, tool: &str, success: bool) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(tool) {
+            Some(n) if success => {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(tool);
+                }
+                false
+            }
+            Some(_) => {
+                map.remove(tool);
+                true
+            }
+            None => true,
+        }
+    }
+}
+
 /// The embedded store: files under `GATHM_HOME`.
 #[derive(Debug, Clone)]
 pub struct Local {
@@ -89,6 +131,8 @@ pub struct Local {
     pub ratelimit: PathBuf,
     /// `$GATHM_HOME/groups`.
     pub groups: PathBuf,
+    /// Successes on a clean record are not read back (shared by clones).
+    pub clean: Arc<CleanGates>,
 }
 
 impl Local {
@@ -98,6 +142,7 @@ impl Local {
             health: home.health.clone(),
             ratelimit: home.ratelimit.clone(),
             groups: home.root.join("groups"),
+            clean: Arc::default(),
         }
     }
 
@@ -126,15 +171,20 @@ impl SharedState for Local {
         Ok(clock::now())
     }
     fn breaker_gate(&self, tool: &str, cfg: Config, holder: &str, lease_ttl: f64) -> Result<Gate> {
-        breaker::gate_at(
+        let (gate, clean) = breaker::gate_at(
             &self.breaker_file(tool),
             cfg,
             clock::now(),
             holder,
             lease_ttl,
-        )
+        )?;
+        self.clean.gated(tool, clean);
+        Ok(gate)
     }
     fn breaker_record(&self, tool: &str, cfg: Config, success: bool) -> Result<Record> {
+        if !self.clean.must_record(tool, success) {
+            return Ok(Record::default());
+        }
         breaker::record_at(&self.breaker_file(tool), cfg, clock::now(), success)
     }
     fn breaker_release(&self, tool: &str, holder: &str) -> Result<()> {
@@ -365,8 +415,33 @@ mod tests {
             health: d.path().join("health"),
             ratelimit: d.path().join("ratelimit"),
             groups: d.path().join("groups"),
+            clean: Arc::default(),
         };
         (d, l)
+    }
+
+    #[test]
+    fn a_success_after_a_clean_gate_reads_and_writes_nothing() {
+        let (_d, l) = local();
+        let cfg = Config {
+            threshold: 3,
+            recovery_timeout: 60.0,
+        };
+        assert_eq!(l.breaker_gate("t", cfg, "run1", 30.0).unwrap(), Gate::Allow);
+        // Another process records a failure meanwhile: this success is
+        // ordered before it (as at the gate), so the failure stays.
+        let file = l.health.join("cb_t.json");
+        breaker::record_at(&file, cfg, clock::now(), false).unwrap();
+        l.breaker_record("t", cfg, true).unwrap();
+        assert_eq!(l.breaker_read("t").unwrap().failures, 1);
+        // The next gate sees the failure: its success is recorded.
+        assert_eq!(l.breaker_gate("t", cfg, "run2", 30.0).unwrap(), Gate::Allow);
+        l.breaker_record("t", cfg, true).unwrap();
+        assert_eq!(l.breaker_read("t").unwrap().failures, 0);
+        // A failure after a clean gate is always recorded.
+        l.breaker_gate("t", cfg, "run3", 30.0).unwrap();
+        l.breaker_record("t", cfg, false).unwrap();
+        assert_eq!(l.breaker_read("t").unwrap().failures, 1);
     }
 
     #[test]

@@ -27,6 +27,7 @@ fn local() -> (Keep, Arc<dyn SharedState>) {
         health: d.path().join("health"),
         ratelimit: d.path().join("ratelimit"),
         groups: d.path().join("groups"),
+        clean: Arc::default(),
     };
     (Keep::Dir(d), Arc::new(l))
 }
