@@ -3,9 +3,10 @@
 //! Search order, first match wins: every `--tools-dir`, else `GATHM_TOOLS_PATH`
 //! (colon-separated), else `./tools` if it exists; then `$GATHM_HOME/tools`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,17 @@ pub struct SearchPath {
     pub dirs: Vec<PathBuf>,
     /// The manifest index file used by full scans (`None`: always parse).
     pub index: Option<PathBuf>,
+    /// [`SearchPath::find_shared`]'s last lookups, by name (shared by clones).
+    memo: Arc<Mutex<HashMap<String, Found>>>,
+}
+
+/// A tool found at `dirs[dir]/<name>/tool.yaml`, valid while that file's
+/// stamp is unchanged and no earlier directory has the name.
+#[derive(Debug)]
+struct Found {
+    dir: usize,
+    stamp: [i64; 6],
+    tool: Arc<Tool>,
 }
 
 /// A cached parse of one manifest, valid while the file's stamp is unchanged.
@@ -131,7 +143,11 @@ impl SearchPath {
         if !dirs.contains(&home_tools) {
             dirs.push(home_tools);
         }
-        SearchPath { dirs, index: None }
+        SearchPath {
+            dirs,
+            index: None,
+            memo: Arc::default(),
+        }
     }
 
     /// Use a manifest index file for full scans.
@@ -143,6 +159,53 @@ impl SearchPath {
     /// Load one tool by name: `<dir>/<name>/tool.yaml` in search order, then
     /// (rarely) a manifest whose `name` differs from its directory.
     pub fn find(&self, name: &str) -> Result<Option<Tool>, Diagnostic> {
+        Ok(self.find_shared(name)?.map(|t| (*t).clone()))
+    }
+
+    /// [`SearchPath::find`], shared: a name looked up again while its
+    /// manifest is unchanged costs one `stat` and no copy (what `gathm serve`
+    /// does on every execute).
+    pub fn find_shared(&self, name: &str) -> Result<Option<Arc<Tool>>, Diagnostic> {
+        if !manifest::valid_name(name) {
+            return Ok(None);
+        }
+        let file = |dir: &Path| dir.join(name).join("tool.yaml");
+        let stamp_of = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| stamp(&m))
+        };
+        let memo = |m: &HashMap<String, Found>| {
+            let f = m.get(name)?;
+            let unchanged = stamp_of(&f.tool.manifest_path) == Some(f.stamp)
+                && self.dirs[..f.dir].iter().all(|d| stamp_of(&file(d)).is_none());
+            unchanged.then(|| Arc::clone(&f.tool))
+        };
+        if let Some(t) = self.memo.lock().ok().and_then(|m| memo(&m)) {
+            return Ok(Some(t));
+        }
+        // Stamped before loading: a file edited meanwhile is loaded again
+        // at the next lookup, never remembered with its new stamp.
+        let stamps: Vec<_> = self.dirs.iter().map(|d| stamp_of(&file(d))).collect();
+        let Some(tool) = self.load(name)?.map(Arc::new) else {
+            return Ok(None);
+        };
+        let at = self
+            .dirs
+            .iter()
+            .position(|d| file(d) == tool.manifest_path);
+        if let Some(dir) = at
+            && let Some(stamp) = stamps[dir]
+            && let Ok(mut m) = self.memo.lock()
+        {
+            let tool = Arc::clone(&tool);
+            m.insert(name.to_string(), Found { dir, stamp, tool });
+        }
+        Ok(Some(tool))
+    }
+
+    fn load(&self, name: &str) -> Result<Option<Tool>, Diagnostic> {
         if !manifest::valid_name(name) {
             return Ok(None);
         }
@@ -452,6 +515,41 @@ pub fn suggestions(name: &str, candidates: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest(dir: &Path, name: &str, description: &str) {
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(
+            dir.join(name).join("tool.yaml"),
+            format!("name: {name}\ndescription: {description}\ncommand: [\"true\"]\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn shared_lookups_follow_edits_and_earlier_directories() {
+        let t = tempfile::tempdir().unwrap();
+        let (first, second) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir_all(&first).unwrap();
+        manifest(&second, "x", "one");
+        let search = SearchPath::new(&[first.clone(), second.clone()], None, t.path().join("h"));
+        let a = search.find_shared("x").unwrap().unwrap();
+        let b = search.clone().find_shared("x").unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "an unchanged manifest is not loaded again");
+        assert_eq!(a.manifest.description.as_deref(), Some("one"));
+        // An edit (another size) is seen at the next lookup.
+        manifest(&second, "x", "two, longer");
+        let c = search.find_shared("x").unwrap().unwrap();
+        assert_eq!(c.manifest.description.as_deref(), Some("two, longer"));
+        // A tool of the same name in an earlier directory takes over.
+        manifest(&first, "x", "first");
+        let d = search.find_shared("x").unwrap().unwrap();
+        assert_eq!(d.manifest.description.as_deref(), Some("first"));
+        assert_eq!(d.manifest_path, first.join("x").join("tool.yaml"));
+        // And a removed one is gone.
+        std::fs::remove_dir_all(&first).unwrap();
+        std::fs::remove_dir_all(&second).unwrap();
+        assert!(search.find_shared("x").unwrap().is_none());
+    }
 
     #[test]
     fn suggests_near_names() {

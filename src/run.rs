@@ -68,6 +68,9 @@ pub struct RunRequest {
     /// The tool, when the caller has just looked it up (`gathm serve` does,
     /// to choose how to run it); `None`: the run looks it up.
     pub resolved: Option<Arc<Tool>>,
+    /// The policies, when the caller has just loaded them (`gathm serve`
+    /// loads them once per request); `None`: the run loads them.
+    pub policies: Option<Arc<Policies>>,
 }
 
 impl RunRequest {
@@ -92,6 +95,7 @@ impl RunRequest {
             actor: "cli".into(),
             artifacts_to: None,
             resolved: None,
+            policies: None,
         }
     }
 }
@@ -474,7 +478,7 @@ pub async fn run_with<E: Exec>(ctx: &Context, req: &RunRequest, exec: &E) -> Env
     // 1. Resolve.
     let found = match &req.resolved {
         Some(t) => Ok(Some(Arc::clone(t))),
-        None => ctx.search.find(&req.tool).map(|t| t.map(Arc::new)),
+        None => ctx.search.find_shared(&req.tool),
     };
     let tool = match found {
         Ok(Some(t)) => t,
@@ -507,7 +511,7 @@ pub async fn run_with<E: Exec>(ctx: &Context, req: &RunRequest, exec: &E) -> Env
         return r.finish(e);
     }
     // 2. Policy and argument validation.
-    let policies = match ctx.policies() {
+    let policies = match req.policies.clone().map_or_else(|| ctx.policies(), Ok) {
         Ok(p) => {
             r.policies = Some(Arc::clone(&p));
             p

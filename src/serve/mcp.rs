@@ -375,11 +375,11 @@ impl Host for Limits {
             id: caller.principal.clone(),
             role: caller.role.clone(),
         };
-        principal_limit(&app.ctx, &p).map_err(refusal)?;
         let pol = app
             .ctx
             .policies()
-            .map_err(|e| format!("invalid policies: {e}"))?;
+            .map_err(|e| refusal(super::policies_unavailable(&e)))?;
+        principal_limit(&app.ctx, &pol, &p).map_err(refusal)?;
         allowed_tool_limit(&app.ctx, &pol, &p.role, tool).map_err(refusal)?;
         let permit = Arc::clone(&app.executions)
             .try_acquire_owned()

@@ -1167,10 +1167,9 @@ fn too_many(adm: &ratelimit::Admission, what: Value) -> Reply {
 /// between server processes.
 fn principal_limit(
     ctx: &Context,
+    pol: &policy::Policies,
     p: &Principal,
 ) -> std::result::Result<Option<ratelimit::Admission>, Reply> {
-    let pol = ctx.policies().map_err(|e| policies_unavailable(&e))?;
-    let pol = &*pol;
     let Some((_, limit, capacity)) = policy::limits_for(pol, &p.role, "")
         .into_iter()
         .find(|(k, _, _)| k.starts_with("role-"))
@@ -1337,11 +1336,17 @@ fn dispatch(
         return error(403, "API keys are required for remote access").into();
     };
     *role_out = Some(principal.role.clone());
-    let adm = match principal_limit(&app.ctx, &principal) {
+    // One load (one `stat`) of the policies per request: the principal's
+    // limit, an execute's own checks and its run use this snapshot.
+    let pol = match app.ctx.policies() {
+        Ok(p) => p,
+        Err(e) => return policies_unavailable(&e).into(),
+    };
+    let adm = match principal_limit(&app.ctx, &pol, &principal) {
         Ok(a) => a,
         Err(r) => return r.into(),
     };
-    let out = match handle_route(app, req, route, &principal) {
+    let out = match handle_route(app, req, route, &principal, &pol) {
         Ok(o) => o,
         Err(r) => Outcome::Reply(r),
     };
@@ -1442,7 +1447,13 @@ fn to_json<T: serde::Serialize>(v: &T) -> Reply {
     Reply::json(200, v)
 }
 
-fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> HResult {
+fn handle_route(
+    app: &Arc<App>,
+    req: &mut Req,
+    route: Route,
+    p: &Principal,
+    pol: &Arc<policy::Policies>,
+) -> HResult {
     let ctx = &*app.ctx;
     let query = req.query.clone();
     let query = query.as_str();
@@ -1469,7 +1480,7 @@ fn handle_route(app: &Arc<App>, req: &mut Req, route: Route, p: &Principal) -> H
             valid_tool(&name)?;
             Ok(to_json(&ops::show(ctx, &p.role, &name).map_err(op_error)?).into())
         }
-        Route::Execute(name) => execute(app, req, &name, p),
+        Route::Execute(name) => execute(app, req, &name, p, pol),
         Route::Health => {
             permit(ctx, p, Action::Healthcheck)?;
             let _slot = execution_slot(app)?;
@@ -1644,7 +1655,13 @@ fn metrics_text(app: &App) -> String {
     })
 }
 
-fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult {
+fn execute(
+    app: &Arc<App>,
+    req: &mut Req,
+    name: &str,
+    p: &Principal,
+    pol: &Arc<policy::Policies>,
+) -> HResult {
     let ctx = &*app.ctx;
     valid_tool(name)?;
     let body = http::read_body(req)?;
@@ -1654,10 +1671,6 @@ fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult 
     if !app.ready.load(Ordering::SeqCst) {
         return Err(error(503, "shutting down").header("Retry-After", "5"));
     }
-    let pol = ctx
-        .policies()
-        .map_err(|e| error(500, &format!("invalid policies: {e}")))?;
-    let pol = &*pol;
     allowed_tool_limit(ctx, pol, &p.role, name)?;
     let mut rr = RunRequest::new(
         name,
@@ -1667,6 +1680,7 @@ fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult 
     rr.timeout = timeout;
     rr.rate_limit = false;
     rr.actor = "http".into();
+    rr.policies = Some(Arc::clone(pol));
     let slot = execution_slot(app)?;
     let cancel = CancelOnShutdown::register(app, &rr.cancel);
     if !app.reactor_runs {
@@ -1676,7 +1690,7 @@ fn execute(app: &Arc<App>, req: &mut Req, name: &str, p: &Principal) -> HResult 
         return Ok(envelope_reply(&env).into());
     }
     // Looked up once: the run uses this lookup too.
-    rr.resolved = ctx.search.find(name).ok().flatten().map(Arc::new);
+    rr.resolved = ctx.search.find_shared(name).ok().flatten();
     let on_reactor = rr
         .resolved
         .as_deref()
