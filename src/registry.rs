@@ -179,7 +179,9 @@ impl SearchPath {
         let memo = |m: &HashMap<String, Found>| {
             let f = m.get(name)?;
             let unchanged = stamp_of(&f.tool.manifest_path) == Some(f.stamp)
-                && self.dirs[..f.dir].iter().all(|d| stamp_of(&file(d)).is_none());
+                && self.dirs[..f.dir]
+                    .iter()
+                    .all(|d| stamp_of(&file(d)).is_none());
             unchanged.then(|| Arc::clone(&f.tool))
         };
         if let Some(t) = self.memo.lock().ok().and_then(|m| memo(&m)) {
@@ -191,10 +193,7 @@ impl SearchPath {
         let Some(tool) = self.load(name)?.map(Arc::new) else {
             return Ok(None);
         };
-        let at = self
-            .dirs
-            .iter()
-            .position(|d| file(d) == tool.manifest_path);
+        let at = self.dirs.iter().position(|d| file(d) == tool.manifest_path);
         if let Some(dir) = at
             && let Some(stamp) = stamps[dir]
             && let Ok(mut m) = self.memo.lock()
@@ -534,7 +533,10 @@ mod tests {
         let search = SearchPath::new(&[first.clone(), second.clone()], None, t.path().join("h"));
         let a = search.find_shared("x").unwrap().unwrap();
         let b = search.clone().find_shared("x").unwrap().unwrap();
-        assert!(Arc::ptr_eq(&a, &b), "an unchanged manifest is not loaded again");
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "an unchanged manifest is not loaded again"
+        );
         assert_eq!(a.manifest.description.as_deref(), Some("one"));
         // An edit (another size) is seen at the next lookup.
         manifest(&second, "x", "two, longer");

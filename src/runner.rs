@@ -763,8 +763,19 @@ fn spawn_direct(spec: &Spec, own_group: bool) -> Option<std::io::Result<Started>
         set.retain(|(old, _)| *old != k.as_os_str());
         set.push((k, c));
     }
-    let keep =
-        |k: &OsStr| !spec.env_remove.iter().any(|r| *r == k) && !set.iter().any(|(s, _)| *s == k);
+    // The lengths of the names dropped or replaced, as a bit set: most
+    // inherited variables are kept after one test, not a dozen compares.
+    let bit = |k: &OsStr| 1u64 << k.len().min(63);
+    let lens = spec
+        .env_remove
+        .iter()
+        .map(|r| bit(OsStr::new(r)))
+        .chain(set.iter().map(|(k, _)| bit(k)))
+        .fold(0, |a, b| a | b);
+    let keep = |k: &OsStr| {
+        lens & bit(k) == 0
+            || (!spec.env_remove.iter().any(|r| *r == k) && !set.iter().any(|(s, _)| *s == k))
+    };
     let base = base_env();
     let mut envp: Vec<&CStr> = Vec::with_capacity(base.len() + set.len());
     envp.extend(

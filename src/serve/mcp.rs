@@ -146,9 +146,7 @@ async fn checked(
             Some(p) => p,
             None => return Err((unauthorized(), None)),
         }
-    } else if peer.ip().is_loopback()
-        && host.as_deref().is_some_and(auth::is_loopback_host)
-    {
+    } else if peer.ip().is_loopback() && host.as_deref().is_some_and(auth::is_loopback_host) {
         auth::local()
     } else {
         return Err((error(403, "API keys are required for remote access"), None));

@@ -30,8 +30,8 @@ pub mod openapi;
 pub mod sse;
 
 use std::any::Any;
-use std::convert::Infallible;
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;

@@ -13,10 +13,10 @@
 //! warning. `GATHM_STATE_FALLBACK=local` wraps Redis in [`Fallback`], which
 //! uses the embedded store (with a warning) while Redis is unreachable.
 
-use std::path::PathBuf;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::breaker::{self, Config, Gate, Record};
 use crate::clock;
