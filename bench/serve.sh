@@ -127,9 +127,14 @@ cpu_per_req() { # pid url -> "server_us child_us" per request
   local tck; tck=$(getconf CLK_TCK)
   echo "$a $b" | awk -v n="$n" -v t="$tck" '{printf "%.0f %.0f", ($3-$1)*1e6/t/n, ($4-$2)*1e6/t/n}'
 }
-read -r G_SELF G_CHILD <<<"$(cpu_per_req "$GPID" "http://$GADDR/api/v1/tools/noop/execute")"
-read -r W_SELF W_CHILD <<<"$(cpu_per_req "$WPID" http://127.0.0.1:$WPORT/hooks/noop)"
-echo "CPU per execute request: gathm ${G_SELF} µs (tool processes ${G_CHILD} µs); webhook ${W_SELF} µs (tool processes ${W_CHILD} µs)"
+# ROUNDS alternating runs, medians (one run moves by ±5% on a shared machine).
+gs=(); gc=(); ws=(); wc=()
+for _ in $(seq "$ROUNDS"); do
+  read -r a b <<<"$(cpu_per_req "$GPID" "http://$GADDR/api/v1/tools/noop/execute")"; gs+=("$a"); gc+=("$b")
+  read -r a b <<<"$(cpu_per_req "$WPID" http://127.0.0.1:$WPORT/hooks/noop)"; ws+=("$a"); wc+=("$b")
+done
+G_SELF=$(median "${gs[@]}"); G_CHILD=$(median "${gc[@]}"); W_SELF=$(median "${ws[@]}"); W_CHILD=$(median "${wc[@]}")
+echo "CPU per execute request: gathm ${gs[*]} -> median ${G_SELF} µs (tool processes ${G_CHILD} µs); webhook ${ws[*]} -> median ${W_SELF} µs (tool processes ${W_CHILD} µs); ratio $(echo "scale=3; $G_SELF / $W_SELF" | bc)"
 
 echo "== 3. $JOBS no-op jobs (fresh server and store)"
 kill "$GPID"; wait "$GPID" 2>/dev/null || true

@@ -14,34 +14,47 @@ pub fn now() -> f64 {
 /// by digit: every run and log line takes a timestamp, and `format!` cost
 /// ten times as much.
 pub fn rfc3339(epoch: f64) -> String {
-    let total_ms = (epoch * 1000.0).round() as i64;
-    let ms = total_ms.rem_euclid(1000);
-    let secs = total_ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            sod / 3600,
-            (sod % 3600) / 60,
-            sod % 60
-        );
+    // The date and time of the last second are kept per thread: a run's
+    // records take several timestamps within one second.
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, [u8; 24])> =
+            const { std::cell::Cell::new((i64::MIN, [0; 24])) };
     }
-    let mut b = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut v: i64| {
+    let put = |b: &mut [u8; 24], at: usize, width: usize, mut v: i64| {
         for i in (at..at + width).rev() {
             b[i] = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };
-    put(0, 4, y);
-    put(5, 2, i64::from(m));
-    put(8, 2, i64::from(d));
-    put(11, 2, sod / 3600);
-    put(14, 2, (sod % 3600) / 60);
-    put(17, 2, sod % 60);
-    put(20, 3, ms);
+    let total_ms = (epoch * 1000.0).round() as i64;
+    let ms = total_ms.rem_euclid(1000);
+    let secs = total_ms.div_euclid(1000);
+    let mut b = match LAST.get() {
+        (s, b) if s == secs => b,
+        _ => {
+            let days = secs.div_euclid(86_400);
+            let sod = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(days);
+            if !(0..=9999).contains(&y) {
+                return format!(
+                    "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+                    sod / 3600,
+                    (sod % 3600) / 60,
+                    sod % 60
+                );
+            }
+            let mut b = *b"0000-00-00T00:00:00.000Z";
+            put(&mut b, 0, 4, y);
+            put(&mut b, 5, 2, i64::from(m));
+            put(&mut b, 8, 2, i64::from(d));
+            put(&mut b, 11, 2, sod / 3600);
+            put(&mut b, 14, 2, (sod % 3600) / 60);
+            put(&mut b, 17, 2, sod % 60);
+            LAST.set((secs, b));
+            b
+        }
+    };
+    put(&mut b, 20, 3, ms);
     // ASCII digits and separators only.
     std::str::from_utf8(&b)
         .map(str::to_owned)
@@ -80,6 +93,10 @@ mod tests {
         assert_eq!(rfc3339(951_782_400.0), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(253_402_300_799.999), "9999-12-31T23:59:59.999Z");
         assert_eq!(rfc3339(-1.0), "1969-12-31T23:59:59.000Z");
+        // The same second again (the kept date and time), then another.
+        assert_eq!(rfc3339(1_795_881_600.75), "2026-11-28T16:00:00.750Z");
+        assert_eq!(rfc3339(1_795_881_600.0), "2026-11-28T16:00:00.000Z");
+        assert_eq!(rfc3339(1_795_881_601.5), "2026-11-28T16:00:01.500Z");
     }
 
     #[test]

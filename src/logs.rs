@@ -1,7 +1,6 @@
 //! The app, audit and metrics logs: one JSON object per line, appended with a
 //! single write, rotated by size (`GATHM_MAX_LOG_SIZE_MB`, `GATHM_LOG_ROTATE_COUNT`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,8 +21,13 @@ pub struct Logger {
     level: Level,
     /// Open descriptors per log file, for long-running processes
     /// (`keep_open`); a CLI run opens and closes each file once.
-    kept: Option<Arc<Mutex<HashMap<&'static str, state::KeptLog>>>>,
+    /// Open logs by file name: a few entries, found by a scan (cheaper
+    /// than hashing the name on every record).
+    kept: Option<Arc<Mutex<KeptLogs>>>,
 }
+
+/// Kept-open logs by file name.
+type KeptLogs = Vec<(&'static str, state::KeptLog)>;
 
 /// How often a kept-open log's path is checked for a rotation by another
 /// process.
@@ -194,7 +198,7 @@ impl Logger {
     /// and one `fstat` per record instead of four system calls. See
     /// `state::KeptLog` for how rotation by another process is noticed.
     pub fn keep_open(&mut self) {
-        self.kept = Some(Arc::new(Mutex::new(HashMap::new())));
+        self.kept = Some(Arc::new(Mutex::new(Vec::new())));
     }
 
     /// Whether a level would be written (skip building the record otherwise).
@@ -225,9 +229,15 @@ impl Logger {
         // Logging never fails a run: errors are swallowed here on purpose.
         if let Some(kept) = &self.kept {
             let mut files = kept.lock().unwrap_or_else(|e| e.into_inner());
-            let log = files
-                .entry(file)
-                .or_insert_with(|| state::KeptLog::new(self.home.log_file(file), RECHECK));
+            let at = match files.iter().position(|(f, _)| *f == file) {
+                Some(i) => i,
+                None => {
+                    let log = state::KeptLog::new(self.home.log_file(file), RECHECK);
+                    files.push((file, log));
+                    files.len() - 1
+                }
+            };
+            let log = &mut files[at].1;
             let len = log.append(buf)?;
             if len > self.max_bytes {
                 let _ = state::rotate(log.path(), self.max_bytes, self.keep);
