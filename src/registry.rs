@@ -101,6 +101,8 @@ struct Found {
     dir: usize,
     stamp: [i64; 6],
     tool: Arc<Tool>,
+    /// [`SearchPath::first_error`] of this tool, once asked.
+    error: Arc<std::sync::OnceLock<Option<Diagnostic>>>,
 }
 
 /// A cached parse of one manifest, valid while the file's stamp is unchanged.
@@ -199,9 +201,37 @@ impl SearchPath {
             && let Ok(mut m) = self.memo.lock()
         {
             let tool = Arc::clone(&tool);
-            m.insert(name.to_string(), Found { dir, stamp, tool });
+            let error = Arc::default();
+            m.insert(
+                name.to_string(),
+                Found {
+                    dir,
+                    stamp,
+                    tool,
+                    error,
+                },
+            );
         }
         Ok(Some(tool))
+    }
+
+    /// The first error `manifest::check` finds in `tool` (such a manifest is
+    /// not run); worked out once per [`SearchPath::find_shared`] result.
+    pub fn first_error(&self, tool: &Arc<Tool>) -> Option<Diagnostic> {
+        let check = || {
+            manifest::check(&tool.manifest_path, "", &tool.manifest, None)
+                .into_iter()
+                .find(|d| d.severity == Severity::Error)
+        };
+        let memo = self.memo.lock().ok().and_then(|m| {
+            m.get(tool.name.as_str())
+                .filter(|f| Arc::ptr_eq(&f.tool, tool))
+                .map(|f| Arc::clone(&f.error))
+        });
+        match memo {
+            Some(e) => e.get_or_init(check).clone(),
+            None => check(),
+        }
     }
 
     fn load(&self, name: &str) -> Result<Option<Tool>, Diagnostic> {
@@ -519,7 +549,9 @@ mod tests {
         std::fs::create_dir_all(dir.join(name)).unwrap();
         std::fs::write(
             dir.join(name).join("tool.yaml"),
-            format!("name: {name}\ndescription: {description}\ncommand: [\"true\"]\n"),
+            format!(
+                "name: {name}\nversion: \"1.0.0\"\ndescription: {description}\ncategory: utility\nrequires_internet: false\ncommand: [\"true\"]\n"
+            ),
         )
         .unwrap();
     }
@@ -529,7 +561,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let (first, second) = (t.path().join("a"), t.path().join("b"));
         std::fs::create_dir_all(&first).unwrap();
-        manifest(&second, "x", "one");
+        manifest(&second, "x", "one tool");
         let search = SearchPath::new(&[first.clone(), second.clone()], None, t.path().join("h"));
         let a = search.find_shared("x").unwrap().unwrap();
         let b = search.clone().find_shared("x").unwrap().unwrap();
@@ -537,16 +569,29 @@ mod tests {
             Arc::ptr_eq(&a, &b),
             "an unchanged manifest is not loaded again"
         );
-        assert_eq!(a.manifest.description.as_deref(), Some("one"));
+        assert_eq!(search.first_error(&a), None);
+        assert_eq!(a.manifest.description.as_deref(), Some("one tool"));
         // An edit (another size) is seen at the next lookup.
         manifest(&second, "x", "two, longer");
         let c = search.find_shared("x").unwrap().unwrap();
         assert_eq!(c.manifest.description.as_deref(), Some("two, longer"));
         // A tool of the same name in an earlier directory takes over.
-        manifest(&first, "x", "first");
+        manifest(&first, "x", "the first");
         let d = search.find_shared("x").unwrap().unwrap();
-        assert_eq!(d.manifest.description.as_deref(), Some("first"));
+        assert_eq!(d.manifest.description.as_deref(), Some("the first"));
         assert_eq!(d.manifest_path, first.join("x").join("tool.yaml"));
+        // A manifest with an error is reported, for the tool as it now is.
+        std::fs::write(
+            first.join("x").join("tool.yaml"),
+            "name: x\nversion: \"1.0.0\"\ndescription: bad\ncategory: utility\nrequires_internet: false\n",
+        )
+        .unwrap();
+        let e = search.find_shared("x").unwrap().unwrap();
+        let err = search
+            .first_error(&e)
+            .expect("a short description is an error");
+        assert!(err.message.contains("description"), "{}", err.message);
+        assert_eq!(search.first_error(&e), Some(err), "the same answer, kept");
         // And a removed one is gone.
         std::fs::remove_dir_all(&first).unwrap();
         std::fs::remove_dir_all(&second).unwrap();

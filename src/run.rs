@@ -495,10 +495,7 @@ pub async fn run_with<E: Exec>(ctx: &Context, req: &RunRequest, exec: &E) -> Env
         }
     };
     // A manifest that `validate` rejects is not run (warnings are fine).
-    if let Some(d) = crate::manifest::check(&tool.manifest_path, "", &tool.manifest, None)
-        .into_iter()
-        .find(|d| d.severity == crate::manifest::Severity::Error)
-    {
+    if let Some(d) = ctx.search.first_error(&tool) {
         let m = format!(
             "invalid manifest {}: {}; not running it (`gathm validate {}` shows every problem)",
             tool.manifest_path.display(),
