@@ -33,10 +33,13 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -289,6 +292,37 @@ struct SyncRun {
     on_reactor: bool,
     _slot: tokio::sync::OwnedSemaphorePermit,
     _cancel: CancelOnShutdown,
+}
+
+/// A run awaited where it was asked for (no task of its own, no hand-over
+/// when it ends), which becomes a task of its own if it is dropped before
+/// its end: hyper drops a request's future when the client leaves, and the
+/// run must still end, be reaped and be recorded.
+struct Detachable<F: Future<Output = Envelope> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output = Envelope> + Send + 'static> Future for Detachable<F> {
+    type Output = Envelope;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Envelope> {
+        let Some(run) = self.0.as_mut() else {
+            return Poll::Pending; // Not polled again after its end.
+        };
+        let out = std::task::ready!(run.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<F: Future<Output = Envelope> + Send + 'static> Drop for Detachable<F> {
+    fn drop(&mut self) {
+        // Not while unwinding: a run that panicked is not polled again (the
+        // panic is answered as a 500 by tower-http's CatchPanic).
+        if let Some(run) = self.0.take()
+            && !std::thread::panicking()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(run);
+        }
+    }
 }
 
 /// A sync run's cancel token, registered for the shutdown (which cancels
@@ -1709,21 +1743,23 @@ fn execute(
 /// is still awaited and reaped, its slot held until it ends).
 async fn sync_run(app: &Arc<App>, run: Box<SyncRun>) -> Response {
     let app2 = Arc::clone(app);
-    // `let held = run`: the task owns the whole `SyncRun` (slot and cancel
+    // `let held = run`: the run owns the whole `SyncRun` (slot and cancel
     // registration included), not only the request.
-    let work = if run.on_reactor {
-        // Boxed once here: a run's future is large, and spawning would
-        // otherwise copy all of it several times.
-        tokio::spawn(Box::pin(async move {
+    if run.on_reactor {
+        // Awaited here (a panic in it reaches tower-http's CatchPanic, as any
+        // handler's); boxed once, as a run's future is large.
+        let env = Detachable(Some(Box::pin(async move {
             let held = run;
             run::run_with(&app2.ctx, &held.rr, &run::Reactor).await
-        }))
-    } else {
-        tokio::task::spawn_blocking(move || {
-            let held = run;
-            run::run(&app2.ctx, &held.rr)
-        })
-    };
+        })))
+        .await;
+        app.metrics.execution(&env);
+        return respond(envelope_reply(&env));
+    }
+    let work = tokio::task::spawn_blocking(move || {
+        let held = run;
+        run::run(&app2.ctx, &held.rr)
+    });
     let env = match work.await {
         Ok(env) => env,
         Err(e) => match e.try_into_panic() {
