@@ -102,7 +102,7 @@ struct Found {
     stamp: [i64; 6],
     tool: Arc<Tool>,
     /// [`SearchPath::first_error`] of this tool, once asked.
-    error: Arc<std::sync::OnceLock<Option<Diagnostic>>>,
+    error: std::sync::OnceLock<Option<Diagnostic>>,
 }
 
 /// A cached parse of one manifest, valid while the file's stamp is unchanged.
@@ -201,7 +201,7 @@ impl SearchPath {
             && let Ok(mut m) = self.memo.lock()
         {
             let tool = Arc::clone(&tool);
-            let error = Arc::default();
+            let error = std::sync::OnceLock::new();
             m.insert(
                 name.to_string(),
                 Found {
@@ -223,21 +223,20 @@ impl SearchPath {
                 .into_iter()
                 .find(|d| d.severity == Severity::Error)
         };
-        let memo = self.memo.lock().ok().and_then(|m| {
-            m.get(tool.name.as_str())
-                .filter(|f| Arc::ptr_eq(&f.tool, tool))
-                .map(|f| Arc::clone(&f.error))
-        });
-        match memo {
-            Some(e) => e.get_or_init(check).clone(),
+        let Ok(m) = self.memo.lock() else {
+            return check();
+        };
+        match m
+            .get(tool.name.as_str())
+            .filter(|f| Arc::ptr_eq(&f.tool, tool))
+        {
+            Some(f) => f.error.get_or_init(check).clone(),
             None => check(),
         }
     }
 
+    /// [`SearchPath::find_shared`] without the memo (`name` is valid).
     fn load(&self, name: &str) -> Result<Option<Tool>, Diagnostic> {
-        if !manifest::valid_name(name) {
-            return Ok(None);
-        }
         let files_dir = self
             .index
             .as_ref()

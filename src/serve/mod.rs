@@ -1738,34 +1738,34 @@ fn execute(
     })))
 }
 
-/// Run a checked sync execute and answer its envelope. The run is a task
-/// of its own: a client that leaves does not stop it half-way (its process
-/// is still awaited and reaped, its slot held until it ends).
+/// Run a checked sync execute and answer its envelope. A client that
+/// leaves does not stop the run half-way (its process is still awaited and
+/// reaped, its slot held until it ends): it goes on as a task
+/// ([`Detachable`]) or on the blocking pool.
 async fn sync_run(app: &Arc<App>, run: Box<SyncRun>) -> Response {
     let app2 = Arc::clone(app);
     // `let held = run`: the run owns the whole `SyncRun` (slot and cancel
     // registration included), not only the request.
-    if run.on_reactor {
+    let env = if run.on_reactor {
         // Awaited here (a panic in it reaches tower-http's CatchPanic, as any
         // handler's); boxed once, as a run's future is large.
-        let env = Detachable(Some(Box::pin(async move {
+        Detachable(Some(Box::pin(async move {
             let held = run;
             run::run_with(&app2.ctx, &held.rr, &run::Reactor).await
         })))
-        .await;
-        app.metrics.execution(&env);
-        return respond(envelope_reply(&env));
-    }
-    let work = tokio::task::spawn_blocking(move || {
-        let held = run;
-        run::run(&app2.ctx, &held.rr)
-    });
-    let env = match work.await {
-        Ok(env) => env,
-        Err(e) => match e.try_into_panic() {
-            Ok(p) => return panic_reply(&app.ctx.logger, p.as_ref()),
-            Err(_) => return respond(error(500, "the request was cancelled")),
-        },
+        .await
+    } else {
+        let work = tokio::task::spawn_blocking(move || {
+            let held = run;
+            run::run(&app2.ctx, &held.rr)
+        });
+        match work.await {
+            Ok(env) => env,
+            Err(e) => match e.try_into_panic() {
+                Ok(p) => return panic_reply(&app.ctx.logger, p.as_ref()),
+                Err(_) => return respond(error(500, "the request was cancelled")),
+            },
+        }
     };
     app.metrics.execution(&env);
     respond(envelope_reply(&env))
