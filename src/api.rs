@@ -163,6 +163,62 @@ pub struct Envelope {
     pub warnings: Vec<String>,
 }
 
+impl Envelope {
+    /// The envelope as serde_json serialises it, built faster (by hand,
+    /// through [`crate::jsonline`]): `gathm serve` answers every execute
+    /// with one. A test holds the two to the same bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(512 + self.output.len() + self.error.len());
+        let mut o = crate::jsonline::Object::start(&mut buf);
+        o.str("tool", &self.tool)
+            .str("run_id", &self.run_id)
+            .value("status", &self.status);
+        match &self.reason {
+            Some(r) => o.value("reason", r),
+            None => o.raw("reason", "null"),
+        };
+        o.i64("exit_code", i64::from(self.exit_code))
+            .str("output", &self.output)
+            .str("error", &self.error)
+            .u64("duration_ms", self.duration_ms)
+            .bool("cached", self.cached)
+            .objects("attempts", &self.attempts, |o, a| {
+                o.str("tool", &a.tool);
+                match a.exit_code {
+                    Some(c) => o.i64("exit_code", i64::from(c)),
+                    None => o.raw("exit_code", "null"),
+                };
+                o.u64("duration_ms", a.duration_ms)
+                    .value("outcome", &a.outcome)
+                    .u64("try_number", u64::from(a.try_number));
+                if let Some(r) = &a.rule {
+                    o.str("rule", r);
+                }
+                if let Some(n) = &a.note {
+                    o.str("note", n);
+                }
+            })
+            .str("timestamp", &self.timestamp);
+        if let Some(s) = &self.served_by {
+            o.str("served_by", s);
+        }
+        if let Some(m) = &self.message {
+            o.str("message", m);
+        }
+        if let Some(r) = &self.rule {
+            o.str("rule", r);
+        }
+        if let Some(w) = &self.retry_after {
+            o.value("retry_after", w);
+        }
+        if !self.warnings.is_empty() {
+            o.strs("warnings", &self.warnings);
+        }
+        o.end();
+        buf
+    }
+}
+
 /// A tool in `list`.
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSummary {
@@ -210,5 +266,44 @@ mod tests {
         assert_eq!(Reason::OutputLimit.http_refusal(), None);
         let v = serde_json::to_value(Reason::OutputLimit).unwrap();
         assert_eq!(v, "output_limit");
+    }
+
+    #[test]
+    fn an_envelope_built_by_hand_is_the_serialised_envelope() {
+        let odd = ["", "plain", "say \"hi\"\n", "back\\slash \u{1}", "é ✓ 🙂"];
+        for (i, s) in odd.iter().enumerate() {
+            let attempt = |n: usize| Attempt {
+                tool: s.to_string(),
+                exit_code: n.is_multiple_of(2).then_some(-(n as i32)),
+                duration_ms: n as u64,
+                outcome: [AttemptOutcome::Success, AttemptOutcome::Failed][n % 2],
+                try_number: n as u32 + 1,
+                rule: (n % 3 == 1).then(|| s.to_string()),
+                note: (n % 2 == 1).then(|| format!("{s}{n}")),
+            };
+            let e = Envelope {
+                tool: s.to_string(),
+                run_id: format!("{i}{s}"),
+                status: [RunStatus::Success, RunStatus::Error][i % 2],
+                reason: [None, Some(Reason::Timeout), Some(Reason::RateLimited)][i % 3],
+                exit_code: i32::MIN + i as i32,
+                output: s.repeat(i * 10),
+                error: s.repeat(i),
+                duration_ms: u64::MAX - i as u64,
+                cached: i % 2 == 1,
+                attempts: (0..i).map(attempt).collect(),
+                timestamp: s.to_string(),
+                served_by: i.is_multiple_of(2).then(|| s.to_string()),
+                message: i.is_multiple_of(3).then(|| s.to_string()),
+                rule: (i % 2 == 1).then(|| s.to_string()),
+                retry_after: [None, Some(1.5), Some(0.0), Some(1e300)][i % 4],
+                warnings: (0..i).map(|n| format!("{s}{n}")).collect(),
+            };
+            let serde = serde_json::to_vec(&e).unwrap();
+            assert_eq!(
+                String::from_utf8(e.to_json()).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ pub mod health;
 pub mod home;
 pub mod init;
 pub mod jobs;
+pub mod jsonline;
 pub mod logs;
 pub mod manifest;
 pub mod mcp;

@@ -247,20 +247,18 @@ impl Run<'_> {
             return;
         }
         let ts = clock::rfc3339(clock::now());
-        logs::push_line(
-            &mut self.audit,
-            &logs::DecisionRecord {
-                action: "policy_decision",
-                actor: &self.req.actor,
-                decision: d.decision,
-                permission: "tool:execute",
-                role: &self.req.role,
-                rule: &d.rule,
-                run_id: &self.run_id,
-                timestamp: &ts,
-                tool,
-            },
-        );
+        logs::DecisionRecord {
+            action: "policy_decision",
+            actor: &self.req.actor,
+            decision: d.decision,
+            permission: "tool:execute",
+            role: &self.req.role,
+            rule: &d.rule,
+            run_id: &self.run_id,
+            timestamp: &ts,
+            tool,
+        }
+        .push(&mut self.audit);
     }
 
     /// Settle the latest isolated workspace (its artifacts go to
@@ -298,24 +296,22 @@ impl Run<'_> {
         });
         if log_exec {
             let ts = clock::rfc3339(clock::now());
-            logs::push_line(
-                &mut self.audit,
-                &logs::ExecuteRecord {
-                    action: "tool_execute",
-                    actor: &self.req.actor,
-                    args: &self.args,
-                    cached: env.cached,
-                    duration_ms: env.duration_ms,
-                    exit_code: env.exit_code,
-                    reason: env.reason,
-                    role: &self.req.role,
-                    run_id: &env.run_id,
-                    served_by: env.served_by.as_deref(),
-                    status: env.status,
-                    timestamp: &ts,
-                    tool: &env.tool,
-                },
-            );
+            logs::ExecuteRecord {
+                action: "tool_execute",
+                actor: &self.req.actor,
+                args: &self.args,
+                cached: env.cached,
+                duration_ms: env.duration_ms,
+                exit_code: env.exit_code,
+                reason: env.reason,
+                role: &self.req.role,
+                run_id: &env.run_id,
+                served_by: env.served_by.as_deref(),
+                status: env.status,
+                timestamp: &ts,
+                tool: &env.tool,
+            }
+            .push(&mut self.audit);
         }
         if !self.audit.is_empty()
             && let Err(e) = self

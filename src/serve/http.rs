@@ -57,6 +57,16 @@ impl Reply {
         }
     }
 
+    /// A reply of JSON already serialised.
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            body,
+            content_type: "application/json",
+            headers: Vec::new(),
+        }
+    }
+
     /// A plain-text reply.
     pub fn text(status: u16, content_type: &'static str, s: String) -> Reply {
         Reply {

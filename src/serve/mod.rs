@@ -671,21 +671,21 @@ fn access_line(
     buf.extend_from_slice(b"{\"component\":\"http\"");
     buf.extend_from_slice(common);
     buf.extend_from_slice(b",\"level\":\"INFO\",\"message\":");
-    let _ = serde_json::to_writer(&mut *buf, msg.as_str());
+    crate::jsonline::push_str(buf, msg);
     buf.extend_from_slice(b",\"method\":");
-    let _ = serde_json::to_writer(&mut *buf, method);
+    crate::jsonline::push_str(buf, method);
     buf.extend_from_slice(b",\"ms\":");
     let _ = serde_json::to_writer(&mut *buf, &((a.ms * 1000.0).round() / 1000.0));
     buf.extend_from_slice(b",\"path\":");
-    let _ = serde_json::to_writer(&mut *buf, a.path.as_str());
+    crate::jsonline::push_str(buf, &a.path);
     buf.extend_from_slice(b",\"pid\":");
     buf.extend_from_slice(n.format(pid).as_bytes());
     if let Some(r) = &a.role {
         buf.extend_from_slice(b",\"role\":");
-        let _ = serde_json::to_writer(&mut *buf, r.as_str());
+        crate::jsonline::push_str(buf, r);
     }
     buf.extend_from_slice(b",\"route\":");
-    let _ = serde_json::to_writer(&mut *buf, a.route);
+    crate::jsonline::push_str(buf, a.route);
     buf.extend_from_slice(b",\"status\":");
     buf.extend_from_slice(n.format(a.status).as_bytes());
     buf.extend_from_slice(tail);
@@ -1788,7 +1788,7 @@ fn envelope_reply(env: &Envelope) -> Reply {
         None => (200, None),
     };
     let Some(err) = err else {
-        return Reply::json(200, env);
+        return Reply::json_bytes(200, env.to_json());
     };
     let mut v = serde_json::to_value(env).unwrap_or(Value::Null);
     if let Value::Object(o) = &mut v {
