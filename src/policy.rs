@@ -439,31 +439,35 @@ pub fn decide(p: &Policies, role: &str, tool: &str, action: Action, approved: bo
             };
         }
     }
-    Decision::new(
-        Verdict::Allow,
-        format!("roles.{role}.permissions[{}]", Quoted(grant)),
-        format!("role {} may {}", Quoted(role), perm),
-    )
+    // Every allowed run comes here: the two strings are assembled directly
+    // (`format!` was most of the cost of a decision).
+    let mut rule = String::with_capacity(role.len() + grant.len() + 24);
+    for part in ["roles.", role, ".permissions["] {
+        rule.push_str(part);
+    }
+    push_quoted(&mut rule, grant);
+    rule.push(']');
+    let mut message = String::with_capacity(role.len() + perm.len() + 12);
+    message.push_str("role ");
+    push_quoted(&mut message, role);
+    message.push_str(" may ");
+    message.push_str(perm);
+    Decision::new(Verdict::Allow, rule, message)
 }
 
-/// A string as `{:?}` prints it, without its per-character escape checks
-/// when there is nothing to escape (printable ASCII only, no `"` or `\`):
-/// every allowed run formats two of these.
-struct Quoted<'a>(&'a str);
-
-impl std::fmt::Display for Quoted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plain = self
-            .0
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
-        if plain {
-            f.write_str("\"")?;
-            f.write_str(self.0)?;
-            f.write_str("\"")
-        } else {
-            write!(f, "{:?}", self.0)
-        }
+/// Append `s` as `{:?}` prints it, without its per-character escape checks
+/// when there is nothing to escape (printable ASCII only, no `"` or `\`).
+fn push_quoted(out: &mut String, s: &str) {
+    let plain = s
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+    if plain {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        use std::fmt::Write;
+        let _ = write!(out, "{s:?}");
     }
 }
 
@@ -572,7 +576,9 @@ mod tests {
             "\u{301}combining",
             "",
         ] {
-            assert_eq!(Quoted(v).to_string(), format!("{v:?}"), "{v:?}");
+            let mut out = String::from("x");
+            push_quoted(&mut out, v);
+            assert_eq!(out, format!("x{v:?}"), "{v:?}");
         }
     }
 

@@ -1189,8 +1189,9 @@ async fn execute<E: Exec>(r: &mut Run<'_>, tool: &Tool, timeout: f64, exec: &E) 
     // An isolated tool starts elsewhere: a tool found through a relative
     // search path (`./tools`, `--tools-dir tools`) gets absolute paths.
     let absolute;
-    let tool = match std::path::absolute(&tool.dir) {
-        Ok(dir) if isolated.is_some() && tool.dir.is_relative() => {
+    let relative = isolated.is_some() && tool.dir.is_relative();
+    let tool = match relative.then(|| std::path::absolute(&tool.dir)) {
+        Some(Ok(dir)) => {
             absolute = Tool {
                 manifest_path: std::path::absolute(&tool.manifest_path)
                     .unwrap_or_else(|_| tool.manifest_path.clone()),

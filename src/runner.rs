@@ -707,6 +707,38 @@ fn key_value(k: &OsStr, v: &OsStr) -> Option<CString> {
     CString::new(b).ok()
 }
 
+/// The inherited variables a child gets: the environment without the names
+/// dropped or set for it, appended to `envp`. The names are the same run
+/// after run (a server runs the same tools), so each thread keeps the last
+/// answer and its names.
+fn inherited<'a>(remove: &[&str], set: &[(&OsStr, CString)], envp: &mut Vec<&'a CStr>) {
+    type Last = (Vec<OsString>, Vec<&'static CStr>);
+    thread_local! {
+        static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    }
+    let names = || {
+        remove
+            .iter()
+            .map(OsStr::new)
+            .chain(set.iter().map(|(k, _)| *k))
+    };
+    LAST.with_borrow_mut(|(last_names, kept)| {
+        if !last_names.iter().map(OsString::as_os_str).eq(names()) {
+            let drop: Vec<&OsStr> = names().collect();
+            kept.clear();
+            kept.extend(
+                base_env()
+                    .iter()
+                    .filter(|(k, _)| !drop.contains(&k.as_os_str()))
+                    .map(|(_, c)| c.as_c_str()),
+            );
+            last_names.clear();
+            last_names.extend(drop.iter().map(|k| k.to_os_string()));
+        }
+        envp.extend(kept.iter().map(|c| -> &'a CStr { c }));
+    });
+}
+
 /// `/dev/null`, opened once (close-on-exec), for children's stdin.
 fn dev_null() -> Option<&'static OwnedFd> {
     static NULL: OnceLock<Option<OwnedFd>> = OnceLock::new();
@@ -763,26 +795,8 @@ fn spawn_direct(spec: &Spec, own_group: bool) -> Option<std::io::Result<Started>
         set.retain(|(old, _)| *old != k.as_os_str());
         set.push((k, c));
     }
-    // The lengths of the names dropped or replaced, as a bit set: most
-    // inherited variables are kept after one test, not a dozen compares.
-    let bit = |k: &OsStr| 1u64 << k.len().min(63);
-    let lens = spec
-        .env_remove
-        .iter()
-        .map(|r| bit(OsStr::new(r)))
-        .chain(set.iter().map(|(k, _)| bit(k)))
-        .fold(0, |a, b| a | b);
-    let keep = |k: &OsStr| {
-        lens & bit(k) == 0
-            || (!spec.env_remove.iter().any(|r| *r == k) && !set.iter().any(|(s, _)| *s == k))
-    };
-    let base = base_env();
-    let mut envp: Vec<&CStr> = Vec::with_capacity(base.len() + set.len());
-    envp.extend(
-        base.iter()
-            .filter(|(k, _)| keep(k))
-            .map(|(_, c)| c.as_c_str()),
-    );
+    let mut envp: Vec<&CStr> = Vec::with_capacity(base_env().len() + set.len());
+    inherited(spec.env_remove, &set, &mut envp);
     envp.extend(set.iter().map(|(_, c)| c.as_c_str()));
     Some((|| {
         let io = |e: nix::errno::Errno| std::io::Error::from_raw_os_error(e as i32);

@@ -187,7 +187,15 @@ enum Routed {
 }
 
 fn route(method: &Method, path: &str) -> Routed {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // At most six segments, the sixth holding the rest of the path (an
+    // artifact's name): no route has more, and no vector is allocated.
+    let mut buf = [""; 6];
+    let mut n = 0;
+    for seg in path.trim_matches('/').splitn(buf.len(), '/') {
+        buf[n] = seg;
+        n += 1;
+    }
+    let segs = &buf[..n];
     let m = method.as_str();
     let one = |allowed: &'static str, tpl: &'static str, r: Route| {
         if allowed == m {
@@ -197,7 +205,7 @@ fn route(method: &Method, path: &str) -> Routed {
         }
     };
     let s = |x: &str| x.to_string();
-    match segs.as_slice() {
+    match segs {
         ["api", "v1", "ping"] => one("GET", "/api/v1/ping", Route::Ping),
         ["healthz"] => one("GET", "/healthz", Route::Healthz),
         ["readyz"] => one("GET", "/readyz", Route::Readyz),
@@ -243,10 +251,10 @@ fn route(method: &Method, path: &str) -> Routed {
             "/api/v1/jobs/{id}/artifacts",
             Route::JobArtifacts(s(id)),
         ),
-        ["api", "v1", "jobs", id, "artifacts", name @ ..] => one(
+        ["api", "v1", "jobs", id, "artifacts", name] => one(
             "GET",
             "/api/v1/jobs/{id}/artifacts/{name}",
-            Route::JobArtifact(s(id), name.join("/")),
+            Route::JobArtifact(s(id), s(name)),
         ),
         _ => Routed::NotFound,
     }
@@ -916,7 +924,14 @@ async fn read_body(
         return Ok(Vec::new());
     }
     let limited = http_body_util::Limited::new(body, http::MAX_BODY);
-    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+    let mut collect = std::pin::pin!(limited.collect());
+    // A small body has usually come with the head: no timer for it.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let read = match first {
+        Poll::Ready(r) => Ok(r),
+        Poll::Pending => tokio::time::timeout(BODY_TIMEOUT, collect).await,
+    };
+    match read {
         Err(_) => {
             Err(error(408, "timed out reading the request body").header("Connection", "close"))
         }
