@@ -119,6 +119,56 @@ pub enum RunStatus {
     Error,
 }
 
+impl Reason {
+    /// The name serde gives it (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::CircuitOpen => "circuit_open",
+            Reason::RateLimited => "rate_limited",
+            Reason::Denied => "denied",
+            Reason::ApprovalRequired => "approval_required",
+            Reason::NotFound => "not_found",
+            Reason::FallbackExhausted => "fallback_exhausted",
+            Reason::Interrupted => "interrupted",
+            Reason::NotExecutable => "not_executable",
+            Reason::ConcurrencyLimit => "concurrency_limit",
+            Reason::OutputLimit => "output_limit",
+            Reason::StateUnavailable => "state_unavailable",
+            Reason::StorageFull => "storage_full",
+        }
+    }
+}
+
+impl AttemptOutcome {
+    /// The name serde gives it (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::SpawnFailed => "spawn_failed",
+            AttemptOutcome::Interrupted => "interrupted",
+            AttemptOutcome::CircuitOpen => "circuit_open",
+            AttemptOutcome::Denied => "denied",
+            AttemptOutcome::ApprovalRequired => "approval_required",
+            AttemptOutcome::NotFound => "not_found",
+            AttemptOutcome::Cached => "cached",
+            AttemptOutcome::Skipped => "skipped",
+        }
+    }
+}
+
+impl RunStatus {
+    /// The name serde gives it (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::Error => "error",
+        }
+    }
+}
+
 /// The envelope of one run, the same for `--json` and HTTP.
 #[derive(utoipa::ToSchema, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -172,9 +222,9 @@ impl Envelope {
         let mut o = crate::jsonline::Object::start(&mut buf);
         o.str("tool", &self.tool)
             .str("run_id", &self.run_id)
-            .value("status", &self.status);
-        match &self.reason {
-            Some(r) => o.value("reason", r),
+            .plain("status", self.status.as_str());
+        match self.reason {
+            Some(r) => o.plain("reason", r.as_str()),
             None => o.raw("reason", "null"),
         };
         o.i64("exit_code", i64::from(self.exit_code))
@@ -189,7 +239,7 @@ impl Envelope {
                     None => o.raw("exit_code", "null"),
                 };
                 o.u64("duration_ms", a.duration_ms)
-                    .value("outcome", &a.outcome)
+                    .plain("outcome", a.outcome.as_str())
                     .u64("try_number", u64::from(a.try_number));
                 if let Some(r) = &a.rule {
                     o.str("rule", r);
@@ -266,6 +316,45 @@ mod tests {
         assert_eq!(Reason::OutputLimit.http_refusal(), None);
         let v = serde_json::to_value(Reason::OutputLimit).unwrap();
         assert_eq!(v, "output_limit");
+    }
+
+    #[test]
+    fn names_are_the_serialised_names() {
+        for v in [
+            Reason::Timeout,
+            Reason::CircuitOpen,
+            Reason::RateLimited,
+            Reason::Denied,
+            Reason::ApprovalRequired,
+            Reason::NotFound,
+            Reason::FallbackExhausted,
+            Reason::Interrupted,
+            Reason::NotExecutable,
+            Reason::ConcurrencyLimit,
+            Reason::OutputLimit,
+            Reason::StateUnavailable,
+            Reason::StorageFull,
+        ] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+        for v in [
+            AttemptOutcome::Success,
+            AttemptOutcome::Failed,
+            AttemptOutcome::Timeout,
+            AttemptOutcome::SpawnFailed,
+            AttemptOutcome::Interrupted,
+            AttemptOutcome::CircuitOpen,
+            AttemptOutcome::Denied,
+            AttemptOutcome::ApprovalRequired,
+            AttemptOutcome::NotFound,
+            AttemptOutcome::Cached,
+            AttemptOutcome::Skipped,
+        ] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+        for v in [RunStatus::Success, RunStatus::Error] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
     }
 
     #[test]

@@ -138,14 +138,14 @@ pub struct MetricRecord<'a> {
     pub try_number: Option<u32>,
 }
 
-impl<V: Serialize> DecisionRecord<'_, V> {
+impl DecisionRecord<'_, crate::policy::Verdict> {
     /// Append the record as one line ([`push_line`]'s bytes, built faster).
     pub fn push(&self, buf: &mut Vec<u8>) {
         let mut o = jsonline::Object::start(buf);
-        o.str("action", self.action)
+        o.plain("action", self.action)
             .str("actor", self.actor)
-            .value("decision", &self.decision)
-            .str("permission", self.permission)
+            .plain("decision", self.decision.as_str())
+            .plain("permission", self.permission)
             .str("role", self.role)
             .str("rule", self.rule)
             .str("run_id", self.run_id)
@@ -159,20 +159,20 @@ impl ExecuteRecord<'_> {
     /// Append the record as one line ([`push_line`]'s bytes, built faster).
     pub fn push(&self, buf: &mut Vec<u8>) {
         let mut o = jsonline::Object::start(buf);
-        o.str("action", self.action)
+        o.plain("action", self.action)
             .str("actor", self.actor)
             .strs("args", self.args)
             .bool("cached", self.cached)
             .u64("duration_ms", self.duration_ms)
             .i64("exit_code", i64::from(self.exit_code));
-        match &self.reason {
-            Some(r) => o.value("reason", r),
+        match self.reason {
+            Some(r) => o.plain("reason", r.as_str()),
             None => o.raw("reason", "null"),
         };
         o.str("role", self.role)
             .str("run_id", self.run_id)
             .opt_str("served_by", self.served_by)
-            .value("status", &self.status)
+            .plain("status", self.status.as_str())
             .str("timestamp", self.timestamp)
             .str("tool", self.tool);
         o.end_line();
@@ -188,11 +188,11 @@ impl MetricRecord<'_> {
         }
         o.u64("duration_ms", self.duration_ms)
             .i64("exit_code", i64::from(self.exit_code));
-        if let Some(out) = &self.outcome {
-            o.value("outcome", out);
+        if let Some(out) = self.outcome {
+            o.plain("outcome", out.as_str());
         }
         o.str("run_id", self.run_id)
-            .str("status", self.status)
+            .plain("status", self.status)
             .str("timestamp", self.timestamp)
             .str("tool", self.tool);
         if let Some(t) = self.try_number {

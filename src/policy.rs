@@ -338,6 +338,17 @@ pub enum Verdict {
     ApprovalRequired,
 }
 
+impl Verdict {
+    /// The name serde gives it (snake case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::ApprovalRequired => "approval_required",
+        }
+    }
+}
+
 /// A decision and the rule behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
@@ -579,6 +590,13 @@ mod tests {
             let mut out = String::from("x");
             push_quoted(&mut out, v);
             assert_eq!(out, format!("x{v:?}"), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn verdict_names_are_the_serialised_names() {
+        for v in [Verdict::Allow, Verdict::Deny, Verdict::ApprovalRequired] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
         }
     }
 
