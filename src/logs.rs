@@ -260,7 +260,7 @@ impl Logger {
     }
 
     /// Keep the log files open between writes (`gathm serve`): one `write`
-    /// and one `fstat` per record instead of four system calls. See
+    /// and one `lseek` per record instead of four system calls. See
     /// `state::KeptLog` for how rotation by another process is noticed.
     pub fn keep_open(&mut self) {
         self.kept = Some(Arc::new(Mutex::new(Vec::new())));

@@ -364,11 +364,14 @@ pub fn append(path: &Path, bytes: &[u8]) -> Result<u64> {
 /// append (as this append saw it: a concurrent appender may have added
 /// more, which only makes the next append check the last byte).
 fn append_whole(f: &File, path: &Path, bytes: &[u8], ours: Option<u64>) -> Result<u64> {
+    use std::io::Seek;
     use std::os::unix::fs::FileExt;
-    let len = f
-        .metadata()
-        .map_err(|e| Error::io("reading", path, e))?
-        .len();
+    // The length from `lseek`, which is cheaper than `fstat` (the offset
+    // does not matter: appends go to the end whatever it is).
+    let mut end: &File = f;
+    let len = end
+        .seek(std::io::SeekFrom::End(0))
+        .map_err(|e| Error::io("reading", path, e))?;
     let mut last = [0u8; 1];
     let torn = len > 0
         && ours != Some(len)
@@ -423,7 +426,7 @@ fn repair(f: &File, path: &Path, partial: &[u8], e: std::io::Error) -> Error {
 }
 
 /// A log file kept open by a long-running process (`gathm serve`): each
-/// append is one `write(2)` on an `O_APPEND` descriptor plus an `fstat` for
+/// append is one `write(2)` on an `O_APPEND` descriptor plus an `lseek` for
 /// the size, instead of open, write, stat and close. Another process may
 /// rotate the file (rename it away): at most once a second the path is
 /// checked and, if it names another file, reopened, so lines written in that
