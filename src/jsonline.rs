@@ -1,5 +1,5 @@
-//! JSON objects assembled by hand for the lines written on every run (the
-//! audit and metrics records, the access log). Keys are literals written as
+//! JSON objects assembled by hand for what is written on every run (the
+//! audit and metrics records, the access log, the execute envelope). Keys are literals written as
 //! they are; a string value is copied in one piece when it has nothing to
 //! escape and goes through serde_json otherwise, so a line is byte for byte
 //! what serde_json prints for the same fields (the records' tests compare
@@ -11,13 +11,18 @@ use serde::Serialize;
 /// Append `s` as a JSON string.
 pub fn push_str(buf: &mut Vec<u8>, s: &str) {
     if plain(s) {
-        buf.reserve(s.len() + 2);
-        buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(b'"');
+        quote(buf, s);
     } else {
         let _ = serde_json::to_writer(&mut *buf, s);
     }
+}
+
+/// Append `s` between quotes, as it is.
+fn quote(buf: &mut Vec<u8>, s: &str) {
+    buf.reserve(s.len() + 2);
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
 }
 
 /// Whether serde_json would copy `s` unchanged: no control character, quote
@@ -77,11 +82,7 @@ impl<'a> Object<'a> {
     /// enum's name, an id, a timestamp): copied without the check.
     pub fn plain(&mut self, key: &'static str, v: &str) -> &mut Self {
         debug_assert!(plain(v), "a plain string to escape: {v:?}");
-        let buf = self.key(key);
-        buf.reserve(v.len() + 2);
-        buf.push(b'"');
-        buf.extend_from_slice(v.as_bytes());
-        buf.push(b'"');
+        quote(self.key(key), v);
         self
     }
 
@@ -140,14 +141,6 @@ impl<'a> Object<'a> {
     /// A value already written as JSON.
     pub fn raw(&mut self, key: &'static str, json: &str) -> &mut Self {
         self.key(key).extend_from_slice(json.as_bytes());
-        self
-    }
-
-    /// A nested object, written by `f`.
-    pub fn object(&mut self, key: &'static str, f: impl FnOnce(&mut Object<'_>)) -> &mut Self {
-        let mut inner = Object::start(self.key(key));
-        f(&mut inner);
-        inner.end();
         self
     }
 
@@ -243,16 +236,13 @@ mod tests {
             .bool("k", true)
             .value("l", &1.5f64)
             .raw("m", "{}")
-            .object("n", |o| {
-                o.u64("x", 1);
-            })
             .objects("o", &[1u64, 2], |o, v| {
                 o.u64("y", *v).bool("z", false);
             });
         o.end_line();
         let want = serde_json::json!({
             "a": "1\n", "aa": "x", "b": null, "c": "d", "e": ["f", "g\""], "h": [], "i": u64::MAX,
-            "j": -3, "k": true, "l": 1.5, "m": {}, "n": {"x": 1},
+            "j": -3, "k": true, "l": 1.5, "m": {},
             "o": [{"y": 1, "z": false}, {"y": 2, "z": false}],
         });
         assert_eq!(String::from_utf8(buf).unwrap(), format!("x{want}\n"));

@@ -60,13 +60,13 @@ pub fn push_audit_value(buf: &mut Vec<u8>, mut record: Value, ts: &str) {
 
 /// `audit.log`: a policy decision (`action: policy_decision`).
 #[derive(Serialize)]
-pub struct DecisionRecord<'a, V: Serialize> {
+pub struct DecisionRecord<'a> {
     /// Always `policy_decision`.
     pub action: &'static str,
     /// Who asked.
     pub actor: &'a str,
     /// The verdict.
-    pub decision: V,
+    pub decision: crate::policy::Verdict,
     /// Always `tool:execute`.
     pub permission: &'static str,
     /// The caller's role.
@@ -138,7 +138,7 @@ pub struct MetricRecord<'a> {
     pub try_number: Option<u32>,
 }
 
-impl DecisionRecord<'_, crate::policy::Verdict> {
+impl DecisionRecord<'_> {
     /// Append the record as one line ([`push_line`]'s bytes, built faster).
     pub fn push(&self, buf: &mut Vec<u8>) {
         let mut o = jsonline::Object::start(buf);

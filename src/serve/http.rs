@@ -42,19 +42,11 @@ pub struct Reply {
 impl Reply {
     /// A JSON reply.
     pub fn json<T: Serialize + ?Sized>(status: u16, v: &T) -> Reply {
-        Reply {
-            status,
-            body: {
-                // Room for a run's envelope without growing the buffer.
-                let mut b = Vec::with_capacity(512);
-                match serde_json::to_writer(&mut b, v) {
-                    Ok(()) => b,
-                    Err(_) => b"{}".to_vec(),
-                }
-            },
-            content_type: "application/json",
-            headers: Vec::new(),
+        let mut b = Vec::with_capacity(512);
+        if serde_json::to_writer(&mut b, v).is_err() {
+            b = b"{}".to_vec();
         }
+        Reply::json_bytes(status, b)
     }
 
     /// A reply of JSON already serialised.
