@@ -127,7 +127,7 @@ cpu_per_req() { # pid url -> "server_us child_us" per request
   local tck; tck=$(getconf CLK_TCK)
   echo "$a $b" | awk -v n="$n" -v t="$tck" '{printf "%.0f %.0f", ($3-$1)*1e6/t/n, ($4-$2)*1e6/t/n}'
 }
-# ROUNDS alternating runs, medians (one run moves by ±5% on a shared machine).
+# ROUNDS alternating runs, medians (one round moves by up to ±15% on a shared machine).
 gs=(); gc=(); ws=(); wc=()
 for _ in $(seq "$ROUNDS"); do
   read -r a b <<<"$(cpu_per_req "$GPID" "http://$GADDR/api/v1/tools/noop/execute")"; gs+=("$a"); gc+=("$b")
@@ -135,6 +135,11 @@ for _ in $(seq "$ROUNDS"); do
 done
 G_SELF=$(median "${gs[@]}"); G_CHILD=$(median "${gc[@]}"); W_SELF=$(median "${ws[@]}"); W_CHILD=$(median "${wc[@]}")
 echo "CPU per execute request: gathm ${gs[*]} -> median ${G_SELF} µs (tool processes ${G_CHILD} µs); webhook ${ws[*]} -> median ${W_SELF} µs (tool processes ${W_CHILD} µs); ratio $(echo "scale=3; $G_SELF / $W_SELF" | bc)"
+# The spread: each round's ratio (gathm's round over webhook's round after
+# it, both under the same load of the machine). The figure to quote is the
+# ratio of the medians above; this line shows how far one round can move it.
+prs=(); for i in "${!gs[@]}"; do prs+=("$(echo "scale=3; ${gs[$i]} / ${ws[$i]}" | bc)"); done
+echo "CPU ratio per round: ${prs[*]} -> median $(median "${prs[@]}")"
 
 echo "== 3. $JOBS no-op jobs (fresh server and store)"
 kill "$GPID"; wait "$GPID" 2>/dev/null || true
