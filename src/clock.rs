@@ -14,6 +14,12 @@ pub fn now() -> f64 {
 /// by digit: every run and log line takes a timestamp, and `format!` cost
 /// ten times as much.
 pub fn rfc3339(epoch: f64) -> String {
+    with_rfc3339(epoch, str::to_owned)
+}
+
+/// [`rfc3339`] lent to `f` instead of returned: no allocation for a
+/// timestamp that is only written into a record (years 0 to 9999).
+pub fn with_rfc3339<R>(epoch: f64, f: impl FnOnce(&str) -> R) -> R {
     // The date and time of the last second are kept per thread: a run's
     // records take several timestamps within one second.
     thread_local! {
@@ -36,12 +42,12 @@ pub fn rfc3339(epoch: f64) -> String {
             let sod = secs.rem_euclid(86_400);
             let (y, m, d) = civil_from_days(days);
             if !(0..=9999).contains(&y) {
-                return format!(
+                return f(&format!(
                     "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
                     sod / 3600,
                     (sod % 3600) / 60,
                     sod % 60
-                );
+                ));
             }
             let mut b = *b"0000-00-00T00:00:00.000Z";
             put(&mut b, 0, 4, y);
@@ -56,9 +62,7 @@ pub fn rfc3339(epoch: f64) -> String {
     };
     put(&mut b, 20, 3, ms);
     // ASCII digits and separators only.
-    std::str::from_utf8(&b)
-        .map(str::to_owned)
-        .unwrap_or_default()
+    f(std::str::from_utf8(&b).unwrap_or_default())
 }
 
 /// Howard Hinnant's days-to-civil algorithm.

@@ -2,7 +2,8 @@
 //! breaker, execute with retries, fallbacks, cache store, logs. Used by the
 //! CLI, the HTTP server, jobs, parallel, chain and pipelines alike.
 
-use std::ffi::OsString;
+use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -246,19 +247,20 @@ impl Run<'_> {
         if !p.audit.log_agent_decisions && d.allowed() {
             return;
         }
-        let ts = clock::rfc3339(clock::now());
-        logs::DecisionRecord {
-            action: "policy_decision",
-            actor: &self.req.actor,
-            decision: d.decision,
-            permission: "tool:execute",
-            role: &self.req.role,
-            rule: &d.rule,
-            run_id: &self.run_id,
-            timestamp: &ts,
-            tool,
-        }
-        .push(&mut self.audit);
+        clock::with_rfc3339(clock::now(), |ts| {
+            logs::DecisionRecord {
+                action: "policy_decision",
+                actor: &self.req.actor,
+                decision: d.decision,
+                permission: "tool:execute",
+                role: &self.req.role,
+                rule: &d.rule,
+                run_id: &self.run_id,
+                timestamp: ts,
+                tool,
+            }
+            .push(&mut self.audit);
+        });
     }
 
     /// Settle the latest isolated workspace (its artifacts go to
@@ -295,23 +297,24 @@ impl Run<'_> {
             p.audit.log_all_executions || (p.audit.log_failures && env.status == RunStatus::Error)
         });
         if log_exec {
-            let ts = clock::rfc3339(clock::now());
-            logs::ExecuteRecord {
-                action: "tool_execute",
-                actor: &self.req.actor,
-                args: &self.args,
-                cached: env.cached,
-                duration_ms: env.duration_ms,
-                exit_code: env.exit_code,
-                reason: env.reason,
-                role: &self.req.role,
-                run_id: &env.run_id,
-                served_by: env.served_by.as_deref(),
-                status: env.status,
-                timestamp: &ts,
-                tool: &env.tool,
-            }
-            .push(&mut self.audit);
+            clock::with_rfc3339(clock::now(), |ts| {
+                logs::ExecuteRecord {
+                    action: "tool_execute",
+                    actor: &self.req.actor,
+                    args: &self.args,
+                    cached: env.cached,
+                    duration_ms: env.duration_ms,
+                    exit_code: env.exit_code,
+                    reason: env.reason,
+                    role: &self.req.role,
+                    run_id: &env.run_id,
+                    served_by: env.served_by.as_deref(),
+                    status: env.status,
+                    timestamp: ts,
+                    tool: &env.tool,
+                }
+                .push(&mut self.audit);
+            });
         }
         if !self.audit.is_empty()
             && let Err(e) = self
@@ -1170,11 +1173,15 @@ async fn run_isolated<E: Exec>(
     };
     spec.cwd = Some(ws.dir.clone());
     spec.env
-        .retain(|(k, _)| k != "GATHM_WORKSPACE" && k != "GATHM_ARTIFACTS");
-    spec.env
-        .push(("GATHM_WORKSPACE".into(), ws.dir.clone().into()));
-    spec.env
-        .push(("GATHM_ARTIFACTS".into(), ws.artifacts().into()));
+        .retain(|(k, _)| **k != *"GATHM_WORKSPACE" && **k != *"GATHM_ARTIFACTS");
+    spec.env.push((
+        Cow::Borrowed(OsStr::new("GATHM_WORKSPACE")),
+        ws.dir.clone().into(),
+    ));
+    spec.env.push((
+        Cow::Borrowed(OsStr::new("GATHM_ARTIFACTS")),
+        ws.artifacts().into(),
+    ));
     let out = exec.launch(spec, r.req.sink.clone(), &r.req.cancel).await;
     let success = out.status == Status::Exited(0) && !out.truncated;
     r.workspace = Some((ws, success));
@@ -1210,19 +1217,25 @@ async fn execute<E: Exec>(r: &mut Run<'_>, tool: &Tool, timeout: f64, exec: &E) 
     spec.capture_limit = ctx.settings.max_output;
     spec.stdin = req.stdin.clone();
     spec.env_remove = &["GATHM_API_KEY", "GATHM_API_KEYS", "GATHM_CALLBACK_SECRET"];
-    spec.env = tool
-        .manifest
-        .env
-        .iter()
-        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-        .collect();
+    let var = |k: &'static str| Cow::Borrowed(OsStr::new(k));
+    spec.env = Vec::with_capacity(tool.manifest.env.len() + 3 + req.env.len());
+    spec.env.extend(
+        tool.manifest
+            .env
+            .iter()
+            .map(|(k, v)| (Cow::Owned(OsString::from(k)), OsString::from(v))),
+    );
     spec.env
-        .push(("GATHM_TOOL_NAME".into(), tool.name.clone().into()));
+        .push((var("GATHM_TOOL_NAME"), tool.name.clone().into()));
     spec.env
-        .push(("GATHM_RUN_ID".into(), r.run_id.clone().into()));
+        .push((var("GATHM_RUN_ID"), r.run_id.clone().into()));
     spec.env
-        .push(("GATHM_HOME".into(), ctx.home.root.clone().into()));
-    spec.env.extend(req.env.iter().cloned());
+        .push((var("GATHM_HOME"), ctx.home.root.clone().into()));
+    spec.env.extend(
+        req.env
+            .iter()
+            .map(|(k, v)| (Cow::Owned(k.clone()), v.clone())),
+    );
     let retry = tool.manifest.retry.clone();
     let tries = retry.as_ref().map_or(1, |x| x.attempts.max(1));
     let mut try_n = 1;
@@ -1254,18 +1267,20 @@ async fn execute<E: Exec>(r: &mut Run<'_>, tool: &Tool, timeout: f64, exec: &E) 
             rule: None,
             note: None,
         });
-        let ts = clock::rfc3339(clock::now());
-        if let Err(err) = ctx.logger.try_metric_record(&logs::MetricRecord {
-            cached: None,
-            duration_ms: ms,
-            exit_code: code,
-            outcome: Some(outcome),
-            run_id: &r.run_id,
-            status: if code == 0 { "success" } else { "failure" },
-            timestamp: &ts,
-            tool: &tool.name,
-            try_number: Some(try_n),
-        }) {
+        let appended = clock::with_rfc3339(clock::now(), |ts| {
+            ctx.logger.try_metric_record(&logs::MetricRecord {
+                cached: None,
+                duration_ms: ms,
+                exit_code: code,
+                outcome: Some(outcome),
+                run_id: &r.run_id,
+                status: if code == 0 { "success" } else { "failure" },
+                timestamp: ts,
+                tool: &tool.name,
+                try_number: Some(try_n),
+            })
+        });
+        if let Err(err) = appended {
             r.warn("metrics log", &err);
         }
         let retryable = match &retry {

@@ -12,6 +12,7 @@
 //! when it reads the terminal); then a timeout kills the child and all its
 //! descendants found through `/proc`.
 
+use std::borrow::Cow;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -67,8 +68,8 @@ pub struct Spec {
     pub program: PathBuf,
     /// Its arguments, passed as they are.
     pub args: Vec<OsString>,
-    /// Extra environment.
-    pub env: Vec<(OsString, OsString)>,
+    /// Extra environment (names are mostly gathm's own, hence borrowed).
+    pub env: Vec<(Cow<'static, OsStr>, OsString)>,
     /// Variables removed from the inherited environment.
     pub env_remove: &'static [&'static str],
     /// Working directory (default: inherited).
@@ -700,7 +701,9 @@ fn base_env() -> &'static [(OsString, CString)] {
 }
 
 fn key_value(k: &OsStr, v: &OsStr) -> Option<CString> {
-    let mut b = Vec::with_capacity(k.len() + v.len() + 1);
+    // Room for the `=` and for the NUL `CString::new` appends (one byte
+    // short, it reallocates).
+    let mut b = Vec::with_capacity(k.len() + v.len() + 2);
     b.extend_from_slice(k.as_bytes());
     b.push(b'=');
     b.extend_from_slice(v.as_bytes());
@@ -792,7 +795,7 @@ fn spawn_direct(spec: &Spec, own_group: bool) -> Option<std::io::Result<Started>
         let Some(c) = key_value(k, v) else {
             return Some(Err(invalid("an environment variable")));
         };
-        set.retain(|(old, _)| *old != k.as_os_str());
+        set.retain(|(old, _)| *old != &**k);
         set.push((k, c));
     }
     let mut envp: Vec<&CStr> = Vec::with_capacity(base_env().len() + set.len());
