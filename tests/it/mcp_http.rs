@@ -326,11 +326,6 @@ fn mcp_http_malformed_requests_get_json_errors() {
             406,
         ),
         (
-            "too large",
-            post("application/json", both, vec![b' '; (1 << 20) + 1]),
-            413,
-        ),
-        (
             "unknown session",
             {
                 let mut r = client()
@@ -355,6 +350,21 @@ fn mcp_http_malformed_requests_get_json_errors() {
     }
     let r = send(client().put(srv.url("/mcp")).bearer_auth("t-admin"));
     assert!(is_json_error(&r, 405), "{} {}", r.status, r.body);
+    // Too large: the declared length is refused before the body is read.
+    // Over a raw socket with only part of the body sent: the server closes
+    // the connection after the 413, and a client still writing the
+    // megabyte may see the reset before the answer.
+    let mut big = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer t-admin\r\nContent-Type: application/json\r\nAccept: {both}\r\nContent-Length: {}\r\n\r\n",
+        (1 << 20) + 1
+    )
+    .into_bytes();
+    big.extend_from_slice(&[b' '; 4096]);
+    let (status, text) = raw(&srv, &big);
+    assert_eq!(status, 413, "{text}");
+    let body: Value = serde_json::from_str(text.split_once("\r\n\r\n").map_or("", |(_, b)| b))
+        .unwrap_or(Value::Null);
+    assert!(body["error"].is_string(), "{text}");
     // A raw request with a broken chunked body.
     let (status, text) = raw(
         &srv,
