@@ -180,6 +180,11 @@ impl ExecuteRecord<'_> {
 }
 
 impl MetricRecord<'_> {
+    /// The `status` of a record for this exit code.
+    pub fn status_of(exit_code: i32) -> &'static str {
+        if exit_code == 0 { "success" } else { "failure" }
+    }
+
     /// Append the record as one line ([`push_line`]'s bytes, built faster).
     pub fn push(&self, buf: &mut Vec<u8>) {
         let mut o = jsonline::Object::start(buf);

@@ -634,22 +634,20 @@ pub async fn run_with<E: Exec>(ctx: &Context, req: &RunRequest, exec: &E) -> Env
         e.cached = true;
         e.output = String::from_utf8_lossy(&hit.stdout).into_owned();
         e.error = String::from_utf8_lossy(&hit.stderr).into_owned();
-        let ts = clock::rfc3339(clock::now());
-        if let Err(err) = ctx.logger.try_metric_record(&logs::MetricRecord {
-            cached: Some(true),
-            duration_ms: 0,
-            exit_code: hit.header.exit_code,
-            outcome: None,
-            run_id: &r.run_id,
-            status: if hit.header.exit_code == 0 {
-                "success"
-            } else {
-                "failure"
-            },
-            timestamp: &ts,
-            tool: &tool.name,
-            try_number: None,
-        }) {
+        let appended = clock::with_rfc3339(clock::now(), |ts| {
+            ctx.logger.try_metric_record(&logs::MetricRecord {
+                cached: Some(true),
+                duration_ms: 0,
+                exit_code: hit.header.exit_code,
+                outcome: None,
+                run_id: &r.run_id,
+                status: logs::MetricRecord::status_of(hit.header.exit_code),
+                timestamp: ts,
+                tool: &tool.name,
+                try_number: None,
+            })
+        });
+        if let Err(err) = appended {
             r.warn("metrics log", &err);
         }
         return r.finish(e);
@@ -1274,7 +1272,7 @@ async fn execute<E: Exec>(r: &mut Run<'_>, tool: &Tool, timeout: f64, exec: &E) 
                 exit_code: code,
                 outcome: Some(outcome),
                 run_id: &r.run_id,
-                status: if code == 0 { "success" } else { "failure" },
+                status: logs::MetricRecord::status_of(code),
                 timestamp: ts,
                 tool: &tool.name,
                 try_number: Some(try_n),
